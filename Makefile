@@ -1,0 +1,48 @@
+# dockhand.registry — the two commands: `make site` (the main job) and `make test` (every test).
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: site test setup setup-dev engine unit integration molecule lint bench clean
+
+## site: deploy the registry on localhost:5000 and publish the demo image (sets everything up first)
+site: setup
+	ansible-playbook site.yml $(ARGS)
+
+## test: lint, unit, integration and molecule tests, on a real engine and registry
+test: setup-dev engine
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory molecule
+
+setup:
+	scripts/bootstrap requirements.txt
+
+setup-dev:
+	scripts/bootstrap requirements-dev.txt
+
+## engine: a running Docker engine and the test fixtures' packages, through the engine role itself
+engine: setup
+	ansible-playbook playbooks/engine.yml
+
+unit: setup-dev
+	python -m pytest -q tests/unit
+
+integration: setup-dev engine
+	python -m pytest -q tests/integration
+
+molecule: setup-dev engine
+	scripts/molecule-all
+
+lint: setup-dev
+	scripts/lint
+
+bench: setup-dev engine
+	scripts/bench
+
+clean:
+	rm -rf $(VENV) tests/output

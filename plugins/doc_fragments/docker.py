@@ -1,0 +1,65 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options of every module that talks to the Docker engine.
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description:
+      - The Docker engine's API address, for example V(unix:///var/run/docker.sock) or V(tcp://127.0.0.1:2375).
+      - If not given, the environment variable E(DOCKER_HOST) is used, and then V(unix:///var/run/docker.sock).
+    type: str
+    default: unix:///var/run/docker.sock
+    aliases: [docker_url]
+  docker_timeout:
+    description:
+      - Seconds to wait for an answer of the engine's API.
+    type: int
+    default: 120
+requirements:
+  - docker (Python SDK) >= 7.0
+"""
+
+    REGISTRY_AUTH = r"""
+options:
+  username:
+    description:
+      - User name to log in to the registry with.
+      - Without it, the registry is used anonymously.
+    type: str
+  password:
+    description:
+      - Password of O(username). It is never written to output or logs.
+    type: str
+  validate_certs:
+    description:
+      - Verify the registry's TLS certificate.
+    type: bool
+    default: true
+    aliases: [tls_verify]
+  ca_cert:
+    description:
+      - A CA certificate file (PEM) to verify the registry's certificate with.
+    type: path
+    aliases: [cacert_path]
+requirements:
+  - requests
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""

@@ -1,0 +1,54 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module of the collection shares: the error type and the option specs."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import env_fallback
+
+
+class DockhandError(Exception):
+    """An error a module reports to the user as one line (``fail_json(msg=str(err))``)."""
+
+
+def one_line(text: object) -> str:
+    """Collapse an error text to one line (engine and registry errors can span several)."""
+    return " ".join(str(text).split())
+
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+DOCKER_ARGSPEC: dict = {
+    "docker_host": {
+        "type": "str",
+        "fallback": (env_fallback, ["DOCKER_HOST"]),
+        "default": DEFAULT_DOCKER_HOST,
+        "aliases": ["docker_url"],
+    },
+    "docker_timeout": {"type": "int", "default": 120},
+}
+
+REGISTRY_AUTH_ARGSPEC: dict = {
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "validate_certs": {"type": "bool", "default": True, "aliases": ["tls_verify"]},
+    "ca_cert": {"type": "path", "aliases": ["cacert_path"]},
+}
+
+
+def run_module(module, action, *required: tuple[str, bool, str | None]) -> None:
+    """Check the Python libraries ``required`` (name, present, import traceback), run
+    ``action()`` and exit with its result, every collection error as one line."""
+    from ansible.module_utils.basic import missing_required_lib
+
+    for name, present, error in required:
+        if not present:
+            module.fail_json(msg=missing_required_lib(name), exception=error)
+    try:
+        result = action()
+    except DockhandError as exc:
+        extra = {"results": exc.results} if getattr(exc, "results", None) else {}
+        module.fail_json(msg=one_line(exc), **extra)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)

@@ -1,0 +1,260 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One wrapper around the Docker SDK: every call the collection makes to the engine.
+
+Errors of the SDK and of the engine's JSON streams (push, pull, build, load) become
+:class:`EngineError`, whose text is one line naming what failed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Iterable
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
+
+try:
+    import docker
+    from docker.errors import APIError, DockerException, NotFound
+    from docker.types import Mount
+
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+    class DockerException(Exception):  # type: ignore[no-redef]
+        pass
+
+    class APIError(DockerException):  # type: ignore[no-redef]
+        pass
+
+    class NotFound(APIError):  # type: ignore[no-redef]
+        pass
+
+
+class EngineError(DockhandError):
+    """The engine refused or failed a call."""
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, APIError) and getattr(exc, "explanation", None):
+        return one_line(exc.explanation)
+    return one_line(exc)
+
+
+def _stream_error(chunk: dict[str, Any]) -> str | None:
+    if "error" in chunk or "errorDetail" in chunk:
+        detail = chunk.get("errorDetail") or {}
+        return one_line(detail.get("message") or chunk.get("error") or "unknown error")
+    return None
+
+
+class EngineClient:
+    """The Docker engine behind ``docker_host``."""
+
+    def __init__(self, docker_host: str | None = None, timeout: int = 120, api: Any = None) -> None:
+        if api is not None:
+            self.api = api
+            return
+        try:
+            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
+        except DockerException as exc:
+            raise EngineError("cannot reach the Docker engine at %s: %s" % (docker_host, _explain(exc))) from None
+
+    def stored_credentials(self, registry: str) -> dict[str, str] | None:
+        """Credentials the engine client's configuration (~/.docker/config.json) holds for ``registry``."""
+        try:
+            return docker.auth.load_config().resolve_authconfig(registry)
+        except (DockerException, OSError, ValueError):
+            return None
+
+    # -- images ---------------------------------------------------------------------
+    def image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect``; None when the engine has no such image."""
+        try:
+            return self.api.inspect_image(ref)
+        except NotFound:
+            return None
+        except DockerException as exc:
+            raise EngineError("cannot inspect image %s: %s" % (ref, _explain(exc))) from None
+
+    def image_index(self) -> dict[str, dict[str, Any]]:
+        """Every local image by each of its tags (``repo:tag``), from one ``docker images`` call."""
+        try:
+            summaries = self.api.images()
+        except DockerException as exc:
+            raise EngineError("cannot list images: %s" % _explain(exc)) from None
+        index: dict[str, dict[str, Any]] = {}
+        for summary in summaries:
+            for tag in summary.get("RepoTags") or []:
+                index[tag] = summary
+        return index
+
+    def image_id(self, ref: str) -> str | None:
+        attrs = self.image(ref)
+        return attrs["Id"] if attrs else None
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        try:
+            self.api.tag(image, repository, tag, force=True)
+        except DockerException as exc:
+            raise EngineError("cannot tag %s as %s:%s: %s" % (image, repository, tag, _explain(exc))) from None
+
+    def remove_image(self, ref: str) -> None:
+        try:
+            self.api.remove_image(ref)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise EngineError("cannot remove image %s: %s" % (ref, _explain(exc))) from None
+
+    def push(self, repository: str, tag: str, auth_config: dict[str, str] | None = None) -> str:
+        """Push ``repository:tag``; return the manifest digest the registry recorded."""
+        digest = None
+        try:
+            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
+                error = _stream_error(chunk)
+                if error:
+                    raise EngineError("push of %s:%s refused: %s" % (repository, tag, error))
+                aux = chunk.get("aux") or {}
+                if aux.get("Digest"):
+                    digest = aux["Digest"]
+        except DockerException as exc:
+            raise EngineError("push of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
+        if not digest:
+            raise EngineError("push of %s:%s ended without a digest from the engine" % (repository, tag))
+        return digest
+
+    def pull(self, repository: str, tag: str, auth_config: dict[str, str] | None = None) -> str:
+        """Pull ``repository:tag``; return the local image ID."""
+        try:
+            for chunk in self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
+                error = _stream_error(chunk)
+                if error:
+                    raise EngineError("pull of %s:%s failed: %s" % (repository, tag, error))
+        except DockerException as exc:
+            raise EngineError("pull of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
+        image_id = self.image_id("%s:%s" % (repository, tag))
+        if not image_id:
+            raise EngineError("pull of %s:%s ended with no such image in the engine" % (repository, tag))
+        return image_id
+
+    def load(self, archive: str) -> list[str]:
+        """``docker load`` an archive of ``docker save``; return what the engine said it loaded."""
+        loaded: list[str] = []
+        try:
+            with open(archive, "rb") as handle:
+                for chunk in self.api.load_image(handle):
+                    error = _stream_error(chunk)
+                    if error:
+                        raise EngineError("cannot load image archive %s: %s" % (archive, error))
+                    text = chunk.get("stream", "")
+                    for prefix in ("Loaded image: ", "Loaded image ID: "):
+                        if text.startswith(prefix):
+                            loaded.append(text[len(prefix):].strip())
+        except OSError as exc:
+            raise EngineError("cannot read image archive %s: %s" % (archive, exc.strerror or exc)) from None
+        except DockerException as exc:
+            raise EngineError("cannot load image archive %s: %s" % (archive, _explain(exc))) from None
+        return loaded
+
+    def build(self, path: str, tag: str, dockerfile: str | None = None, buildargs: dict[str, str] | None = None) -> str:
+        """``docker build`` the context at ``path`` as ``tag``; return the image ID."""
+        image_id = None
+        try:
+            for chunk in self.api.build(
+                path=path, tag=tag, dockerfile=dockerfile, buildargs=buildargs, rm=True, forcerm=True, decode=True
+            ):
+                error = _stream_error(chunk)
+                if error:
+                    raise EngineError("build of %s from %s failed: %s" % (tag, path, error))
+                aux = chunk.get("aux") or {}
+                if aux.get("ID"):
+                    image_id = aux["ID"]
+        except DockerException as exc:
+            raise EngineError("build of %s from %s failed: %s" % (tag, path, _explain(exc))) from None
+        return image_id or self.image_id(tag) or ""
+
+    # -- containers -----------------------------------------------------------------
+    def container(self, name: str) -> dict[str, Any] | None:
+        """``docker container inspect``; None when there is no such container."""
+        try:
+            return self.api.inspect_container(name)
+        except NotFound:
+            return None
+        except DockerException as exc:
+            raise EngineError("cannot inspect container %s: %s" % (name, _explain(exc))) from None
+
+    def create_container(
+        self,
+        name: str,
+        image: str,
+        env: dict[str, str],
+        port_bindings: dict[str, tuple[str, int]],
+        mounts: Iterable[dict[str, Any]],
+        restart_policy: dict[str, Any],
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        try:
+            host_config = self.api.create_host_config(
+                port_bindings={port: (ip, host_port) for port, (ip, host_port) in port_bindings.items()},
+                mounts=[
+                    Mount(m["target"], m["source"], type=m["type"], read_only=m.get("read_only", False)) for m in mounts
+                ],
+                restart_policy=restart_policy,
+            )
+            created = self.api.create_container(
+                image,
+                name=name,
+                environment=env,
+                ports=list(port_bindings),
+                host_config=host_config,
+                labels=labels or {},
+            )
+        except DockerException as exc:
+            raise EngineError("cannot create container %s: %s" % (name, _explain(exc))) from None
+        return created["Id"]
+
+    def _container_call(self, what: str, container: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(container, *args, **kwargs)
+        except DockerException as exc:
+            raise EngineError("cannot %s container %s: %s" % (what, container, _explain(exc))) from None
+
+    def start(self, container: str) -> None:
+        self._container_call("start", container, self.api.start)
+
+    def stop(self, container: str, timeout: int = 10) -> None:
+        self._container_call("stop", container, self.api.stop, timeout=timeout)
+
+    def remove_container(self, container: str) -> None:
+        self._container_call("remove", container, self.api.remove_container, force=True)
+
+    def rename(self, container: str, name: str) -> None:
+        self._container_call("rename", container, self.api.rename, name)
+
+    def update_restart_policy(self, container: str, restart_policy: dict[str, Any]) -> None:
+        self._container_call("update", container, self.api.update_container, restart_policy=restart_policy)
+
+    def logs(self, container: str, tail: int = 5) -> str:
+        try:
+            return self.api.logs(container, tail=tail).decode("utf-8", "replace")
+        except DockerException:
+            return ""
+
+    # -- volumes --------------------------------------------------------------------
+    def volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_volume(name)
+        except NotFound:
+            return None
+        except DockerException as exc:
+            raise EngineError("cannot inspect volume %s: %s" % (name, _explain(exc))) from None
+
+    def create_volume(self, name: str) -> None:
+        try:
+            self.api.create_volume(name)
+        except DockerException as exc:
+            raise EngineError("cannot create volume %s: %s" % (name, _explain(exc))) from None

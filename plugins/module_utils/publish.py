@@ -1,0 +1,237 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tag and push lists of images: the logic behind ``image_tag`` and ``image_push``.
+
+Both work in phases: validate every item first (references parse, local images
+exist, registries answer) and act only when all of them are good, so that a bad item
+in a list changes nothing; then act, item by item, reporting each one in input
+order, so that one failure at that stage does not hide the other items' results.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+
+DEFAULT_WORKERS = 4
+
+
+class ItemsFailed(DockhandError):
+    """Some items of a list failed; ``results`` still holds every item's outcome."""
+
+    def __init__(self, message: str, results: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
+def _fail_items(what: str, errors: list[str], results: list[dict[str, Any]] | None = None) -> ItemsFailed:
+    if len(errors) == 1:
+        return ItemsFailed(errors[0], results)
+    return ItemsFailed("%d %s failed: %s" % (len(errors), what, "; ".join(errors)), results)
+
+
+class LocalImages:
+    """Look up local images by reference: one ``docker images`` call, inspect as fallback."""
+
+    def __init__(self, engine: EngineClient) -> None:
+        self.engine = engine
+        self._index: dict[str, dict[str, Any]] | None = None
+
+    def get(self, ref: Reference | str) -> dict[str, Any] | None:
+        """``Id`` and ``RepoDigests`` of the image behind ``ref``, or None."""
+        text = str(ref)
+        if isinstance(ref, Reference) and not ref.tag and not ref.digest:
+            text += ":latest"
+        if self._index is None:
+            self._index = self.engine.image_index()
+        found = self._index.get(text)
+        if found is None:
+            found = self.engine.image(text)
+        return found
+
+    def forget(self) -> None:
+        self._index = None
+
+
+def repo_digest(image: dict[str, Any], name: str) -> str | None:
+    """The manifest digest the engine recorded for ``image`` in repository ``name``."""
+    for entry in image.get("RepoDigests") or []:
+        repo, _, digest = entry.partition("@")
+        if repo == name:
+            return digest
+    return None
+
+
+# -- image_tag -----------------------------------------------------------------------
+@dataclass
+class TagItem:
+    source: str
+    targets: list[str]
+
+
+def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = False) -> dict[str, Any]:
+    """Make every target name the source's image ID; report what was (or would be) tagged."""
+    errors: list[str] = []
+    parsed: list[tuple[Reference, list[Reference]]] = []
+    for item in items:
+        try:
+            parsed.append((parse(item.source), [parse(target) for target in item.targets]))
+        except DockhandError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise _fail_items("images", errors)
+    images = LocalImages(engine)
+    sources = []
+    for source, _targets in parsed:
+        image = images.get(source)
+        if image is None:
+            errors.append("source image %s not found in the engine" % source)
+        sources.append(image)
+    if errors:
+        raise _fail_items("images", errors)
+
+    results: list[dict[str, Any]] = []
+    before: dict[str, str | None] = {}
+    after: dict[str, str] = {}
+    for (source, targets), image in zip(parsed, sources):
+        assert image is not None
+        entry: dict[str, Any] = {"source": str(source), "image_id": image["Id"], "targets": [], "changed": False}
+        for target in targets:
+            current = images.get(target)
+            current_id = current["Id"] if current else None
+            changed = current_id != image["Id"]
+            if changed and not check_mode:
+                engine.tag(image["Id"], target.name, target.tag_or_default)
+            name = "%s:%s" % (target.name, target.tag_or_default)
+            before[name] = current_id
+            after[name] = image["Id"]
+            entry["targets"].append({"name": name, "before": current_id, "changed": changed})
+            entry["changed"] = entry["changed"] or changed
+        results.append(entry)
+    return {
+        "changed": any(entry["changed"] for entry in results),
+        "images": results,
+        "tagged": [t["name"] for entry in results for t in entry["targets"] if t["changed"]],
+        "diff": {"before": before, "after": after},
+    }
+
+
+# -- image_push ----------------------------------------------------------------------
+@dataclass
+class PushPlan:
+    ref: Reference
+    image_id: str
+    local_digest: str | None
+    before: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def push_images(
+    engine: EngineClient,
+    names: list[str],
+    registry_factory: Callable[[str], RegistryClient],
+    auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
+    workers: int = DEFAULT_WORKERS,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """Push each image whose tag the registry lacks or holds with another digest."""
+    errors: list[str] = []
+    refs: list[Reference] = []
+    for name in names:
+        try:
+            ref = parse(name)
+        except DockhandError as exc:
+            errors.append(str(exc))
+            continue
+        if not ref.registry:
+            errors.append("image %s names no registry: use <registry host[:port]>/%s" % (name, name))
+        elif ref.digest:
+            errors.append("image %s: push a tag, not a digest" % name)
+        else:
+            refs.append(ref)
+    if errors:
+        raise _fail_items("images", errors)
+    seen: set[str] = set()
+    images = LocalImages(engine)
+    plans: list[PushPlan] = []
+    for ref in refs:
+        key = "%s:%s" % (ref.name, ref.tag_or_default)
+        if key in seen:
+            continue
+        seen.add(key)
+        image = images.get(ref)
+        if image is None:
+            errors.append("local image %s not found in the engine" % key)
+            continue
+        plans.append(PushPlan(ref, image["Id"], repo_digest(image, ref.name)))
+    if errors:
+        raise _fail_items("images", errors)
+
+    registries = {plan.ref.registry: registry_factory(plan.ref.registry) for plan in plans}  # type: ignore[index]
+    workers = max(1, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Ask the registries first, all at once: an unreachable registry or refused login
+        # stops the task before anything is pushed.
+        def head(plan: PushPlan) -> str | None:
+            return registries[plan.ref.registry].manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
+
+        futures = [pool.submit(head, plan) for plan in plans]
+        for plan, future in zip(plans, futures):
+            try:
+                plan.before = future.result()
+            except DockhandError as exc:
+                errors.append("%s: %s" % (plan.ref, exc))
+        if errors:
+            raise _fail_items("images", sorted(set(errors), key=errors.index))
+
+        def push(plan: PushPlan) -> dict[str, Any]:
+            ref = plan.ref
+            name = "%s:%s" % (ref.name, ref.tag_or_default)
+            result: dict[str, Any] = {
+                "name": name,
+                "registry": ref.registry,
+                "repository": ref.repository,
+                "tag": ref.tag_or_default,
+                "image_id": plan.image_id,
+                "digest_before": plan.before,
+                "digest": plan.before,
+                "pushed": False,
+                "changed": False,
+            }
+            if plan.before is not None and plan.before == plan.local_digest:
+                return result
+            result["pushed"] = True
+            if check_mode:
+                result["changed"] = True
+                result["digest"] = None
+                return result
+            try:
+                result["digest"] = engine.push(ref.name, ref.tag_or_default, auth_config(ref.registry or ""))
+            except DockhandError as exc:
+                result.update(failed=True, msg=str(exc), digest=None)
+                return result
+            result["changed"] = result["digest"] != plan.before
+            return result
+
+        results = list(pool.map(push, plans))
+
+    failed = [r["msg"] for r in results if r.get("failed")]
+    diff = {
+        "before": {r["name"]: r["digest_before"] for r in results},
+        "after": {r["name"]: r["digest"] or "(new digest after push)" for r in results},
+    }
+    outcome = {
+        "changed": any(r["changed"] for r in results),
+        "images": results,
+        "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
+        "diff": diff,
+    }
+    if failed:
+        raise _fail_items("pushes", failed, results)
+    return outcome

@@ -1,0 +1,140 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse and normalise image references, once, for every module.
+
+The grammar follows the distribution project's reference package:
+``[registry[:port]/]path[:tag][@digest]``.  A first path component is a
+registry host when it contains a dot or a colon, or is ``localhost``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+
+DOMAIN_RE = re.compile(r"^%s$" % _DOMAIN)
+PATH_RE = re.compile(r"^%s(?:/%s)*$" % (_PATH_COMPONENT, _PATH_COMPONENT))
+TAG_RE = re.compile(r"^%s$" % _TAG)
+DIGEST_RE = re.compile(r"^%s$" % _DIGEST)
+
+NAME_MAX_LENGTH = 255
+DEFAULT_TAG = "latest"
+
+
+class InvalidReference(ValueError):
+    """An image reference, repository, tag or registry address is malformed."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed image reference."""
+
+    registry: str | None
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Repository name as the engine knows it (with the registry host)."""
+        if self.registry:
+            return "%s/%s" % (self.registry, self.repository)
+        return self.repository
+
+    @property
+    def tag_or_default(self) -> str:
+        return self.tag or DEFAULT_TAG
+
+    def with_tag(self, tag: str) -> Reference:
+        return Reference(self.registry, self.repository, validate_tag(tag), None)
+
+    def in_registry(self, registry: str, repository: str | None = None) -> Reference:
+        """The same image named in another registry (optionally another repository)."""
+        repo = repository if repository is not None else self.repository
+        return Reference(validate_registry(registry), validate_repository(repo), self.tag, None)
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += ":" + self.tag
+        if self.digest:
+            text += "@" + self.digest
+        return text
+
+
+def _is_registry_component(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or component.startswith("[")
+
+
+def validate_registry(registry: str) -> str:
+    """Return a registry address ``host[:port]`` or raise naming it."""
+    if not isinstance(registry, str) or not registry:
+        raise InvalidReference("invalid registry address %r: it is empty" % (registry,))
+    if "://" in registry:
+        raise InvalidReference(
+            "invalid registry address %r: give host[:port] without a scheme" % registry
+        )
+    if not DOMAIN_RE.match(registry):
+        raise InvalidReference("invalid registry address %r: expected host[:port]" % registry)
+    port = registry.rsplit("]", 1)[-1].partition(":")[2]
+    if port and not 0 < int(port) < 65536:
+        raise InvalidReference("invalid registry address %r: port %s is out of range" % (registry, port))
+    return registry
+
+
+def validate_repository(repository: str) -> str:
+    if not isinstance(repository, str) or not PATH_RE.match(repository):
+        raise InvalidReference(
+            "invalid repository name %r: lowercase letters, digits and separators (. _ __ -) in /-separated parts"
+            % (repository,)
+        )
+    return repository
+
+
+def validate_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        raise InvalidReference(
+            "invalid tag %r: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'" % (tag,)
+        )
+    return tag
+
+
+def parse(reference: str) -> Reference:
+    """Parse ``reference``; raise :class:`InvalidReference` naming it when malformed."""
+    if not isinstance(reference, str) or not reference.strip():
+        raise InvalidReference("invalid image reference %r: it is empty" % (reference,))
+    text = reference
+    digest = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise InvalidReference("invalid image reference %r: bad digest %r" % (reference, digest))
+    tag = None
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        text, tag = text[:colon], text[colon + 1:]
+        if not TAG_RE.match(tag):
+            raise InvalidReference("invalid image reference %r: bad tag %r" % (reference, tag))
+    registry = None
+    first, sep, rest = text.partition("/")
+    if sep and _is_registry_component(first):
+        registry, text = first, rest
+        try:
+            validate_registry(registry)
+        except InvalidReference as exc:
+            raise InvalidReference("invalid image reference %r: %s" % (reference, exc)) from None
+    if not PATH_RE.match(text):
+        raise InvalidReference(
+            "invalid image reference %r: repository %r must be lowercase letters, digits and separators"
+            % (reference, text)
+        )
+    if len((registry + "/" if registry else "") + text) > NAME_MAX_LENGTH:
+        raise InvalidReference("invalid image reference %r: name longer than %d characters" % (reference, NAME_MAX_LENGTH))
+    return Reference(registry, text, tag, digest)

@@ -1,0 +1,279 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One HTTP client for the Docker Registry HTTP API v2 (distribution 2.x and 3.x).
+
+Every question the collection asks a registry goes through :class:`RegistryClient`:
+is it up (``/v2/``), which digest does ``<name>:<tag>`` have (manifest ``HEAD``),
+which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+import traceback
+from typing import Any, Callable
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+# With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
+# schema1 (a different digest), and an OCI manifest may read as missing.
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+PAGE_SIZE = 1000
+
+_LINK_NEXT_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+_CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class RegistryError(DockhandError):
+    """The registry answered something other than what the call needs."""
+
+
+class RegistryUnreachable(RegistryError):
+    """No HTTP answer from the registry (connection refused, TLS failure, time-out)."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused the credentials (or wants some and none were given)."""
+
+
+def is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistryClient:
+    """Talk to one registry.
+
+    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first, then plain
+    http, the order the Docker engine uses for registries it may reach insecurely).
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        username: str | None = None,
+        password: str | None = None,
+        ca_cert: str | None = None,
+        validate_certs: bool = True,
+        scheme: str | None = None,
+        timeout: float = 10.0,
+        pool_size: int = 8,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.registry = validate_registry(registry)
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self._scheme = scheme
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
+        self.session.verify = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
+        self.session.headers["User-Agent"] = "dockhand.registry"
+
+    # -- plumbing -------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self._scheme is None:
+            self._scheme = self._probe_scheme()
+        return "%s://%s" % (self._scheme, self.registry)
+
+    def _probe_scheme(self) -> str:
+        errors = []
+        for scheme in ("https", "http"):
+            try:
+                self.session.get("%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False)
+                return scheme
+            except requests.exceptions.SSLError as exc:
+                errors.append("%s: %s" % (scheme, exc))
+            except requests.exceptions.RequestException as exc:
+                errors.append("%s: %s" % (scheme, exc))
+                if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
+                    break
+        raise RegistryUnreachable("registry %s is unreachable (%s)" % (self.registry, one_line("; ".join(errors))))
+
+    def _refused(self) -> RegistryAuthError:
+        if not self.username:
+            return RegistryAuthError("registry %s requires authentication: give username and password" % self.registry)
+        return RegistryAuthError("registry %s refused the login of user %r" % (self.registry, self.username))
+
+    def _answer_challenge(self, response: requests.Response, scope: str) -> None:
+        """Learn from a 401 how to authenticate: Basic, or a Bearer token for ``scope``."""
+        if not self.username or not self.password:
+            raise self._refused()
+        challenge = response.headers.get("WWW-Authenticate", "")
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "bearer":
+            params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
+            query = {"service": params.get("service", "")}
+            if scope or params.get("scope"):
+                query["scope"] = scope or params["scope"]
+            try:
+                answer = self.session.get(
+                    params.get("realm", ""), params=query, auth=(self.username, self.password), timeout=self.timeout
+                )
+            except requests.exceptions.RequestException as exc:
+                raise RegistryUnreachable(
+                    "token service of registry %s is unreachable: %s" % (self.registry, one_line(exc))
+                ) from None
+            if answer.status_code != 200:
+                raise self._refused()
+            body = answer.json()
+            self._tokens[scope] = body.get("token") or body.get("access_token") or ""
+        else:
+            self._basic = True
+
+    def _send(self, method: str, url: str, scope: str, headers: dict[str, str], kwargs: dict) -> requests.Response:
+        headers = dict(headers)
+        if scope in self._tokens:
+            headers["Authorization"] = "Bearer " + self._tokens[scope]
+        auth = (self.username, self.password) if self._basic else None
+        return self.session.request(method, url, headers=headers, auth=auth, **kwargs)
+
+    def request(self, method: str, path: str, scope: str = "", **kwargs) -> requests.Response:
+        """Send one request to the registry, answering an auth challenge once if there is one."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        kwargs.setdefault("timeout", self.timeout)
+        headers = kwargs.pop("headers", None) or {}
+        try:
+            response = self._send(method, url, scope, headers, kwargs)
+            if response.status_code == 401:
+                self._answer_challenge(response, scope)
+                response = self._send(method, url, scope, headers, kwargs)
+                if response.status_code == 401:
+                    raise self._refused()
+        except requests.exceptions.RequestException as exc:
+            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, one_line(exc))) from None
+        return response
+
+    def _paged(self, path: str, key: str, scope: str) -> list[str]:
+        items: list[str] = []
+        url: str | None = "%s?n=%d" % (path, PAGE_SIZE)
+        while url:
+            response = self.request("GET", url, scope=scope)
+            if response.status_code == 404:
+                return items
+            self._check(response, "GET " + path)
+            items.extend(response.json().get(key) or [])
+            match = _LINK_NEXT_RE.search(response.headers.get("Link", ""))
+            url = match.group(1) if match else None
+        return items
+
+    def _check(self, response: requests.Response, what: str) -> None:
+        if response.status_code >= 400:
+            raise RegistryError(
+                "registry %s answered %d to %s: %s" % (self.registry, response.status_code, what, one_line(response.text)[:200])
+            )
+
+    # -- the questions ---------------------------------------------------------------
+    def ping(self) -> int:
+        """``GET /v2/``: 200 (anonymous), raises RegistryAuthError when credentials are refused."""
+        response = self.request("GET", "/v2/")
+        self._check(response, "GET /v2/")
+        return response.status_code
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        """The digest ``repository:tag`` has in the registry, or None when it is absent."""
+        path = "/v2/%s/manifests/%s" % (repository, tag)
+        response = self.request("HEAD", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
+        if response.status_code == 404:
+            return None
+        self._check(response, "HEAD " + path)
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError("registry %s gave no Docker-Content-Digest for %s:%s" % (self.registry, repository, tag))
+        return digest
+
+    def tags(self, repository: str) -> list[str]:
+        return self._paged("/v2/%s/tags/list" % repository, "tags", "repository:%s:pull" % repository)
+
+    def catalog(self) -> list[str]:
+        return self._paged("/v2/_catalog", "repositories", "registry:catalog:*")
+
+
+def wait_ready(address: str, scheme: str, timeout: float, still_running: Callable[[], bool] | None = None) -> float:
+    """Wait until ``GET /v2/`` answers 200 or 401 (auth on) at ``address``; return the seconds waited.
+
+    Raises RegistryUnreachable after ``timeout`` seconds, or as soon as
+    ``still_running`` says the process behind the address has gone.
+    """
+    started = time.monotonic()
+    session = requests.Session()
+    last = "no answer"
+    while True:
+        try:
+            answer = session.get("%s://%s/v2/" % (scheme, address), timeout=2, verify=False)
+            if answer.status_code in (200, 401):
+                return time.monotonic() - started
+            last = "HTTP %d" % answer.status_code
+        except requests.exceptions.RequestException as exc:
+            last = one_line(exc)
+        if still_running is not None and not still_running():
+            raise RegistryUnreachable("registry at %s stopped before it answered /v2/ (%s)" % (address, last))
+        if time.monotonic() - started > timeout:
+            raise RegistryUnreachable("registry at %s did not answer /v2/ within %ss (%s)" % (address, timeout, last))
+        time.sleep(0.2)
+
+
+class Credentials:
+    """Registry credentials: the ones given, else the ones the engine client has stored."""
+
+    def __init__(
+        self,
+        username: str | None,
+        password: str | None,
+        stored: Callable[[str], dict[str, str] | None] = lambda registry: None,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.stored = stored
+
+    def for_registry(self, registry: str) -> tuple[str | None, str | None]:
+        if self.username:
+            return self.username, self.password
+        stored = self.stored(registry) or {}
+        return stored.get("username") or stored.get("Username"), stored.get("password") or stored.get("Password")
+
+    def auth_config(self, registry: str) -> dict[str, str] | None:
+        """What the engine's push call takes (None: let the engine client use its own configuration)."""
+        username, password = self.for_registry(registry)
+        if not username:
+            return None
+        return {"username": username, "password": password or "", "serveraddress": registry}
+
+    def client_factory(self, **options: Any) -> Callable[[str], RegistryClient]:
+        def make(registry: str) -> RegistryClient:
+            username, password = self.for_registry(registry)
+            return RegistryClient(registry, username, password, **options)
+
+        return make

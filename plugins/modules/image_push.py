@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_push
+short_description: Push images to a registry when the registry does not already hold them
+version_added: 0.1.0
+description:
+  - Pushes one image (O(name)) or a list (O(images)) in one module run.
+  - C(changed) comes from the registry, not from the engine's progress messages. For each C(<repository>:<tag>) the
+    module asks the registry for its manifest digest (C(HEAD /v2/<name>/manifests/<tag>) with the Docker and OCI
+    manifest and index media types) and compares it with the digest the engine recorded for the local image in that
+    repository (its C(RepoDigests)). Equal means nothing to push. Otherwise the image is pushed, and the task reports
+    C(changed) when the registry's digest for the tag moved; a new tag whose layers all exist in the registry is a
+    change too.
+  - Every item is checked before anything is pushed (references parse and name a registry, local images exist,
+    registries answer and accept the login). A bad item fails the task naming it, and nothing is pushed.
+  - The registry checks run concurrently; pushes run with at most O(workers) at a time. Results come in input order;
+    a failed push does not hide the others' results, and the task then fails naming each failed image.
+author:
+  - dockhand.registry contributors
+extends_documentation_fragment:
+  - dockhand.registry.docker
+  - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.attributes
+options:
+  name:
+    description: One image to push, as C(<registry host[:port]>/<repository>[:<tag>]). A missing tag means C(latest).
+    type: str
+  images:
+    description: Images to push, each as in O(name).
+    type: list
+    elements: str
+  workers:
+    description: How many pushes run at the same time.
+    type: int
+    default: 4
+  scheme:
+    description:
+      - How to reach the registry's HTTP API. V(auto) tries HTTPS, then plain HTTP (as the engine does for a registry
+        on localhost or listed in its C(insecure-registries)).
+    type: str
+    choices: [auto, https, http]
+    default: auto
+  timeout:
+    description: Seconds to wait for each answer of the registry.
+    type: float
+    default: 10
+notes:
+  - Credentials, when not given, are taken from the engine client's configuration (C(~/.docker/config.json)) if it
+    holds some for the registry.
+seealso:
+  - module: dockhand.registry.image_tag
+"""
+
+EXAMPLES = r"""
+- name: Push the demo image
+  dockhand.registry.image_push:
+    name: localhost:5000/go-demo:1.0
+
+- name: Push a list in one call, eight at a time, with credentials
+  dockhand.registry.image_push:
+    images:
+      - registry.example.com:5000/team/api:2.3.1
+      - registry.example.com:5000/team/web:7
+    workers: 8
+    username: ci
+    password: "{{ vault_registry_password }}"
+    ca_cert: /etc/docker/certs.d/registry.example.com:5000/ca.crt
+"""
+
+RETURN = r"""
+images:
+  description: Each image, in input order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: localhost:5000/go-demo:1.0
+      registry: localhost:5000
+      repository: go-demo
+      tag: "1.0"
+      image_id: sha256:183903cfa8a501dcf9c2185c808b85d891caef276ee108ead1256812aad1eee3
+      digest_before: null
+      digest: sha256:cf265c0688c737a7a6a14810503a8cf42fdde4db8760345995fd7e23099dc4a9
+      pushed: true
+      changed: true
+pushed:
+  description: The images that were pushed (in check mode, that would be pushed).
+  returned: always
+  type: list
+  elements: str
+  sample: [localhost:5000/go-demo:1.0]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    DOCKER_ARGSPEC,
+    REGISTRY_AUTH_ARGSPEC,
+    run_module,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.publish import DEFAULT_WORKERS, push_images
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    Credentials,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            DOCKER_ARGSPEC,
+            **REGISTRY_AUTH_ARGSPEC,
+            name=dict(type="str"),
+            images=dict(type="list", elements="str"),
+            workers=dict(type="int", default=DEFAULT_WORKERS),
+            scheme=dict(type="str", choices=["auto", "https", "http"], default="auto"),
+            timeout=dict(type="float", default=10),
+        ),
+        mutually_exclusive=[("name", "images")],
+        required_one_of=[("name", "images")],
+        required_together=[("username", "password")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    names = p["images"] if p["images"] is not None else [p["name"]]
+    if p["workers"] < 1:
+        module.fail_json(msg="workers must be at least 1, got %d" % p["workers"])
+
+    def action() -> dict:
+        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        credentials = Credentials(p["username"], p["password"], engine.stored_credentials)
+        return push_images(
+            engine,
+            names,
+            registry_factory=credentials.client_factory(
+                scheme=None if p["scheme"] == "auto" else p["scheme"],
+                ca_cert=p["ca_cert"],
+                validate_certs=p["validate_certs"],
+                timeout=p["timeout"],
+                pool_size=max(p["workers"], 8),
+            ),
+            auth_config=credentials.auth_config,
+            workers=p["workers"],
+            check_mode=module.check_mode,
+        )
+
+    run_module(
+        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
+    )
+
+
+if __name__ == "__main__":
+    main()
