@@ -104,7 +104,7 @@ def _mask(env: dict[str, str]) -> dict[str, str]:
 def _env_dict(entries: list[str] | None) -> dict[str, str]:
     env: dict[str, str] = {}
     for entry in entries or []:
-        key, _, value = entry.partition("=")
+        key, _sep, value = entry.partition("=")
         env[key] = value
     return env
 
@@ -342,7 +342,8 @@ class RegistryContainer:
         if old is None:
             new = self._new(image["Id"])
         else:
-            assert have is not None
+            if have is None:  # narrows the type: `old` is set, so `have` was computed
+                raise AssertionError("no current view of an existing container")
             differs = [key for key in ("image_id", "ports", "mounts", "env") if have[key] != want[key]]
             if differs:
                 new = self._recreate(old, image["Id"], differs)

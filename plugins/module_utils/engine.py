@@ -9,7 +9,8 @@ Errors of the SDK and of the engine's JSON streams (push, pull, build, load) bec
 from __future__ import annotations
 
 import traceback
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 

@@ -10,9 +10,10 @@ order, so that one failure at that stage does not hide the other items' results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
@@ -62,7 +63,7 @@ class LocalImages:
 def repo_digest(image: dict[str, Any], name: str) -> str | None:
     """The manifest digest the engine recorded for ``image`` in repository ``name``."""
     for entry in image.get("RepoDigests") or []:
-        repo, _, digest = entry.partition("@")
+        repo, _sep, digest = entry.partition("@")
         if repo == name:
             return digest
     return None
@@ -100,7 +101,8 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
     before: dict[str, str | None] = {}
     after: dict[str, str] = {}
     for (source, targets), image in zip(parsed, sources):
-        assert image is not None
+        if image is None:  # narrows the type: validation already failed on missing sources
+            raise AssertionError("source %s has no image" % source)
         entry: dict[str, Any] = {"source": str(source), "image_id": image["Id"], "targets": [], "changed": False}
         for target in targets:
             current = images.get(target)

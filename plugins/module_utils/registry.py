@@ -13,7 +13,8 @@ import ipaddress
 import re
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry
