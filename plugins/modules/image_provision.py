@@ -15,7 +15,7 @@ description:
   - With O(force_build), the context is built every run; the engine's build cache gives an unchanged context the same
     image ID, so C(changed) is true only when the image ID moves.
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.attributes

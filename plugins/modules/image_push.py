@@ -21,7 +21,7 @@ description:
   - The registry checks run concurrently; pushes run with at most O(workers) at a time. Results come in input order;
     a failed push does not hide the others' results, and the task then fails naming each failed image.
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.registry_auth

@@ -15,7 +15,7 @@ description:
   - Every item is checked first (references parse, source images exist); if any is bad, nothing is tagged and the
     task fails naming each bad value.
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.attributes

@@ -19,7 +19,7 @@ description:
     volume the image declares, which a recreate would silently replace by an empty one.
   - With O(state=started), waits until the registry answers C(GET /v2/) (200, or 401 with authentication on).
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.attributes
