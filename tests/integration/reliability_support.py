@@ -323,3 +323,36 @@ class PrivateEngine:
         shutil.rmtree(self.base / "data-root", ignore_errors=True)
         shutil.rmtree(self.run_dir / "exec", ignore_errors=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+
+
+def ensure_registry_image(docker_host: str, workdir: Path, image: str = "registry:2") -> None:
+    """Make ``image`` present in the engine at ``docker_host``: built by the registry role's own
+    build tasks (from the distribution's docker-registry package) when missing. No registry to pull from."""
+    api = docker.APIClient(base_url=docker_host, version="auto")
+    if api.images(name=image):
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    playbook = workdir / "registry-image.yml"
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Build the registry image",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "name": "Build it with the registry role",
+                            "ansible.builtin.include_role": {
+                                "name": "dockhand.registry.registry",
+                                "tasks_from": "build_image.yml",
+                            },
+                            "vars": {"registry_image": image, "registry_image_build_dir": str(workdir / "context")},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    proc = run_playbook(playbook, {}, docker_host)
+    assert proc.returncode == 0, proc.stdout[-3000:]

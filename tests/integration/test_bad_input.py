@@ -19,6 +19,7 @@ import requests
 from reliability_support import (
     SHARED_DOCKER_HOST,
     build_image,
+    ensure_registry_image,
     run_module,
     run_role_failure,
     tag_digests,
@@ -53,10 +54,8 @@ def registry_args(**overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def api():
-    client = docker.APIClient(base_url=SHARED_DOCKER_HOST, version="auto")
-    if not client.images(name="registry:2"):
-        pytest.skip("the engine has no registry:2 image (make site or the registry role builds it)")
-    return client
+    ensure_registry_image(SHARED_DOCKER_HOST, WORK.parent / "registry-image")
+    return docker.APIClient(base_url=SHARED_DOCKER_HOST, version="auto")
 
 
 @pytest.fixture(scope="module")
