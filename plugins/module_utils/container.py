@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import wait_ready
 
@@ -72,7 +72,8 @@ class RegistrySpec:
         if self.restart_retries and self.restart_policy != "on-failure":
             # The engine refuses this at create time, after a recreate has already stopped the old container.
             raise InvalidSpec(
-                "restart_retries %d needs restart_policy on-failure, not %r" % (self.restart_retries, self.restart_policy)
+                "restart_retries %d needs restart_policy on-failure, not %r"
+                % (self.restart_retries, self.restart_policy)
             )
         if bool(self.data_path) == bool(self.volume):
             raise InvalidSpec(
@@ -267,17 +268,24 @@ class RegistryContainer:
         )
 
     def _start_and_wait(self, container_id: str) -> None:
+        restarts = (self.engine.container(container_id) or {}).get("RestartCount") or 0
         self.engine.start(container_id)
 
         def running() -> bool:
-            state = (self.engine.container(container_id) or {}).get("State") or {}
-            return bool(state.get("Running"))
+            # With a restart policy a crashing registry stays "Running" between restarts: a restart
+            # (or the restarting state) means the process exited.
+            info = self.engine.container(container_id) or {}
+            state = info.get("State") or {}
+            restarted = (info.get("RestartCount") or 0) != restarts
+            return bool(state.get("Running")) and not state.get("Restarting") and not restarted
 
         try:
             wait_ready(self.address, self.scheme, self.spec.wait_timeout, running)
         except DockhandError as exc:
-            logs = " | ".join(self.engine.logs(container_id, tail=3).split("\n")).strip(" |")
-            raise DockhandError("%s%s" % (exc, (" ; last log lines: " + logs) if logs else "")) from None
+            lines = [line for line in self.engine.logs(container_id, tail=20).splitlines() if line.strip()]
+            fatal = [line for line in lines if "level=fatal" in line or "level=error" in line] or lines[-1:]
+            last = (" ; registry log: " + one_line(fatal[-1])[:300]) if fatal else ""
+            raise DockhandError("%s%s" % (exc, last)) from None
 
     def _prepare_data(self) -> None:
         if self.spec.data_path and not os.path.isdir(self.spec.data_path):
