@@ -274,3 +274,19 @@ def test_provision_archive_missing(unchanged, api):
     result = run_module("image_provision", {"name": "dh-rel-absent:9", "pull": False, "archive": archive})
     assert_refused(result, archive)
     assert not api.images(name="dh-rel-absent")
+
+
+def test_recreate_that_cannot_start_rolls_back(api, registry):
+    """A change that needs a recreate, with a value the registry cannot start with: the old container
+    (same ID, same data) is put back and runs; the error names the bad value."""
+    before = api.inspect_container(NAME)
+    contents = tag_digests(ADDRESS)
+    result = run_module("registry_container", registry_args(env={"REGISTRY_HTTP_ADDR": "no-such-host:99999"}))
+    assert_refused(result, "kept")
+    after = api.inspect_container(NAME)
+    assert after["Id"] == before["Id"] and after["State"]["Running"]
+    assert not any(c["Names"][0] == "/%s-dockhand-old" % NAME for c in api.containers(all=True))
+    wait_v2(ADDRESS, timeout=10)
+    assert tag_digests(ADDRESS) == contents
+    again = run_module("registry_container", registry_args())
+    assert not again.get("failed") and not again["changed"], again
