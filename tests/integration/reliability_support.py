@@ -356,3 +356,29 @@ def ensure_registry_image(docker_host: str, workdir: Path, image: str = "registr
     )
     proc = run_playbook(playbook, {}, docker_host)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def failure_messages(output: str) -> list[str]:
+    """The ``msg`` of each failed task in ``ansible-playbook`` output (the YAML callback may wrap them)."""
+    messages: list[str] = []
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith(("fatal:", "failed:")):
+            continue
+        for j in range(i + 1, len(lines)):
+            stripped = lines[j].strip()
+            if not lines[j].startswith(" "):
+                break
+            if stripped.startswith("msg:"):
+                indent = len(lines[j]) - len(lines[j].lstrip())
+                parts = [stripped[4:].strip()]
+                for follow in lines[j + 1:]:
+                    if not follow.strip() or len(follow) - len(follow.lstrip()) <= indent:
+                        break
+                    parts.append(follow.strip())
+                text = " ".join(parts)
+                if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+                    text = text[1:-1].replace("''", "'")
+                messages.append(text)
+                break
+    return messages

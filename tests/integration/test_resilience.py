@@ -33,6 +33,7 @@ from reliability_support import (
     SHARED_DOCKER_HOST,
     PrivateEngine,
     ensure_registry_image,
+    failure_messages,
     garbage_collect_dry_run,
     recap,
     run_playbook,
@@ -206,7 +207,7 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
     failed_after = time.monotonic() - stopped_at
     output = log.read_text()
     assert code != 0, "the push completed before the registry was stopped (raise DH_REL_BIG_MB):\n" + output[-3000:]
-    failure = [line.strip() for line in output.splitlines() if line.strip().startswith("msg:") and "dh-rel-big" in line]
+    failure = [msg for msg in failure_messages(output) if "dh-rel-big" in msg]
     assert failure, "the failed run does not name the image:\n" + output[-3000:]
     assert "dh-rel-big:1" not in state["digests"]
     started = time.monotonic()
@@ -245,7 +246,7 @@ def test_two_site_runs_at_once(engine, state, capsys):
         if code == 0:
             outcomes.append("run %d ok (changed=%d)" % (i, recap(output)["changed"]))
             continue
-        messages = [line.strip() for line in output.splitlines() if line.strip().startswith("msg:")]
+        messages = failure_messages(output)
         assert messages, "run %d failed without a message:\n%s" % (i, output[-3000:])
         outcomes.append("run %d failed: %s" % (i, messages[0]))
     assert 0 in codes, "both concurrent runs failed: %s" % outcomes
