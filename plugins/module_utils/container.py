@@ -13,10 +13,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import wait_ready
 
@@ -66,6 +67,14 @@ class RegistrySpec:
             raise InvalidSpec(
                 "unknown restart policy %r: one of %s" % (self.restart_policy, ", ".join(RESTART_POLICIES))
             )
+        if not isinstance(self.restart_retries, int) or self.restart_retries < 0:
+            raise InvalidSpec("restart_retries %r must be 0 or more" % (self.restart_retries,))
+        if self.restart_retries and self.restart_policy != "on-failure":
+            # The engine refuses this at create time, after a recreate has already stopped the old container.
+            raise InvalidSpec(
+                "restart_retries %d needs restart_policy on-failure, not %r"
+                % (self.restart_retries, self.restart_policy)
+            )
         if bool(self.data_path) == bool(self.volume):
             raise InvalidSpec(
                 "give exactly one of data_path (host directory) or volume (named volume) for the registry data;"
@@ -77,6 +86,8 @@ class RegistrySpec:
             if os.path.lexists(self.data_path) and not os.path.isdir(self.data_path):
                 raise InvalidSpec("data_path %s exists and is not a directory" % self.data_path)
             parent = _existing_parent(self.data_path)
+            if not os.path.isdir(parent):
+                raise InvalidSpec("data_path %s cannot be created: %s is not a directory" % (self.data_path, parent))
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise InvalidSpec("data_path %s is not writable (%s)" % (self.data_path, parent))
         if self.volume and not _VOLUME_NAME_RE.match(self.volume):
@@ -89,6 +100,23 @@ class RegistrySpec:
                 raise InvalidSpec("mount target %r must be an absolute path" % mount.get("target"))
             if mount.get("target") == DATA_TARGET:
                 raise InvalidSpec("mount target %s is the data mount: use data_path or volume" % DATA_TARGET)
+            if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or ""):
+                # The engine would refuse it only at create time, after a recreate stopped the old container.
+                raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
+
+
+def port_problem(address: str, port: int) -> str | None:
+    """Why ``address:port`` cannot be published on this host (taken, address not local), or None."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        sock.close()
+    return None
 
 
 def _existing_parent(path: str) -> str:
@@ -240,23 +268,35 @@ class RegistryContainer:
         )
 
     def _start_and_wait(self, container_id: str) -> None:
+        restarts = (self.engine.container(container_id) or {}).get("RestartCount") or 0
         self.engine.start(container_id)
 
         def running() -> bool:
-            state = (self.engine.container(container_id) or {}).get("State") or {}
-            return bool(state.get("Running"))
+            # With a restart policy a crashing registry stays "Running" between restarts: a restart
+            # (or the restarting state) means the process exited.
+            info = self.engine.container(container_id) or {}
+            state = info.get("State") or {}
+            restarted = (info.get("RestartCount") or 0) != restarts
+            return bool(state.get("Running")) and not state.get("Restarting") and not restarted
 
         try:
             wait_ready(self.address, self.scheme, self.spec.wait_timeout, running)
         except DockhandError as exc:
-            logs = " | ".join(self.engine.logs(container_id, tail=3).split("\n")).strip(" |")
-            raise DockhandError("%s%s" % (exc, (" ; last log lines: " + logs) if logs else "")) from None
+            lines = [line for line in self.engine.logs(container_id, tail=20).splitlines() if line.strip()]
+            fatal = [line for line in lines if "level=fatal" in line or "level=error" in line] or lines[-1:]
+            last = (" ; registry log: " + one_line(fatal[-1])[:300]) if fatal else ""
+            raise DockhandError("%s%s" % (exc, last)) from None
 
     def _prepare_data(self) -> None:
         if self.spec.data_path and not os.path.isdir(self.spec.data_path):
             self.actions.append("create data directory %s" % self.spec.data_path)
             if not self.check_mode:
-                os.makedirs(self.spec.data_path, mode=0o755, exist_ok=True)
+                try:
+                    os.makedirs(self.spec.data_path, mode=0o755, exist_ok=True)
+                except OSError as exc:
+                    raise InvalidSpec(
+                        "data_path %s cannot be created: %s" % (self.spec.data_path, exc.strerror or exc)
+                    ) from None
         if self.spec.volume and self.engine.volume(self.spec.volume) is None:
             self.actions.append("create volume %s" % self.spec.volume)
             if not self.check_mode:
@@ -338,6 +378,12 @@ class RegistryContainer:
         want = desired_view(spec, image)
         image_env = _env_dict((image.get("Config") or {}).get("Env"))
         have = current_view(old, image_env) if old else None
+        if spec.state == "started" and self.engine.local and not (have and have["state"] == "running"
+                                                                  and have["ports"] == want["ports"]):
+            # Checked before anything is stopped: a taken port must not cost the running registry its uptime.
+            problem = port_problem(spec.bind_address, spec.port)
+            if problem:
+                raise InvalidSpec("port %d on %s cannot be published: %s" % (spec.port, spec.bind_address, problem))
         new = old
         if old is None:
             new = self._new(image["Id"])

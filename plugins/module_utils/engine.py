@@ -56,6 +56,8 @@ class EngineClient:
     """The Docker engine behind ``docker_host``."""
 
     def __init__(self, docker_host: str | None = None, timeout: int = 120, api: Any = None) -> None:
+        # A local engine (unix socket) publishes ports on this host: callers may probe them here.
+        self.local = api is None and (not docker_host or docker_host.startswith("unix://"))
         if api is not None:
             self.api = api
             return

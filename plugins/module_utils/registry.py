@@ -42,6 +42,7 @@ PAGE_SIZE = 1000
 
 _LINK_NEXT_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
 class RegistryError(DockhandError):
@@ -54,6 +55,17 @@ class RegistryUnreachable(RegistryError):
 
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (or wants some and none were given)."""
+
+
+def _reason(exc: Exception) -> str:
+    """The cause of a requests error in a few words ("Connection refused"), not urllib3's nested reprs."""
+    text = one_line(exc)
+    match = _ERRNO_RE.search(text)
+    if match:
+        return match.group(1).strip()
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    return text[:300]
 
 
 def is_loopback(registry: str) -> bool:
@@ -116,9 +128,9 @@ class RegistryClient:
                 self.session.get("%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False)
                 return scheme
             except requests.exceptions.SSLError as exc:
-                errors.append("%s: %s" % (scheme, exc))
+                errors.append("%s: %s" % (scheme, one_line(exc)[:300]))
             except requests.exceptions.RequestException as exc:
-                errors.append("%s: %s" % (scheme, exc))
+                errors.append("%s: %s" % (scheme, _reason(exc)))
                 if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
                     break
         raise RegistryUnreachable("registry %s is unreachable (%s)" % (self.registry, one_line("; ".join(errors))))
@@ -145,7 +157,7 @@ class RegistryClient:
                 )
             except requests.exceptions.RequestException as exc:
                 raise RegistryUnreachable(
-                    "token service of registry %s is unreachable: %s" % (self.registry, one_line(exc))
+                    "token service of registry %s is unreachable: %s" % (self.registry, _reason(exc))
                 ) from None
             if answer.status_code != 200:
                 raise self._refused()
@@ -174,7 +186,7 @@ class RegistryClient:
                 if response.status_code == 401:
                     raise self._refused()
         except requests.exceptions.RequestException as exc:
-            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, one_line(exc))) from None
+            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, _reason(exc))) from None
         return response
 
     def _paged(self, path: str, key: str, scope: str) -> list[str]:
@@ -238,7 +250,7 @@ def wait_ready(address: str, scheme: str, timeout: float, still_running: Callabl
                 return time.monotonic() - started
             last = "HTTP %d" % answer.status_code
         except requests.exceptions.RequestException as exc:
-            last = one_line(exc)
+            last = _reason(exc)
         if still_running is not None and not still_running():
             raise RegistryUnreachable("registry at %s stopped before it answered /v2/ (%s)" % (address, last))
         if time.monotonic() - started > timeout:

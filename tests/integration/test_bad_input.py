@@ -1,0 +1,292 @@
+"""Bad input: each case fails with one line naming the bad value, and leaves nothing half-done.
+
+Real engine (the shared one), real registries. A registry (``dh-rel-bad``, port 5601) runs with one image
+pushed before the cases; after each case the test checks that the same container still runs (same ID, same
+start time), still answers ``/v2/``, and serves exactly the same tags and digests as before.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import bcrypt
+import docker
+import pytest
+import requests
+from reliability_support import (
+    SHARED_DOCKER_HOST,
+    build_image,
+    ensure_registry_image,
+    run_module,
+    run_role_failure,
+    tag_digests,
+    wait_v2,
+)
+
+WORK = Path("/tmp/dh-rel/bad-input")
+NAME = "dh-rel-bad"
+PORT = 5601
+ADDRESS = "localhost:%d" % PORT
+AUTH_NAME = "dh-rel-auth"
+AUTH_PORT = 5603
+ARGSPEC_HEADER = "Validation of arguments failed:"
+FREE_PORT = 5649  # nothing listens here
+GOOD = "%s/dh-rel/good:1" % ADDRESS
+NEW = "%s/dh-rel/new:1" % ADDRESS
+IMAGES = ("dh-rel-good:1", "dh-rel-new:1", GOOD, NEW, "localhost:%d/dh-rel/good:1" % FREE_PORT,
+          "localhost:%d/dh-rel/good:1" % AUTH_PORT)
+
+
+def registry_args(**overrides) -> dict:
+    args = {
+        "name": NAME,
+        "image": "registry:2",
+        "port": PORT,
+        "data_path": str(WORK / "data"),
+        "restart_policy": "always",
+    }
+    args.update(overrides)
+    return args
+
+
+@pytest.fixture(scope="module")
+def api():
+    ensure_registry_image(SHARED_DOCKER_HOST, WORK.parent / "registry-image")
+    return docker.APIClient(base_url=SHARED_DOCKER_HOST, version="auto")
+
+
+@pytest.fixture(scope="module")
+def registry(api):
+    """The running registry the cases must not disturb, holding one pushed image."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    result = run_module("registry_container", registry_args())
+    assert result.get("changed") and not result.get("failed"), result
+    build_image(api, "dh-rel-good:1", b"good")
+    build_image(api, "dh-rel-new:1", b"new")
+    api.tag("dh-rel-good:1", "%s/dh-rel/good" % ADDRESS, "1")
+    api.tag("dh-rel-new:1", "%s/dh-rel/new" % ADDRESS, "1")
+    pushed = run_module("image_push", {"name": GOOD})
+    assert pushed.get("changed"), pushed
+    yield
+    for name in (NAME, AUTH_NAME):
+        try:
+            api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+    for image in IMAGES:
+        try:
+            api.remove_image(image)
+        except docker.errors.NotFound:
+            pass
+    subprocess.run(["umount", str(WORK / "ro")], capture_output=True, check=False)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+@pytest.fixture
+def unchanged(api, registry):
+    """Snapshot the running registry; after the case, assert it is exactly as it was."""
+    before = api.inspect_container(NAME)
+    contents = tag_digests(ADDRESS)
+    assert contents, "the registry should hold the good image"
+    yield
+    after = api.inspect_container(NAME)
+    assert after["Id"] == before["Id"], "the registry container was replaced"
+    assert after["State"]["Running"], "the registry container was stopped"
+    assert after["State"]["StartedAt"] == before["State"]["StartedAt"], "the registry container was restarted"
+    assert not any(c["Names"][0] == "/%s-dockhand-old" % NAME for c in api.containers(all=True))
+    wait_v2(ADDRESS, timeout=5)
+    assert tag_digests(ADDRESS) == contents, "the registry contents changed"
+
+
+def assert_refused(result: dict, *values: str) -> str:
+    """The task failed cleanly: no crash, one line, naming each bad value; return the message."""
+    assert result.get("failed"), result
+    assert not result.get("crashed"), result["msg"]
+    msg = result["msg"]
+    # ansible-core formats a role's argument-spec errors as this header, a newline, then one line per
+    # error: the header is ansible's, the error must be one line.
+    msg = msg.replace(ARGSPEC_HEADER + "\n", ARGSPEC_HEADER + " ", 1)
+    assert "\n" not in msg.strip(), "error spans several lines: %r" % msg
+    for value in values:
+        assert value in msg, "%r not named in: %s" % (value, msg)
+    print("\n    refused: %s" % msg)
+    return msg
+
+
+# -- the registry container -----------------------------------------------------------------
+def test_port_out_of_range_via_role(unchanged, tmp_path):
+    result = run_role_failure(
+        "registry",
+        {"registry_container_name": NAME, "registry_port": 70000, "registry_data_path": str(WORK / "data")},
+        SHARED_DOCKER_HOST, tmp_path,
+    )
+    assert_refused(result, "70000")
+
+
+def test_port_taken_by_another_process(unchanged):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 5602))
+    holder.listen()
+    try:
+        assert_refused(run_module("registry_container", registry_args(port=5602)), "5602", "in use")
+    finally:
+        holder.close()
+
+
+def test_bind_address_not_on_this_host(unchanged):
+    assert_refused(run_module("registry_container", registry_args(bind_address="192.0.2.10")), "192.0.2.10")
+
+
+def test_data_path_is_a_file(unchanged):
+    a_file = WORK / "a-file"
+    a_file.write_text("not a directory")
+    assert_refused(run_module("registry_container", registry_args(data_path=str(a_file))), str(a_file))
+    assert_refused(run_module("registry_container", registry_args(data_path=str(a_file / "data"))), str(a_file))
+
+
+def test_data_path_not_writable(unchanged):
+    read_only = WORK / "ro"
+    read_only.mkdir(exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here: %s" % mounted.stderr.decode().strip())
+    try:
+        bad = str(read_only / "data")
+        assert_refused(run_module("registry_container", registry_args(data_path=bad)), bad, "not writable")
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
+
+
+def test_unknown_restart_policy_via_role(unchanged, tmp_path):
+    result = run_role_failure(
+        "registry",
+        {"registry_container_name": NAME, "registry_port": PORT, "registry_data_path": str(WORK / "data"),
+         "registry_restart_policy": "sometimes"},
+        SHARED_DOCKER_HOST, tmp_path,
+    )
+    assert_refused(result, "sometimes")
+
+
+def test_unknown_restart_policy_module(unchanged):
+    assert_refused(run_module("registry_container", registry_args(restart_policy="sometimes")), "sometimes")
+
+
+def test_registry_image_not_in_engine(unchanged):
+    assert_refused(run_module("registry_container", registry_args(image="dh-rel-absent:9")), "dh-rel-absent:9")
+
+
+def test_unsupported_combinations(unchanged):
+    assert_refused(
+        run_module("registry_container", registry_args(restart_retries=3)), "restart_retries 3", "'always'"
+    )
+    assert_refused(
+        run_module("registry_container", registry_args(volume="dh-rel-vol")), "data_path", "volume"
+    )
+    assert_refused(
+        run_module("image_provision", {"name": "dh-rel-good:1", "force_build": True}), "force_build", "build_path"
+    )
+
+
+def test_bind_mount_source_missing(unchanged):
+    missing = str(WORK / "no-such-config")
+    result = run_module("registry_container", registry_args(mounts=[{"source": missing, "target": "/auth"}]))
+    assert_refused(result, missing)
+
+
+# -- pushing ----------------------------------------------------------------------------------
+def test_invalid_image_reference_pushes_nothing(unchanged):
+    assert_refused(run_module("image_push", {"images": [NEW, "%s/Dh-Rel/UPPER:1" % ADDRESS]}), "Dh-Rel/UPPER")
+    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+
+
+def test_invalid_tag(unchanged):
+    assert_refused(run_module("image_push", {"images": [NEW, "%s/dh-rel/good:-x" % ADDRESS]}), "-x")
+
+
+def test_invalid_tag_via_role_builds_nothing(unchanged, tmp_path, api):
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
+    result = run_role_failure(
+        "publish",
+        {"publish_registry": ADDRESS, "publish_builds": [{"name": "dh-rel-built:1", "src": str(context)}],
+         "publish_images": [{"name": "dh-rel/new", "tag": "1"}, {"name": "dh-rel/good", "tag": "bad tag"}],
+         "publish_build_dir": str(tmp_path / "build")},
+        SHARED_DOCKER_HOST, tmp_path,
+    )
+    assert_refused(result, "bad tag")
+    assert not api.images(name="dh-rel-built"), "an image was built before the input was validated"
+
+
+def test_missing_local_image_in_a_good_list_pushes_nothing(unchanged):
+    ghost = "%s/dh-rel/ghost:1" % ADDRESS
+    assert_refused(run_module("image_push", {"images": [NEW, ghost]}), ghost)
+    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+
+
+def test_registry_unreachable(unchanged, api):
+    unreachable = "localhost:%d/dh-rel/good" % FREE_PORT
+    api.tag("dh-rel-good:1", unreachable, "1")
+    assert_refused(run_module("image_push", {"images": [NEW, unreachable + ":1"]}), "localhost:%d" % FREE_PORT)
+    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+
+
+def test_registry_address_malformed(unchanged, tmp_path):
+    assert_refused(run_module("image_push", {"name": "localhost:99999/dh-rel/good:1"}), "localhost:99999")
+    result = run_role_failure(
+        "publish",
+        {"publish_registry": "http://%s" % ADDRESS, "publish_builds": [], "publish_images": [{"name": "dh-rel/new"}]},
+        SHARED_DOCKER_HOST, tmp_path,
+    )
+    assert_refused(result, "http://%s" % ADDRESS)
+
+
+def test_wrong_credentials_push_nothing(unchanged, api):
+    auth = WORK / "auth"
+    auth.mkdir(exist_ok=True)
+    (auth / "htpasswd").write_text("alice:%s\n" % bcrypt.hashpw(b"right", bcrypt.gensalt(5)).decode())
+    started = run_module(
+        "registry_container",
+        {"name": AUTH_NAME, "image": "registry:2", "port": AUTH_PORT, "data_path": str(WORK / "auth-data"),
+         "env": {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "dh-rel",
+                 "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd"},
+         "mounts": [{"source": str(auth), "target": "/auth", "read_only": True}]},
+    )
+    assert started.get("changed"), started
+    target = "localhost:%d/dh-rel/good" % AUTH_PORT
+    api.tag("dh-rel-good:1", target, "1")
+    result = run_module("image_push", {"name": target + ":1", "username": "alice", "password": "wrong"})
+    msg = assert_refused(result, "localhost:%d" % AUTH_PORT, "alice")
+    assert "wrong" not in msg
+    catalog = requests.get("http://localhost:%d/v2/_catalog" % AUTH_PORT, auth=("alice", "right"), timeout=5)
+    assert catalog.json()["repositories"] == [], "something was pushed with refused credentials"
+
+
+# -- provisioning -----------------------------------------------------------------------------
+def test_provision_archive_missing(unchanged, api):
+    archive = str(WORK / "no-such-archive.tar")
+    result = run_module("image_provision", {"name": "dh-rel-absent:9", "pull": False, "archive": archive})
+    assert_refused(result, archive)
+    assert not api.images(name="dh-rel-absent")
+
+
+def test_recreate_that_cannot_start_rolls_back(api, registry):
+    """A change that needs a recreate, with a value the registry cannot start with: the old container
+    (same ID, same data) is put back and runs; the error names the bad value."""
+    before = api.inspect_container(NAME)
+    contents = tag_digests(ADDRESS)
+    result = run_module("registry_container", registry_args(env={"REGISTRY_HTTP_ADDR": "no-such-host:99999"}))
+    assert_refused(result, "kept")
+    after = api.inspect_container(NAME)
+    assert after["Id"] == before["Id"] and after["State"]["Running"]
+    assert not any(c["Names"][0] == "/%s-dockhand-old" % NAME for c in api.containers(all=True))
+    wait_v2(ADDRESS, timeout=10)
+    assert tag_digests(ADDRESS) == contents
+    again = run_module("registry_container", registry_args())
+    assert not again.get("failed") and not again["changed"], again
