@@ -281,7 +281,7 @@ class PrivateEngine:
             try:
                 docker.APIClient(base_url=self.docker_host, version="auto", timeout=5).ping()
                 return time.monotonic() - started
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 time.sleep(0.2)
         raise RuntimeError("private dockerd did not answer within %ss" % timeout)
 
@@ -316,7 +316,7 @@ class PrivateEngine:
                 api = self.api()
                 for container in api.containers(all=True):
                     api.remove_container(container["Id"], force=True)
-            except Exception:  # noqa: BLE001 - best effort before the stop
+            except Exception:
                 pass
         self.stop()
         subprocess.run(["umount", "-R", str(self.base / "data-root")], capture_output=True, check=False)

@@ -191,8 +191,8 @@ def test_container_removed_by_hand(engine, state, capsys):
 
 def test_push_interrupted_by_registry_stop(engine, state, capsys):
     api = engine.api()
-    images = BASE_IMAGES + [("dh-rel-big", "1")]
-    variables = site_vars(images, base_builds() + [context("dh-rel-big:1", BIG_MB << 20, 4)])
+    images = [*BASE_IMAGES, ("dh-rel-big", "1")]
+    variables = site_vars(images, [*base_builds(), context("dh-rel-big:1", BIG_MB << 20, 4)])
     uploads = WORK / "data" / "docker" / "registry" / "v2" / "repositories" / "dh-rel-big" / "_uploads"
     log = WORK / "interrupted.log"
     run = start_playbook(SITE, variables, engine.docker_host, log)
@@ -232,9 +232,8 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
 def test_two_site_runs_at_once(engine, state, capsys):
     api = engine.api()
     api.remove_container(NAME, force=True)  # both runs must create it, and push the new images
-    images = [(n, t) for n, t in BASE_IMAGES + [("dh-rel-big", "1")]] + [("dh-rel-new", "1"), ("dh-rel-new", "2")]
-    builds = base_builds() + [context("dh-rel-big:1", BIG_MB << 20, 4), context("dh-rel-new:1", 150_000, 5),
-                              context("dh-rel-new:2", 250_000, 6)]
+    images = [(n, t) for n, t in [*BASE_IMAGES, ("dh-rel-big", "1")]] + [("dh-rel-new", "1"), ("dh-rel-new", "2")]
+    builds = [*base_builds(), context("dh-rel-big:1", BIG_MB << 20, 4), context("dh-rel-new:1", 150000, 5), context("dh-rel-new:2", 250000, 6)]
     variables = site_vars(images, builds)
     started = time.monotonic()
     runs = [start_playbook(SITE, variables, engine.docker_host, WORK / ("concurrent-%d.log" % i)) for i in (1, 2)]
