@@ -12,8 +12,8 @@ description:
   - Without O(certificate), keeps or makes, in O(directory), a private CA (C(ca.crt), C(ca.key)) and a server
     certificate signed by it (C(server.crt), C(server.key)) whose subject alternative names are the host names and IP
     addresses of O(names). ECDSA P-256 keys, SHA-256 signatures.
-  - Existing files are kept while they serve: the CA while its key matches and it is valid for more than
-    O(renew_days); the server certificate while its key matches, the CA signed it, its names are exactly O(names)
+  - Existing files are kept while they serve. The CA is kept while its key matches and it is valid for more than
+    O(renew_days); the server certificate is kept while its key matches, the CA signed it, its names are O(names)
     and it is valid for more than O(renew_days). Only what does not serve is made again (new names re-issue the server
     certificate, never the CA).
   - With O(certificate) and O(private_key), checks the user's files (the key matches, the certificate is in force,
