@@ -3,7 +3,9 @@
 """The registry container: compare what is wanted with what runs, and converge safely.
 
 What is compared: image ID, port binding (host address and port), the data mount and
-extra mounts, environment and restart policy, and running or not. A restart-policy
+extra mounts, environment, restart policy, the configuration digest (a label: the
+checksum of files the registry reads only at start, such as htpasswd and TLS material)
+and running or not. A restart-policy
 change is an in-place update. Any other difference recreates the container in a way
 that keeps the data and the old container until the new one answers ``/v2/``.
 """
@@ -24,6 +26,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
 REGISTRY_PORT = "5000/tcp"
 DATA_TARGET = "/var/lib/registry"
 MANAGED_LABEL = "io.dockhand.registry.managed"
+CONFIG_LABEL = "io.dockhand.registry.config-digest"
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 _SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY$", re.IGNORECASE)
 _ANONYMOUS_VOLUME_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -48,6 +51,7 @@ class RegistrySpec:
     restart_retries: int = 0
     mounts: list[dict[str, Any]] = field(default_factory=list)
     wait_timeout: int = 60
+    config_digest: str = ""
 
     def validate(self) -> None:
         """Raise InvalidSpec naming the first bad value; touches nothing."""
@@ -119,6 +123,24 @@ def port_problem(address: str, port: int) -> str | None:
     return None
 
 
+def exposure_warnings(spec: RegistrySpec) -> list[str]:
+    """Warnings for a registry published beyond loopback without authentication or without TLS."""
+    if spec.state == "absent":
+        return []
+    try:
+        if ipaddress.ip_address(spec.bind_address).is_loopback:
+            return []
+    except ValueError:
+        return []
+    where = "registry %s is published on %s:%d, beyond loopback," % (spec.name, spec.bind_address, spec.port)
+    warnings = []
+    if not spec.env.get("REGISTRY_AUTH"):
+        warnings.append("%s without authentication: anyone who reaches it can push and pull" % where)
+    if not spec.env.get("REGISTRY_HTTP_TLS_CERTIFICATE"):
+        warnings.append("%s without TLS: credentials and images travel in clear text" % where)
+    return warnings
+
+
 def _existing_parent(path: str) -> str:
     while not os.path.exists(path):
         path = os.path.dirname(path)
@@ -163,6 +185,7 @@ def desired_view(spec: RegistrySpec, image: dict[str, Any]) -> dict[str, Any]:
         "mounts": sorted(mounts),
         "env": {k: v for k, v in spec.env.items() if image_env.get(k) != v},
         "restart_policy": _policy(spec.restart_policy, spec.restart_retries),
+        "config_digest": spec.config_digest or "",
         "state": "running" if spec.state == "started" else "stopped",
     }
 
@@ -187,6 +210,7 @@ def current_view(container: dict[str, Any], image_env: dict[str, str]) -> dict[s
         "mounts": sorted(mounts),
         "env": {k: v for k, v in env.items() if image_env.get(k) != v},
         "restart_policy": _policy(policy.get("Name") or "no", policy.get("MaximumRetryCount") or 0),
+        "config_digest": ((container.get("Config") or {}).get("Labels") or {}).get(CONFIG_LABEL, ""),
         "state": "running" if (container.get("State") or {}).get("Running") else "stopped",
     }
 
@@ -214,6 +238,7 @@ def _summary(container: dict[str, Any] | None, view: dict[str, Any] | None) -> d
         "mounts": view["mounts"],
         "env": _mask(view["env"]),
         "restart_policy": view["restart_policy"],
+        "config_digest": view["config_digest"],
         "status": view["state"],
     }
 
@@ -264,7 +289,7 @@ class RegistryContainer:
             port_bindings={REGISTRY_PORT: (spec.bind_address, spec.port)},
             mounts=mounts,
             restart_policy={"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_retries},
-            labels={MANAGED_LABEL: "true"},
+            labels=dict({MANAGED_LABEL: "true"}, **({CONFIG_LABEL: spec.config_digest} if spec.config_digest else {})),
         )
 
     def _start_and_wait(self, container_id: str) -> None:
@@ -390,7 +415,7 @@ class RegistryContainer:
         else:
             if have is None:  # narrows the type: `old` is set, so `have` was computed
                 raise AssertionError("no current view of an existing container")
-            differs = [key for key in ("image_id", "ports", "mounts", "env") if have[key] != want[key]]
+            differs = [key for key in ("image_id", "ports", "mounts", "env", "config_digest") if have[key] != want[key]]
             if differs:
                 new = self._recreate(old, image["Id"], differs)
             else:

@@ -111,7 +111,10 @@ class RegistryClient:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
-        self.session.verify = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
+        # Passed with every request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
+        # from the environment (requests merges those over it), which would ignore ``ca_cert``.
+        self.verify: str | bool = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
+        self.session.verify = self.verify
         self.session.headers["User-Agent"] = "dockhand.registry"
 
     # -- plumbing -------------------------------------------------------------------
@@ -125,7 +128,12 @@ class RegistryClient:
         errors = []
         for scheme in ("https", "http"):
             try:
-                self.session.get("%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False)
+                answer = self.session.get(
+                    "%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False, verify=self.verify
+                )
+                if scheme == "http" and answer.status_code == 400 and "HTTPS server" in answer.text:
+                    # A TLS server (Go's answer to plain HTTP): the https error above is the real one.
+                    break
                 return scheme
             except requests.exceptions.SSLError as exc:
                 errors.append("%s: %s" % (scheme, one_line(exc)[:300]))
@@ -153,7 +161,11 @@ class RegistryClient:
                 query["scope"] = scope or params["scope"]
             try:
                 answer = self.session.get(
-                    params.get("realm", ""), params=query, auth=(self.username, self.password), timeout=self.timeout
+                    params.get("realm", ""),
+                    params=query,
+                    auth=(self.username, self.password),
+                    timeout=self.timeout,
+                    verify=self.verify,
                 )
             except requests.exceptions.RequestException as exc:
                 raise RegistryUnreachable(
@@ -171,6 +183,7 @@ class RegistryClient:
         if scope in self._tokens:
             headers["Authorization"] = "Bearer " + self._tokens[scope]
         auth = (self.username, self.password) if self._basic else None
+        kwargs.setdefault("verify", self.verify)
         return self.session.request(method, url, headers=headers, auth=auth, **kwargs)
 
     def request(self, method: str, path: str, scope: str = "", **kwargs) -> requests.Response:

@@ -17,7 +17,10 @@ description:
     renamed) until the new one answers C(/v2/), then removed. If the new one fails, the old one is put back.
   - Registry data must live on a host directory (O(data_path)) or a named volume (O(volume)), never on the anonymous
     volume the image declares, which a recreate would silently replace by an empty one.
-  - With O(state=started), waits until the registry answers C(GET /v2/) (200, or 401 with authentication on).
+  - With O(state=started), waits until the registry answers C(GET /v2/) (200, or 401 with authentication on), over
+    HTTPS when O(env) sets C(REGISTRY_HTTP_TLS_CERTIFICATE).
+  - Warns when the registry is published beyond loopback (O(bind_address)) without authentication
+    (C(REGISTRY_AUTH) in O(env)) or without TLS (C(REGISTRY_HTTP_TLS_CERTIFICATE) in O(env)).
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
@@ -101,6 +104,17 @@ options:
     description: Seconds to wait for the registry to answer C(/v2/).
     type: int
     default: 60
+  config_digest:
+    description:
+      - An opaque value standing for files the registry reads only at start (htpasswd, TLS certificate and key), for
+        example the RV(dockhand.registry.registry_htpasswd#module:checksum) of
+        M(dockhand.registry.registry_htpasswd) joined with the RV(dockhand.registry.registry_tls#module:checksum) of
+        M(dockhand.registry.registry_tls).
+      - It is kept as the container label C(io.dockhand.registry.config-digest) and compared like the environment
+        is; a different value recreates the container (data kept), so the registry starts again on the new files,
+        and the task reports C(changed). An empty value sets no label.
+    type: str
+    default: ""
 notes:
   - The port is published for TCP only, on one address.
 seealso:
@@ -125,6 +139,23 @@ EXAMPLES = r"""
     env:
       REGISTRY_STORAGE_DELETE_ENABLED: "true"
 
+- name: Authentication and TLS; recreated when the htpasswd file or the certificate changes
+  dockhand.registry.registry_container:
+    image: registry:2
+    data_path: /srv/registry
+    bind_address: 0.0.0.0
+    mounts:
+      - {source: /etc/dockhand/registry/htpasswd, target: /auth/htpasswd, read_only: true}
+      - {source: /etc/dockhand/registry/tls/server.crt, target: /certs/server.crt, read_only: true}
+      - {source: /etc/dockhand/registry/tls/server.key, target: /certs/server.key, read_only: true}
+    env:
+      REGISTRY_AUTH: htpasswd
+      REGISTRY_AUTH_HTPASSWD_REALM: Registry
+      REGISTRY_AUTH_HTPASSWD_PATH: /auth/htpasswd
+      REGISTRY_HTTP_TLS_CERTIFICATE: /certs/server.crt
+      REGISTRY_HTTP_TLS_KEY: /certs/server.key
+    config_digest: "{{ htpasswd.checksum }}-{{ tls.checksum }}"
+
 - name: Remove the container (the data stays)
   dockhand.registry.registry_container:
     name: registry
@@ -145,6 +176,7 @@ container:
     mounts: ["bind:/var/lib/dockhand/registry->/var/lib/registry"]
     env: {}
     restart_policy: always
+    config_digest: ""
     status: running
 actions:
   description: What was done (in check mode, what would be done), in order.
@@ -161,6 +193,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container import
     RESTART_POLICIES,
     RegistryContainer,
     RegistrySpec,
+    exposure_warnings,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
@@ -197,6 +230,7 @@ def main() -> None:
         restart_policy=dict(type="str", choices=list(RESTART_POLICIES), default="always"),
         restart_retries=dict(type="int", default=0),
         wait_timeout=dict(type="int", default=60),
+        config_digest=dict(type="str", default=""),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -223,7 +257,10 @@ def main() -> None:
         restart_retries=p["restart_retries"],
         mounts=p["mounts"],
         wait_timeout=p["wait_timeout"],
+        config_digest=p["config_digest"] or "",
     )
+    for warning in exposure_warnings(spec):
+        module.warn(warning)
 
     def action() -> dict:
         spec.validate()
