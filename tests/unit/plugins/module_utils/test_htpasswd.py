@@ -45,7 +45,7 @@ def test_password_change_rewrites_only_that_user(path):
     assert result["changed"] and result["updated"] == ["alice"] and result["added"] == []
     lines = _read(path).splitlines()
     assert [line for line in lines if line.startswith("bob:")] == bob_line
-    alice = [line for line in lines if line.startswith("alice:")][0].split(":", 1)[1]
+    alice = next(line for line in lines if line.startswith("alice:")).split(":", 1)[1]
     assert bcrypt.checkpw(b"new-pass", alice.encode())
     assert not bcrypt.checkpw(b"old-pass", alice.encode())
 
