@@ -29,8 +29,8 @@ MANIFEST_TYPES = ", ".join(
 
 
 def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
-    """The variables of a scenario: ``all.vars`` of its inventory.yml (literal values only)."""
-    with open(scenario_dir / "inventory.yml", encoding="utf-8") as stream:
+    """The variables of a scenario: ``all.vars`` of its inventory/hosts.yml (literal values only)."""
+    with open(scenario_dir / "inventory" / "hosts.yml", encoding="utf-8") as stream:
         return yaml.safe_load(stream)["all"]["vars"]
 
 

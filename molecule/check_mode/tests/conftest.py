@@ -9,7 +9,7 @@ import pytest
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 
-from moltest import registry, scenario_vars  # noqa: E402,F401  (fixtures)
+from moltest import registry, scenario_vars  # noqa: E402, F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -44,5 +44,6 @@ def test_report_says_what_would_change(report, mol_vars):
 
 def test_only_the_record_was_written(mol_vars):
     # The scenario's directory holds what create/prepare wrote and the check run's record, nothing else.
-    assert sorted(p.name for p in Path(mol_vars["mol_root"]).iterdir()) == ["images", "phase", "report-fresh-check.json"]
+    written = sorted(p.name for p in Path(mol_vars["mol_root"]).iterdir())
+    assert written == ["images", "phase", "report-fresh-check.json"]
 

@@ -38,7 +38,8 @@ def test_registry_container_would_not_change(report):
 def test_registry_content_is_unchanged(registry, snapshot, mol_vars):
     assert registry.snapshot() == snapshot["registry"]
     # ...and it is what the real converge pushed: the base images, not the new one.
-    assert sorted(snapshot["registry"]) == sorted({i.get("repository") or i["name"] for i in mol_vars["mol_publish_base"]})
+    base = {image.get("repository") or image["name"] for image in mol_vars["mol_publish_base"]}
+    assert sorted(snapshot["registry"]) == sorted(base)
 
 
 def test_registry_container_is_unchanged(host, snapshot, mol_vars):

@@ -8,7 +8,7 @@ import pytest
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 
-from moltest import container, registry, scenario_vars  # noqa: E402,F401  (fixtures)
+from moltest import container, registry, scenario_vars  # noqa: E402, F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ def test_container_has_the_given_name_and_runs(container):
 
 
 def test_restart_policy_is_unless_stopped(container, mol_vars):
-    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped" == mol_vars["mol_include_restart_policy"]
+    policy = container["HostConfig"]["RestartPolicy"]["Name"]
+    assert policy == "unless-stopped" == mol_vars["mol_include_restart_policy"]
 
 
 def test_port_is_the_given_one(host, container, mol_vars):
