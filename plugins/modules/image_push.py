@@ -36,7 +36,7 @@ options:
     elements: str
   sources:
     description:
-      - The local image each name of O(images) (or O(name)) is a tag of, as C({name: source}), i.e. what
+      - The local image each name of O(images) (or O(name)) is a tag of, keyed by that name - the source
         M(dockhand.registry.image_tag) tags it from.
       - Used in check mode only, where that tag was not made - a name not tagged yet is then compared through its
         source image. Outside check mode every name must exist in the engine.
