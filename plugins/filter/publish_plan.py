@@ -12,7 +12,8 @@ description:
   - Takes the P(dockhand.registry.publish#role) role's list of images (C(name), optional C(tag), C(repository),
     C(source)) and a registry address; returns C(tag_items), the O(dockhand.registry.image_tag#module:images) of
     M(dockhand.registry.image_tag), and C(push_names), the O(dockhand.registry.image_push#module:images) of
-    M(dockhand.registry.image_push).
+    M(dockhand.registry.image_push), and C(sources), each push name's local source image (the
+    O(dockhand.registry.image_push#module:sources) of M(dockhand.registry.image_push)).
   - The target of an image is C(<registry>/<repository>:<tag>); C(repository) defaults to C(name), C(tag) to
     V(latest), and C(source), the local image to tag, to C(<name>:<tag>).
 options:
@@ -32,12 +33,12 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ [{'name': 'go-demo', 'tag': '1.0'}] | dockhand.registry.publish_plan('localhost:5000') }}"
   # {"tag_items": [{"source": "go-demo:1.0", "targets": ["localhost:5000/go-demo:1.0"]}],
-  #  "push_names": ["localhost:5000/go-demo:1.0"]}
+  #  "push_names": ["localhost:5000/go-demo:1.0"], "sources": {"localhost:5000/go-demo:1.0": "go-demo:1.0"}}
 """
 
 RETURN = r"""
 _value:
-  description: C(tag_items) and C(push_names).
+  description: C(tag_items), C(push_names) and C(sources).
   type: dict
 """
 
@@ -56,7 +57,7 @@ _KEYS = {"name", "tag", "repository", "source"}
 
 
 def publish_plan(images, registry):
-    """``{"tag_items": [...], "push_names": [...]}`` for ``images`` published to ``registry``."""
+    """``{"tag_items": [...], "push_names": [...], "sources": {...}}`` for ``images`` published to ``registry``."""
     try:
         validate_registry(to_text(registry))
     except InvalidReference as exc:
@@ -65,6 +66,7 @@ def publish_plan(images, registry):
         raise AnsibleFilterError("publish_plan expects a list of images, got %s" % type(images).__name__)
     by_source: dict[str, list[str]] = {}
     names: list[str] = []
+    sources: dict[str, str] = {}
     for image in images:
         if not isinstance(image, dict) or not image.get("name"):
             raise AnsibleFilterError("each image to publish needs a name, got %r" % (image,))
@@ -83,9 +85,11 @@ def publish_plan(images, registry):
             by_source[source].append(target)
         if target not in names:
             names.append(target)
+            sources[target] = source
     return {
         "tag_items": [{"source": source, "targets": targets} for source, targets in by_source.items()],
         "push_names": names,
+        "sources": sources,
     }
 
 

@@ -51,4 +51,6 @@ def run_module(module, action, *required: tuple[str, bool, str | None]) -> None:
         module.fail_json(msg=one_line(exc), **extra)
     if not module._diff:
         result.pop("diff", None)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)

@@ -18,7 +18,7 @@ from typing import Any
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient, RegistryUnreachable
 
 DEFAULT_WORKERS = 4
 
@@ -141,8 +141,17 @@ def push_images(
     auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
     workers: int = DEFAULT_WORKERS,
     check_mode: bool = False,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Push each image whose tag the registry lacks or holds with another digest."""
+    """Push each image whose tag the registry lacks or holds with another digest.
+
+    ``sources`` maps an image name (as given in ``names``) to the local image it is a tag of. It matters in check
+    mode only, where image_tag tagged nothing: a name that is not tagged yet is then looked up as its source.
+    Also in check mode, a registry that does not answer is taken as empty (an earlier task would create it), with
+    a warning; outside check mode it fails the task, as ever.
+    """
+    sources = sources or {}
+    warnings: list[str] = []
     errors: list[str] = []
     refs: list[Reference] = []
     for name in names:
@@ -162,12 +171,14 @@ def push_images(
     seen: set[str] = set()
     images = LocalImages(engine)
     plans: list[PushPlan] = []
-    for ref in refs:
+    for name, ref in zip(names, refs):
         key = "%s:%s" % (ref.name, ref.tag_or_default)
         if key in seen:
             continue
         seen.add(key)
         image = images.get(ref)
+        if image is None and check_mode and sources.get(name):
+            image = images.get(parse(sources[name]))
         if image is None:
             errors.append("local image %s not found in the engine" % key)
             continue
@@ -187,6 +198,13 @@ def push_images(
         for plan, future in zip(plans, futures):
             try:
                 plan.before = future.result()
+            except RegistryUnreachable as exc:
+                if not check_mode:
+                    errors.append("%s: %s" % (plan.ref, exc))
+                    continue
+                warning = "check mode: registry %s does not answer, taken as empty" % plan.ref.registry
+                if warning not in warnings:
+                    warnings.append(warning)
             except DockhandError as exc:
                 errors.append("%s: %s" % (plan.ref, exc))
         if errors:
@@ -234,6 +252,8 @@ def push_images(
         "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
         "diff": diff,
     }
+    if warnings:
+        outcome["warnings"] = warnings
     if failed:
         raise _fail_items("pushes", failed, results)
     return outcome

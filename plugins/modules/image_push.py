@@ -34,6 +34,14 @@ options:
     description: Images to push, each as in O(name).
     type: list
     elements: str
+  sources:
+    description:
+      - The local image each name of O(images) (or O(name)) is a tag of, keyed by that name - the source
+        M(dockhand.registry.image_tag) tags it from.
+      - Used in check mode only, where that tag was not made - a name not tagged yet is then compared through its
+        source image. Outside check mode every name must exist in the engine.
+    type: dict
+    default: {}
   workers:
     description: How many pushes run at the same time.
     type: int
@@ -50,6 +58,8 @@ options:
     type: float
     default: 10
 notes:
+  - In check mode, a registry that does not answer (for instance one an earlier task would create) is taken as
+    empty - every image for it would be pushed - and the task warns; outside check mode that fails the task.
   - Credentials, when not given, are taken from the engine client's configuration (C(~/.docker/config.json)) if it
     holds some for the registry.
 seealso:
@@ -119,6 +129,7 @@ def main() -> None:
             **REGISTRY_AUTH_ARGSPEC,
             name=dict(type="str"),
             images=dict(type="list", elements="str"),
+            sources=dict(type="dict", default={}),
             workers=dict(type="int", default=DEFAULT_WORKERS),
             scheme=dict(type="str", choices=["auto", "https", "http"], default="auto"),
             timeout=dict(type="float", default=10),
@@ -149,6 +160,7 @@ def main() -> None:
             auth_config=credentials.auth_config,
             workers=p["workers"],
             check_mode=module.check_mode,
+            sources={str(k): str(v) for k, v in p["sources"].items()},
         )
 
     run_module(
