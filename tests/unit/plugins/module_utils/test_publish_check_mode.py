@@ -68,7 +68,7 @@ def test_check_mode_source_carries_the_digest_already_pushed():
 
 def test_sources_are_not_used_outside_check_mode():
     engine = FakeEngine({"beta:1.0": BETA})
-    with pytest.raises(ItemsFailed, match="localhost:5000/beta:1.0 not found"):
+    with pytest.raises(ItemsFailed, match=r"localhost:5000/beta:1\.0 not found"):
         run(engine, {}, ["localhost:5000/beta:1.0"], sources={"localhost:5000/beta:1.0": "beta:1.0"})
 
 
