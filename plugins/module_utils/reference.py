@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -27,7 +29,7 @@ NAME_MAX_LENGTH = 255
 DEFAULT_TAG = "latest"
 
 
-class InvalidReference(ValueError):
+class InvalidReference(DockhandError, ValueError):
     """An image reference, repository, tag or registry address is malformed."""
 
 
