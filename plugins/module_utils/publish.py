@@ -52,7 +52,9 @@ class LocalImages:
             self._index = self.engine.image_index()
         found = self._index.get(text)
         if found is None:
-            found = self.engine.image(text)
+            # Inspect the reference as given: the engine resolves a bare name to name:latest
+            # and also accepts an image ID or a short ID prefix (which parses as a bare name).
+            found = self.engine.image(str(ref))
         return found
 
     def forget(self) -> None:
