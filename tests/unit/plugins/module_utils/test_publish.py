@@ -43,7 +43,7 @@ class FakeEngine:
         if ref in self.images:
             return self.images[ref]
         for image in self.images.values():
-            if image["Id"] == ref:
+            if image["Id"] == ref or image["Id"].startswith("sha256:" + ref):
                 return image
         return None
 
@@ -286,5 +286,13 @@ def test_tag_source_by_image_id():
     engine = FakeEngine()
     engine.add("demo:1.0", sha("a"))
     result = tag_images(engine, [TagItem(sha("a"), [REG + "/demo:1.0"])])
+    assert engine.tagged == [(sha("a"), REG + "/demo", "1.0")]
+    assert result["images"][0]["image_id"] == sha("a")
+
+
+def test_tag_source_by_short_image_id():
+    engine = FakeEngine()
+    engine.add("demo:1.0", sha("a"))
+    result = tag_images(engine, [TagItem("aaaaaaaaaaaa", [REG + "/demo:1.0"])])
     assert engine.tagged == [(sha("a"), REG + "/demo", "1.0")]
     assert result["images"][0]["image_id"] == sha("a")
