@@ -83,9 +83,14 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
     parsed: list[tuple[Reference, list[Reference]]] = []
     for item in items:
         try:
-            parsed.append((parse(item.source), [parse(target) for target in item.targets]))
+            targets = [parse(target) for target in item.targets]
+            parsed.append((parse(item.source), targets))
         except DockhandError as exc:
             errors.append(str(exc))
+            continue
+        for target in targets:
+            if target.digest:
+                errors.append("target %s: a tag cannot name a digest, give <repository>[:<tag>]" % target)
     if errors:
         raise _fail_items("images", errors)
     images = LocalImages(engine)
