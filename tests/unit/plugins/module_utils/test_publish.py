@@ -296,3 +296,13 @@ def test_tag_source_by_short_image_id():
     result = tag_images(engine, [TagItem("aaaaaaaaaaaa", [REG + "/demo:1.0"])])
     assert engine.tagged == [(sha("a"), REG + "/demo", "1.0")]
     assert result["images"][0]["image_id"] == sha("a")
+
+
+def test_tag_target_with_digest_refused():
+    engine = FakeEngine()
+    engine.add("demo:1.0", sha("a"))
+    bad = REG + "/demo@" + sha("1")
+    with pytest.raises(ItemsFailed) as err:
+        tag_images(engine, [TagItem("demo:1.0", [REG + "/demo:1.0", bad])])
+    assert bad in str(err.value)
+    assert engine.tagged == []
