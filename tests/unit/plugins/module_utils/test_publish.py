@@ -306,3 +306,23 @@ def test_tag_target_with_digest_refused():
         tag_images(engine, [TagItem("demo:1.0", [REG + "/demo:1.0", bad])])
     assert bad in str(err.value)
     assert engine.tagged == []
+
+
+def test_tag_same_target_for_two_images_refused():
+    engine = FakeEngine()
+    engine.add("a:1", sha("a"))
+    engine.add("b:1", sha("b"))
+    with pytest.raises(ItemsFailed, match="target localhost:5100/x:1 is given for two different images"):
+        tag_images(engine, [TagItem("a:1", [REG + "/x:1"]), TagItem("b:1", [REG + "/x:1"])])
+    assert engine.tagged == []
+
+
+def test_tag_same_target_twice_for_one_image_tags_once():
+    engine = FakeEngine()
+    engine.add("a:1", sha("a"))
+    result = tag_images(engine, [TagItem("a:1", [REG + "/x:1"]), TagItem(sha("a"), [REG + "/x:1"])])
+    assert engine.tagged == [(sha("a"), REG + "/x", "1")]
+    assert result["tagged"] == [REG + "/x:1"]
+    assert result["diff"]["before"] == {REG + "/x:1": None}
+    again = tag_images(engine, [TagItem("a:1", [REG + "/x:1"]), TagItem(sha("a"), [REG + "/x:1"])])
+    assert again["changed"] is False
