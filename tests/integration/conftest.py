@@ -22,6 +22,9 @@ PREFIX = os.environ.get("DH_PREFIX", "dh-it-")
 PORT_BASE = int(os.environ.get("DH_PORT_BASE", "5100"))
 DATA_ROOT = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it"))
 REGISTRY_IMAGE = os.environ.get("DH_REGISTRY_IMAGE", "registry:2")
+# Every test image carries this label with PREFIX as its value, so that teardown also finds
+# the images a rebuild left without a name.
+TEST_LABEL = "io.dockhand.test"
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -44,6 +47,9 @@ def cleanup() -> None:
     ]
     if images:
         docker("rmi", "-f", *images, check=False)
+    labelled = docker("images", "-aq", "--filter", "label=%s=%s" % (TEST_LABEL, PREFIX), check=False).split()
+    if labelled:
+        docker("rmi", "-f", *sorted(set(labelled)), check=False)
     volumes = [v for v in docker("volume", "ls", "-q", check=False).split() if v.startswith(PREFIX)]
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)

@@ -12,7 +12,7 @@ import re
 import pytest
 import requests
 
-from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, ansible_playbook, docker
+from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, TEST_LABEL, ansible_playbook, docker
 
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -27,7 +27,8 @@ def recap(output: str) -> dict[str, int]:
 def test_site_twice(workdir):
     context = workdir / "demo"
     context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY marker.txt /marker.txt\n")
+    dockerfile = "FROM scratch\nLABEL %s=%s\nCOPY marker.txt /marker.txt\n" % (TEST_LABEL, PREFIX)
+    (context / "Dockerfile").write_text(dockerfile)
     (context / "marker.txt").write_text("site %s\n" % workdir.name)
     image = PREFIX + "site-demo"
     registry = "localhost:%d" % PORT_BASE
