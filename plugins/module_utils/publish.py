@@ -53,7 +53,9 @@ class LocalImages:
             self._index = self.engine.image_index()
         found = self._index.get(text)
         if found is None:
-            found = self.engine.image(text)
+            # Inspect the reference as given: the engine resolves a bare name to name:latest
+            # and also accepts an image ID or a short ID prefix (which parses as a bare name).
+            found = self.engine.image(str(ref))
         return found
 
     def forget(self) -> None:
@@ -82,9 +84,14 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
     parsed: list[tuple[Reference, list[Reference]]] = []
     for item in items:
         try:
-            parsed.append((parse(item.source), [parse(target) for target in item.targets]))
+            targets = [parse(target) for target in item.targets]
+            parsed.append((parse(item.source), targets))
         except DockhandError as exc:
             errors.append(str(exc))
+            continue
+        for target in targets:
+            if target.digest:
+                errors.append("target %s: a tag cannot name a digest, give <repository>[:<tag>]" % target)
     if errors:
         raise _fail_items("images", errors)
     images = LocalImages(engine)
@@ -96,6 +103,15 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
         sources.append(image)
     if errors:
         raise _fail_items("images", errors)
+    wanted: dict[str, str] = {}
+    for (_source, targets), image in zip(parsed, sources):
+        assert image is not None
+        for target in targets:
+            name = "%s:%s" % (target.name, target.tag_or_default)
+            if wanted.setdefault(name, image["Id"]) != image["Id"]:
+                errors.append("target %s is given for two different images" % name)
+    if errors:
+        raise _fail_items("images", sorted(set(errors), key=errors.index))
 
     results: list[dict[str, Any]] = []
     before: dict[str, str | None] = {}
@@ -105,13 +121,16 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
             raise AssertionError("source %s has no image" % source)
         entry: dict[str, Any] = {"source": str(source), "image_id": image["Id"], "targets": [], "changed": False}
         for target in targets:
-            current = images.get(target)
-            current_id = current["Id"] if current else None
+            name = "%s:%s" % (target.name, target.tag_or_default)
+            if name in after:  # the same target given again for the same image: already settled
+                current_id: str | None = after[name]
+            else:
+                current = images.get(target)
+                current_id = current["Id"] if current else None
             changed = current_id != image["Id"]
             if changed and not check_mode:
                 engine.tag(image["Id"], target.name, target.tag_or_default)
-            name = "%s:%s" % (target.name, target.tag_or_default)
-            before[name] = current_id
+            before.setdefault(name, current_id)
             after[name] = image["Id"]
             entry["targets"].append({"name": name, "before": current_id, "changed": changed})
             entry["changed"] = entry["changed"] or changed

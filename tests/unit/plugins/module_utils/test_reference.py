@@ -7,6 +7,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
     Reference,
     parse,
     validate_registry,
+    validate_repository,
+    validate_tag,
 )
 
 
@@ -38,3 +40,91 @@ def test_parse_rejects_naming_the_value(text):
 def test_registry_scheme_rejected():
     with pytest.raises(InvalidReference, match="without a scheme"):
         validate_registry("http://localhost:5000")
+
+
+@pytest.mark.parametrize(
+    "text, registry, repository, tag",
+    [
+        ("localhost:5000/demo", "localhost:5000", "demo", None),
+        ("127.0.0.1:5100/a/b/c:1", "127.0.0.1:5100", "a/b/c", "1"),
+        ("my-host.lan/x_y__z:tag-1.2", "my-host.lan", "x_y__z", "tag-1.2"),
+        ("team/api", None, "team/api", None),
+    ],
+)
+def test_parse_components(text, registry, repository, tag):
+    ref = parse(text)
+    assert (ref.registry, ref.repository, ref.tag) == (registry, repository, tag)
+
+
+def test_name_and_default_tag():
+    ref = parse("localhost:5000/demo")
+    assert ref.name == "localhost:5000/demo"
+    assert ref.tag_or_default == "latest"
+    assert parse("demo:2").tag_or_default == "2"
+
+
+def test_with_tag_and_in_registry():
+    ref = parse("demo:1.0")
+    assert str(ref.with_tag("2.0")) == "demo:2.0"
+    moved = ref.in_registry("localhost:5100")
+    assert str(moved) == "localhost:5100/demo:1.0"
+    assert str(ref.in_registry("localhost:5100", "team/demo")) == "localhost:5100/team/demo:1.0"
+    with pytest.raises(InvalidReference, match="'-bad'"):
+        ref.with_tag("-bad")
+    with pytest.raises(InvalidReference, match="'Team'"):
+        ref.in_registry("localhost:5100", "Team")
+
+
+def test_digest_dropped_when_retagged():
+    ref = parse("r.io/x:1@sha256:" + "b" * 64)
+    assert ref.digest and ref.tag == "1"
+    assert ref.with_tag("2").digest is None
+
+
+@pytest.mark.parametrize("registry", ["localhost", "localhost:5000", "r.example.com", "10.0.0.1:443", "[::1]:5000"])
+def test_validate_registry_accepts(registry):
+    assert validate_registry(registry) == registry
+
+
+@pytest.mark.parametrize("registry", ["", "host:0", "host:65536", "bad host", "host/path", "https://r.io"])
+def test_validate_registry_rejects_naming_the_value(registry):
+    with pytest.raises(InvalidReference) as err:
+        validate_registry(registry)
+    assert repr(registry) in str(err.value)
+
+
+@pytest.mark.parametrize("repository", ["Upper", "a//b", "-a", "a-", ""])
+def test_validate_repository_rejects(repository):
+    with pytest.raises(InvalidReference) as err:
+        validate_repository(repository)
+    assert repr(repository) in str(err.value)
+
+
+@pytest.mark.parametrize("tag", ["", ".x", "-x", "a" * 129, "a:b", "a/b"])
+def test_validate_tag_rejects(tag):
+    with pytest.raises(InvalidReference):
+        validate_tag(tag)
+
+
+def test_tag_max_length_accepted():
+    assert validate_tag("a" * 128) == "a" * 128
+
+
+def test_name_too_long():
+    with pytest.raises(InvalidReference, match="longer than 255"):
+        parse("r.io/" + "/".join(["abcdefghij"] * 30))
+
+
+def test_errors_are_one_line():
+    for text in ["UPPER", "demo:-x", "x@sha256:1", "h:0/x"]:
+        with pytest.raises(InvalidReference) as err:
+            parse(text)
+        assert "\n" not in str(err.value)
+
+
+def test_invalid_reference_is_a_collection_error():
+    # The modules report DockhandError as one line; a bad reference must not crash them.
+    from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+
+    assert issubclass(InvalidReference, DockhandError)
+    assert issubclass(InvalidReference, ValueError)
