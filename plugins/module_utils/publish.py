@@ -20,6 +20,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
 
 DEFAULT_WORKERS = 4
+# Threads asking the registries for manifest digests (HEAD), at least.
+HEAD_WORKERS = 8
 
 
 class ItemsFailed(DockhandError):
@@ -106,14 +108,23 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
             current = images.get(target)
             current_id = current["Id"] if current else None
             changed = current_id != image["Id"]
-            if changed and not check_mode:
-                engine.tag(image["Id"], target.name, target.tag_or_default)
             name = "%s:%s" % (target.name, target.tag_or_default)
+            target_result: dict[str, Any] = {"name": name, "before": current_id, "changed": changed}
+            if changed and not check_mode:
+                try:
+                    engine.tag(image["Id"], target.name, target.tag_or_default)
+                except DockhandError as exc:
+                    # Go on with the other targets: one failure must not hide their results.
+                    target_result.update(changed=False, failed=True, msg=str(exc))
+                    entry["failed"] = True
+                    errors.append(str(exc))
             before[name] = current_id
-            after[name] = image["Id"]
-            entry["targets"].append({"name": name, "before": current_id, "changed": changed})
-            entry["changed"] = entry["changed"] or changed
+            after[name] = image["Id"] if not target_result.get("failed") else current_id
+            entry["targets"].append(target_result)
+            entry["changed"] = entry["changed"] or target_result["changed"]
         results.append(entry)
+    if errors:
+        raise _fail_items("tags", errors, results)
     return {
         "changed": any(entry["changed"] for entry in results),
         "images": results,
@@ -173,11 +184,22 @@ def push_images(
     if errors:
         raise _fail_items("images", errors)
 
-    registries = {plan.ref.registry: registry_factory(plan.ref.registry) for plan in plans}  # type: ignore[index]
+    # One client (one connection pool, one credential lookup) per registry, not per image.
+    registries: dict[str, RegistryClient] = {}
+    for plan in plans:
+        if plan.ref.registry not in registries:
+            registries[plan.ref.registry] = registry_factory(plan.ref.registry)  # type: ignore[index]
+            try:
+                # Settle the scheme (https or http) once here, not in every HEAD thread at once.
+                registries[plan.ref.registry].base_url  # noqa: B018
+            except DockhandError:
+                pass  # each image's HEAD below reports it
     workers = max(1, workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # Ask the registries first, all at once: an unreachable registry or refused login
-        # stops the task before anything is pushed.
+    # Ask the registries first, all at once: an unreachable registry or refused login
+    # stops the task before anything is pushed. A manifest HEAD is cheap for the registry,
+    # so these run on at least HEAD_WORKERS threads whatever the push worker count.
+    with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
+
         def head(plan: PushPlan) -> str | None:
             return registries[plan.ref.registry].manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
 
@@ -187,8 +209,10 @@ def push_images(
                 plan.before = future.result()
             except DockhandError as exc:
                 errors.append("%s: %s" % (plan.ref, exc))
-        if errors:
-            raise _fail_items("images", sorted(set(errors), key=errors.index))
+    if errors:
+        raise _fail_items("images", sorted(set(errors), key=errors.index))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def push(plan: PushPlan) -> dict[str, Any]:
             ref = plan.ref
