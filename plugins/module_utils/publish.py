@@ -150,8 +150,13 @@ def push_images(
     auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
     workers: int = DEFAULT_WORKERS,
     check_mode: bool = False,
+    planned: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Push each image whose tag the registry lacks or holds with another digest."""
+    """Push each image whose tag the registry lacks or holds with another digest.
+
+    ``planned`` maps ``<name>:<tag>`` to the local image that name has (or, in check
+    mode, would have) after a tagging step, in place of asking the engine.
+    """
     errors: list[str] = []
     refs: list[Reference] = []
     for name in names:
@@ -176,7 +181,7 @@ def push_images(
         if key in seen:
             continue
         seen.add(key)
-        image = images.get(ref)
+        image = (planned or {}).get(key) or images.get(ref)
         if image is None:
             errors.append("local image %s not found in the engine" % key)
             continue
@@ -259,3 +264,42 @@ def push_images(
     if failed:
         raise _fail_items("pushes", failed, results)
     return outcome
+
+
+# -- image_publish -------------------------------------------------------------------
+def publish_images(
+    engine: EngineClient,
+    items: list[TagItem],
+    registry_factory: Callable[[str], RegistryClient],
+    auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
+    workers: int = DEFAULT_WORKERS,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """Tag each source as its targets, then push every target: both steps in one module run.
+
+    A failed tag stops the task before anything is pushed (its ``results`` hold every
+    item's tag outcome); a failed push is reported per image as in :func:`push_images`.
+    """
+    tagged = tag_images(engine, items, check_mode=check_mode)
+    planned: dict[str, dict[str, Any]] = {}
+    images = LocalImages(engine)
+    for item, entry in zip(items, tagged["images"]):
+        source = images.get(parse(item.source))
+        for target in entry["targets"]:
+            if source is not None:
+                planned[target["name"]] = source
+    names = [target["name"] for entry in tagged["images"] for target in entry["targets"]]
+    try:
+        pushed = push_images(engine, names, registry_factory, auth_config, workers, check_mode, planned)
+    except ItemsFailed as exc:
+        raise ItemsFailed(str(exc), [dict(r, tagged=r["name"] in tagged["tagged"]) for r in exc.results]) from None
+    return {
+        "changed": tagged["changed"] or pushed["changed"],
+        "images": [dict(r, tagged=r["name"] in tagged["tagged"]) for r in pushed["images"]],
+        "tagged": tagged["tagged"],
+        "pushed": pushed["pushed"],
+        "diff": {
+            "before": {"tags": tagged["diff"]["before"], "registry": pushed["diff"]["before"]},
+            "after": {"tags": tagged["diff"]["after"], "registry": pushed["diff"]["after"]},
+        },
+    }

@@ -12,6 +12,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.publish import (
     HEAD_WORKERS,
     ItemsFailed,
     TagItem,
+    publish_images,
     push_images,
     tag_images,
 )
@@ -119,3 +120,27 @@ def test_tag_failure_does_not_hide_the_other_items():
     assert [r["source"] for r in results] == ["a:1", "b:1", "c:1"]
     assert [r["changed"] for r in results] == [True, False, True]
     assert results[1]["failed"] is True
+
+
+def test_publish_tags_then_pushes_in_one_run_and_is_idempotent():
+    engine = FakeEngine({"a:1": {"Id": "sha256:a", "RepoDigests": []}, "b:1": {"Id": "sha256:b", "RepoDigests": []}})
+    registry = FakeRegistry({})
+    items = [TagItem("a:1", ["r:5000/a:1"]), TagItem("b:1", ["r:5000/b:1", "r:5000/b:latest"])]
+    result = publish_images(engine, items, lambda name: registry)
+    assert result["changed"] is True
+    assert result["tagged"] == ["r:5000/a:1", "r:5000/b:1", "r:5000/b:latest"]
+    assert [r["name"] for r in result["images"]] == result["tagged"]
+    assert all(r["tagged"] and r["pushed"] for r in result["images"])
+    # the registry now holds what the engine recorded: nothing to do the second time
+    for name in ("a", "b"):
+        engine.images["%s:1" % name]["RepoDigests"] = ["r:5000/%s@sha256:%s" % (name, "d" * 64)]
+    registry.held.update({"a:1": "sha256:" + "d" * 64, "b:1": "sha256:" + "d" * 64, "b:latest": "sha256:" + "d" * 64})
+    again = publish_images(engine, items, lambda name: registry)
+    assert again["changed"] is False and again["tagged"] == [] and again["pushed"] == []
+
+
+def test_publish_check_mode_tags_and_pushes_nothing():
+    engine = FakeEngine({"a:1": {"Id": "sha256:a", "RepoDigests": []}})
+    result = publish_images(engine, [TagItem("a:1", ["r:5000/a:1"])], lambda name: FakeRegistry({}), check_mode=True)
+    assert result["changed"] is True and result["pushed"] == ["r:5000/a:1"]
+    assert engine.tagged == [] and engine.pushed == []
