@@ -10,12 +10,12 @@ short_description: Tag local images for a registry and push what the registry la
 version_added: 0.1.0
 description:
   - Does what M(dockhand.registry.image_tag) and then M(dockhand.registry.image_push) do, for a whole list
-    (O(images)), in one module run: one process, one engine connection, one C(docker images) call per step.
+    (O(images)), in one module run (one process, one engine connection, one C(docker images) call per step).
     The P(dockhand.registry.publish#role) role uses it, so that publishing many images costs one module run.
-  - Tagging first: each target is made to point to its source's image ID (C(changed) when a target was missing or
+  - Tagging first. Each target is made to point to its source's image ID (C(changed) when a target was missing or
     pointed elsewhere). Every item is checked before anything is tagged; if a tag fails, nothing is pushed and the
     task fails naming each failed target, with every item's outcome in C(results).
-  - Then pushing every target, as M(dockhand.registry.image_push) does it: registry manifest digests (HEAD) asked
+  - Then pushing every target, as M(dockhand.registry.image_push) does it. Registry manifest digests (HEAD) asked
     concurrently and compared with the local RepoDigests; pushes with at most O(workers) at a time; results in input
     order; a failed push does not hide the others' results, and the task then fails naming each failed image.
   - In check mode nothing is tagged or pushed; the result says what would be.
