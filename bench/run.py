@@ -311,6 +311,7 @@ def plot(summary: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     f = summary["figures"]
     figure, axes = plt.subplots(figsize=(8, 5))
@@ -328,6 +329,7 @@ def plot(summary: dict, path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xticks(SIZES)
     axes.set_xticklabels([str(n) for n in SIZES])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.set_xlabel("images published (N)")
     axes.set_ylabel("wall-clock seconds (median of %d runs)" % RUNS)
     axes.set_title("Publishing N small images to a local registry")
