@@ -21,6 +21,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient, RegistryUnreachable
 
 DEFAULT_WORKERS = 4
+# Threads asking the registries for manifest digests (HEAD), at least.
+HEAD_WORKERS = 8
 
 
 class ItemsFailed(DockhandError):
@@ -105,7 +107,8 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
         raise _fail_items("images", errors)
     wanted: dict[str, str] = {}
     for (_source, targets), image in zip(parsed, sources):
-        assert image is not None
+        if image is None:  # narrows the type: validation already failed on missing sources
+            raise AssertionError("source %s has no image" % _source)
         for target in targets:
             name = "%s:%s" % (target.name, target.tag_or_default)
             if wanted.setdefault(name, image["Id"]) != image["Id"]:
@@ -128,13 +131,22 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
                 current = images.get(target)
                 current_id = current["Id"] if current else None
             changed = current_id != image["Id"]
+            target_result: dict[str, Any] = {"name": name, "before": current_id, "changed": changed}
             if changed and not check_mode:
-                engine.tag(image["Id"], target.name, target.tag_or_default)
+                try:
+                    engine.tag(image["Id"], target.name, target.tag_or_default)
+                except DockhandError as exc:
+                    # Go on with the other targets: one failure must not hide their results.
+                    target_result.update(changed=False, failed=True, msg=str(exc))
+                    entry["failed"] = True
+                    errors.append(str(exc))
             before.setdefault(name, current_id)
-            after[name] = image["Id"]
-            entry["targets"].append({"name": name, "before": current_id, "changed": changed})
-            entry["changed"] = entry["changed"] or changed
+            after[name] = image["Id"] if not target_result.get("failed") else current_id
+            entry["targets"].append(target_result)
+            entry["changed"] = entry["changed"] or target_result["changed"]
         results.append(entry)
+    if errors:
+        raise _fail_items("tags", errors, results)
     return {
         "changed": any(entry["changed"] for entry in results),
         "images": results,
@@ -161,13 +173,16 @@ def push_images(
     workers: int = DEFAULT_WORKERS,
     check_mode: bool = False,
     sources: dict[str, str] | None = None,
+    planned: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Push each image whose tag the registry lacks or holds with another digest.
 
+    ``planned`` maps ``<name>:<tag>`` to the local image that name has (or, in check mode, would have) after a
+    tagging step in the same module run, in place of asking the engine.
     ``sources`` maps an image name (as given in ``names``) to the local image it is a tag of. It matters in check
-    mode only, where image_tag tagged nothing: a name that is not tagged yet is then looked up as its source.
-    Also in check mode, a registry that does not answer is taken as empty (an earlier task would create it), with
-    a warning; outside check mode it fails the task, as ever.
+    mode only, where an earlier image_tag task tagged nothing: a name that is not tagged yet is then looked up as
+    its source. Also in check mode, a registry that does not answer is taken as empty (an earlier task would
+    create it), with a warning; outside check mode it fails the task, as ever.
     """
     sources = sources or {}
     warnings: list[str] = []
@@ -195,7 +210,7 @@ def push_images(
         if key in seen:
             continue
         seen.add(key)
-        image = images.get(ref)
+        image = (planned or {}).get(key) or images.get(ref)
         if image is None and check_mode and sources.get(name):
             image = images.get(parse(sources[name]))
         if image is None:
@@ -205,11 +220,22 @@ def push_images(
     if errors:
         raise _fail_items("images", errors)
 
-    registries = {plan.ref.registry: registry_factory(plan.ref.registry) for plan in plans}  # type: ignore[index]
+    # One client (one connection pool, one credential lookup) per registry, not per image.
+    registries: dict[str, RegistryClient] = {}
+    for plan in plans:
+        if plan.ref.registry not in registries:
+            registries[plan.ref.registry] = registry_factory(plan.ref.registry)  # type: ignore[index]
+            try:
+                # Settle the scheme (https or http) once here, not in every HEAD thread at once.
+                registries[plan.ref.registry].base_url  # noqa: B018
+            except DockhandError:
+                pass  # each image's HEAD below reports it
     workers = max(1, workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # Ask the registries first, all at once: an unreachable registry or refused login
-        # stops the task before anything is pushed.
+    # Ask the registries first, all at once: an unreachable registry or refused login
+    # stops the task before anything is pushed. A manifest HEAD is cheap for the registry,
+    # so these run on at least HEAD_WORKERS threads whatever the push worker count.
+    with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
+
         def head(plan: PushPlan) -> str | None:
             return registries[plan.ref.registry].manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
 
@@ -226,8 +252,10 @@ def push_images(
                     warnings.append(warning)
             except DockhandError as exc:
                 errors.append("%s: %s" % (plan.ref, exc))
-        if errors:
-            raise _fail_items("images", sorted(set(errors), key=errors.index))
+    if errors:
+        raise _fail_items("images", sorted(set(errors), key=errors.index))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
 
         def push(plan: PushPlan) -> dict[str, Any]:
             ref = plan.ref
@@ -275,4 +303,46 @@ def push_images(
         outcome["warnings"] = warnings
     if failed:
         raise _fail_items("pushes", failed, results)
+    return outcome
+
+
+# -- image_publish -------------------------------------------------------------------
+def publish_images(
+    engine: EngineClient,
+    items: list[TagItem],
+    registry_factory: Callable[[str], RegistryClient],
+    auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
+    workers: int = DEFAULT_WORKERS,
+    check_mode: bool = False,
+) -> dict[str, Any]:
+    """Tag each source as its targets, then push every target: both steps in one module run.
+
+    A failed tag stops the task before anything is pushed (its ``results`` hold every
+    item's tag outcome); a failed push is reported per image as in :func:`push_images`.
+    """
+    tagged = tag_images(engine, items, check_mode=check_mode)
+    planned: dict[str, dict[str, Any]] = {}
+    images = LocalImages(engine)
+    for item, entry in zip(items, tagged["images"]):
+        source = images.get(parse(item.source))
+        for target in entry["targets"]:
+            if source is not None:
+                planned[target["name"]] = source
+    names = [target["name"] for entry in tagged["images"] for target in entry["targets"]]
+    try:
+        pushed = push_images(engine, names, registry_factory, auth_config, workers, check_mode, planned=planned)
+    except ItemsFailed as exc:
+        raise ItemsFailed(str(exc), [dict(r, tagged=r["name"] in tagged["tagged"]) for r in exc.results]) from None
+    outcome = {
+        "changed": tagged["changed"] or pushed["changed"],
+        "images": [dict(r, tagged=r["name"] in tagged["tagged"]) for r in pushed["images"]],
+        "tagged": tagged["tagged"],
+        "pushed": pushed["pushed"],
+        "diff": {
+            "before": {"tags": tagged["diff"]["before"], "registry": pushed["diff"]["before"]},
+            "after": {"tags": tagged["diff"]["after"], "registry": pushed["diff"]["after"]},
+        },
+    }
+    if pushed.get("warnings"):
+        outcome["warnings"] = pushed["warnings"]
     return outcome

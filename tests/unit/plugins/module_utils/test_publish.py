@@ -62,6 +62,9 @@ class FakeEngine:
 
 
 class FakeRegistry:
+    # push_images settles each registry's scheme once, through this property, before the HEADs.
+    base_url = "http://fake"
+
     def __init__(self, tags: dict[str, str] | None = None, error: Exception | None = None) -> None:
         self.tags = tags or {}
         self.error = error

@@ -30,6 +30,9 @@ class FakeEngine:
 
 
 class FakeRegistry:
+    # push_images settles each registry's scheme once, through this property, before the HEADs.
+    base_url = "http://fake"
+
     def __init__(self, digests: dict[str, str] | None) -> None:
         self.digests = digests
 

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_publish
+short_description: Tag local images for a registry and push what the registry lacks, a whole list in one call
+version_added: 0.1.0
+description:
+  - Does what M(dockhand.registry.image_tag) and then M(dockhand.registry.image_push) do, for a whole list
+    (O(images)), in one module run (one process, one engine connection, one C(docker images) call per step).
+    The P(dockhand.registry.publish#role) role uses it, so that publishing many images costs one module run.
+  - Tagging first. Each target is made to point to its source's image ID (C(changed) when a target was missing or
+    pointed elsewhere). Every item is checked before anything is tagged; if a tag fails, nothing is pushed and the
+    task fails naming each failed target, with every item's outcome in C(results).
+  - Then pushing every target, as M(dockhand.registry.image_push) does it. Registry manifest digests (HEAD) asked
+    concurrently and compared with the local RepoDigests; pushes with at most O(workers) at a time; results in input
+    order; a failed push does not hide the others' results, and the task then fails naming each failed image.
+  - In check mode nothing is tagged or pushed; the result says what would be.
+author:
+  - dockhand.registry contributors
+extends_documentation_fragment:
+  - dockhand.registry.docker
+  - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.attributes
+options:
+  images:
+    description: Sources and the registry names to publish them as.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      source:
+        description: The local image to publish (name, name:tag, or image ID).
+        type: str
+        required: true
+      targets:
+        description: The names to publish it as, each C(<registry host[:port]>/<repository>[:<tag>]).
+        type: list
+        elements: str
+        required: true
+  workers:
+    description: How many pushes run at the same time.
+    type: int
+    default: 4
+  scheme:
+    description: How to reach the registry's HTTP API, as in M(dockhand.registry.image_push).
+    type: str
+    choices: [auto, https, http]
+    default: auto
+  timeout:
+    description: Seconds to wait for each answer of the registry.
+    type: float
+    default: 10
+seealso:
+  - module: dockhand.registry.image_tag
+  - module: dockhand.registry.image_push
+"""
+
+EXAMPLES = r"""
+- name: Publish two images to the local registry in one module run
+  dockhand.registry.image_publish:
+    images:
+      - source: api:2.3.1
+        targets: [localhost:5000/team/api:2.3.1]
+      - source: web:7
+        targets: [localhost:5000/team/web:7, localhost:5000/team/web:latest]
+    workers: 8
+"""
+
+RETURN = r"""
+images:
+  description: Each target, in input order, with the fields M(dockhand.registry.image_push) returns and C(tagged).
+  returned: always
+  type: list
+  elements: dict
+tagged:
+  description: The targets that were (in check mode, would be) tagged.
+  returned: always
+  type: list
+  elements: str
+pushed:
+  description: The targets that were (in check mode, would be) pushed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    DOCKER_ARGSPEC,
+    REGISTRY_AUTH_ARGSPEC,
+    run_module,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.publish import DEFAULT_WORKERS, TagItem, publish_images
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    Credentials,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            DOCKER_ARGSPEC,
+            **REGISTRY_AUTH_ARGSPEC,
+            images=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    source=dict(type="str", required=True),
+                    targets=dict(type="list", elements="str", required=True),
+                ),
+            ),
+            workers=dict(type="int", default=DEFAULT_WORKERS),
+            scheme=dict(type="str", choices=["auto", "https", "http"], default="auto"),
+            timeout=dict(type="float", default=10),
+        ),
+        required_together=[("username", "password")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["workers"] < 1:
+        module.fail_json(msg="workers must be at least 1, got %d" % p["workers"])
+    items = [TagItem(item["source"], item["targets"]) for item in p["images"]]
+
+    def action() -> dict:
+        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        credentials = Credentials(p["username"], p["password"], engine.stored_credentials)
+        return publish_images(
+            engine,
+            items,
+            registry_factory=credentials.client_factory(
+                scheme=None if p["scheme"] == "auto" else p["scheme"],
+                ca_cert=p["ca_cert"],
+                validate_certs=p["validate_certs"],
+                timeout=p["timeout"],
+                pool_size=max(p["workers"], 8),
+            ),
+            auth_config=credentials.auth_config,
+            workers=p["workers"],
+            check_mode=module.check_mode,
+        )
+
+    run_module(
+        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
+    )
+
+
+if __name__ == "__main__":
+    main()
