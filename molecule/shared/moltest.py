@@ -49,17 +49,17 @@ class Registry:
             return exc.code, dict(exc.headers), exc.read()
 
     def catalog(self) -> list[str]:
-        status, _, body = self._get("_catalog?n=1000")
+        status, _headers, body = self._get("_catalog?n=1000")
         assert status == 200, body
         return json.loads(body)["repositories"] or []
 
     def tags(self, repository: str) -> list[str]:
-        status, _, body = self._get("%s/tags/list?n=1000" % repository)
+        status, _headers, body = self._get("%s/tags/list?n=1000" % repository)
         assert status == 200, body
         return json.loads(body)["tags"] or []
 
     def digest(self, repository: str, tag: str) -> str | None:
-        status, headers, _ = self._get("%s/manifests/%s" % (repository, tag), method="HEAD")
+        status, headers, _body = self._get("%s/manifests/%s" % (repository, tag), method="HEAD")
         if status == 404:
             return None
         assert status == 200, "HEAD %s:%s answered %s" % (repository, tag, status)

@@ -20,7 +20,7 @@ description:
     order; a failed push does not hide the others' results, and the task then fails naming each failed image.
   - In check mode nothing is tagged or pushed; the result says what would be.
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.registry_auth

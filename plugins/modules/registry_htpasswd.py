@@ -19,7 +19,7 @@ description:
     to M(dockhand.registry.registry_container)'s O(dockhand.registry.registry_container#module:config_digest) to
     restart the registry when the file changed.
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker.attributes
 options:

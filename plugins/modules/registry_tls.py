@@ -22,7 +22,7 @@ description:
   - The result's RV(checksum) changes whenever the certificate or key does; give it to
     M(dockhand.registry.registry_container)'s O(dockhand.registry.registry_container#module:config_digest).
 author:
-  - dockhand.registry contributors
+  - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker.attributes
 options:

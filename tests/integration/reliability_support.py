@@ -195,7 +195,7 @@ def verify_pullable(address: str, expected: dict[str, str]) -> int:
     names are served with the right content; return the number of blobs verified."""
     blobs = 0
     for name, digest in expected.items():
-        repo, _, tag = name.rpartition(":")
+        repo, _sep, tag = name.rpartition(":")
         head = requests.head(
             "http://%s/v2/%s/manifests/%s" % (address, repo, tag), headers={"Accept": ACCEPT}, timeout=10
         )

@@ -164,9 +164,11 @@ def test_engine_restart(engine, state, capsys):
     assert tag_digests(ADDRESS) == state["digests"]
     again = site(engine, state["vars"])
     assert again["changed"] == 0, "site.yml after the engine restart changed %d tasks" % again["changed"]
-    figure(capsys, "engine restart: API back in %.2f s, registry /v2/ %.2f s after the stop began;"
-           " %d digests and %d blobs verified; site.yml then changed=0" % (api_seconds, seconds,
-                                                                         len(state["digests"]), blobs))
+    figure(
+        capsys,
+        "engine restart: API back in %.2f s, registry /v2/ %.2f s after the stop began;"
+        " %d digests and %d blobs verified; site.yml then changed=0" % (api_seconds, seconds, len(state["digests"]), blobs),
+    )
 
 
 def test_container_removed_by_hand(engine, state, capsys):
@@ -232,7 +234,7 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
 def test_two_site_runs_at_once(engine, state, capsys):
     api = engine.api()
     api.remove_container(NAME, force=True)  # both runs must create it, and push the new images
-    images = [(n, t) for n, t in [*BASE_IMAGES, ("dh-rel-big", "1")]] + [("dh-rel-new", "1"), ("dh-rel-new", "2")]
+    images = [*BASE_IMAGES, ("dh-rel-big", "1"), ("dh-rel-new", "1"), ("dh-rel-new", "2")]
     builds = [*base_builds(), context("dh-rel-big:1", BIG_MB << 20, 4), context("dh-rel-new:1", 150000, 5), context("dh-rel-new:2", 250000, 6)]
     variables = site_vars(images, builds)
     started = time.monotonic()

@@ -46,7 +46,7 @@ def test_site_twice(workdir):
         "publish_images": [{"name": image, "tag": "1.0"}],
     }
     runs = []
-    for _ in range(2):
+    for _run in range(2):
         done = ansible_playbook(ROOT / "site.yml", extra)
         output = done.stdout + done.stderr
         if done.returncode != 0:

@@ -9,7 +9,8 @@ import pytest
 SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO.parent / "shared"))
 
-from moltest import registry, scenario_vars  # noqa: E402, F401 (fixtures)
+# Fixtures the tests use by name.
+from moltest import registry, scenario_vars  # noqa: E402, F401  # pylint: disable=unused-import
 
 
 @pytest.fixture(scope="module")

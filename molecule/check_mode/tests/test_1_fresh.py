@@ -46,4 +46,3 @@ def test_only_the_record_was_written(mol_vars):
     # The scenario's directory holds what create/prepare wrote and the check run's record, nothing else.
     written = sorted(p.name for p in Path(mol_vars["mol_root"]).iterdir())
     assert written == ["images", "phase", "report-fresh-check.json"]
-

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Search logs for the passwords of a YAML secrets file; print only their names, never their values.
 
 Usage: find_secrets.py SECRETS_YAML LOG [LOG...]. Exit 0 when no password occurs in any log, 1 when one does,

@@ -142,7 +142,7 @@ def test_load_stream_error(tmp_path):
 
 
 def test_load_missing_archive(tmp_path):
-    client, _ = engine()
+    client, _api = engine()
     with pytest.raises(EngineError, match=r"cannot read image archive .*nope.tar"):
         client.load(str(tmp_path / "nope.tar"))
 

@@ -88,18 +88,3 @@ def test_unreachable_registry_fails_outside_check_mode():
     with pytest.raises(ItemsFailed, match="unreachable"):
         run(engine, None, ["localhost:5000/alpha:1.0"])
     assert engine.pushed == []
-
-
-def test_publish_plan_gives_each_push_name_its_source():
-    from ansible_collections.dockhand.registry.plugins.filter.publish_plan import publish_plan
-
-    plan = publish_plan(
-        [{"name": "alpha", "tag": "1.0"}, {"name": "alpha", "tag": "stable", "source": "alpha:1.0"},
-         {"name": "beta", "repository": "team/beta"}],
-        "localhost:5000",
-    )
-    assert plan["sources"] == {
-        "localhost:5000/alpha:1.0": "alpha:1.0",
-        "localhost:5000/alpha:stable": "alpha:1.0",
-        "localhost:5000/team/beta:latest": "beta:latest",
-    }

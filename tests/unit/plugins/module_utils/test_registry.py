@@ -65,7 +65,7 @@ def test_manifest_digest_200():
 
 
 def test_manifest_digest_404_is_absent():
-    reg, _ = client(lambda m, u, **k: FakeResponse(404))
+    reg, _session = client(lambda m, u, **k: FakeResponse(404))
     assert reg.manifest_digest("demo", "1.0") is None
 
 
@@ -84,13 +84,13 @@ def test_manifest_accept_header_carries_the_four_media_types():
 
 
 def test_manifest_digest_without_header_is_an_error():
-    reg, _ = client(lambda m, u, **k: FakeResponse(200))
+    reg, _session = client(lambda m, u, **k: FakeResponse(200))
     with pytest.raises(RegistryError, match=r"Docker-Content-Digest.*demo:1.0"):
         reg.manifest_digest("demo", "1.0")
 
 
 def test_manifest_digest_500_names_registry_and_status():
-    reg, _ = client(lambda m, u, **k: FakeResponse(500, body="boom\nmore"))
+    reg, _session = client(lambda m, u, **k: FakeResponse(500, body="boom\nmore"))
     with pytest.raises(RegistryError) as err:
         reg.manifest_digest("demo", "1.0")
     assert "localhost:5100 answered 500" in str(err.value)
@@ -120,12 +120,12 @@ def test_catalog_paged_through_link_header():
         ),
         "http://localhost:5100/v2/_catalog?last=y&n=1000": FakeResponse(200, {}, {"repositories": []}),
     }
-    reg, _ = client(lambda m, u, **k: pages[u])
+    reg, _session = client(lambda m, u, **k: pages[u])
     assert reg.catalog() == ["w", "x", "y"]
 
 
 def test_tags_of_unknown_repository_is_empty():
-    reg, _ = client(lambda m, u, **k: FakeResponse(404, body={"errors": [{"code": "NAME_UNKNOWN"}]}))
+    reg, _session = client(lambda m, u, **k: FakeResponse(404, body={"errors": [{"code": "NAME_UNKNOWN"}]}))
     assert reg.tags("nothere") == []
 
 
@@ -177,12 +177,12 @@ def test_bearer_access_token_key_accepted():
             return FakeResponse(200)
         return FakeResponse(401, {"WWW-Authenticate": 'Bearer realm="https://auth/t",service="s"'})
 
-    reg, _ = client(handler, username="u", password="p")
+    reg, _session = client(handler, username="u", password="p")
     assert reg.ping() == 200
 
 
 def test_refused_basic_login_raises_auth_error():
-    reg, _ = client(
+    reg, _session = client(
         lambda m, u, **k: FakeResponse(401, {"WWW-Authenticate": 'Basic realm="r"'}), username="alice", password="bad"
     )
     with pytest.raises(RegistryAuthError, match="refused the login of user 'alice'"):
@@ -195,7 +195,7 @@ def test_refused_token_raises_auth_error():
             return FakeResponse(401)
         return FakeResponse(401, {"WWW-Authenticate": 'Bearer realm="https://auth/t",service="s"'})
 
-    reg, _ = client(handler, username="alice", password="bad")
+    reg, _session = client(handler, username="alice", password="bad")
     with pytest.raises(RegistryAuthError, match="alice"):
         reg.ping()
 
@@ -237,7 +237,7 @@ def test_connection_error_mocked():
     def handler(method, url, **kwargs):
         raise requests.exceptions.ConnectionError("Connection refused")
 
-    reg, _ = client(handler)
+    reg, _session = client(handler)
     with pytest.raises(RegistryUnreachable, match="localhost:5100 is unreachable: Connection refused"):
         reg.tags("demo")
 
@@ -269,7 +269,7 @@ def test_scheme_probe_both_fail():
     def handler(method, url, **kwargs):
         raise requests.exceptions.ConnectionError("refused")
 
-    reg, _ = client(handler, scheme=None)
+    reg, _session = client(handler, scheme=None)
     with pytest.raises(RegistryUnreachable) as err:
         reg.ping()
     assert "https: refused" in str(err.value) and "http: refused" in str(err.value)
@@ -278,7 +278,7 @@ def test_scheme_probe_both_fail():
 def test_tls_options_on_session():
     _reg, session = client(lambda m, u, **k: FakeResponse(200), ca_cert="/etc/ca.crt")
     assert session.verify == "/etc/ca.crt"
-    _, session = client(lambda m, u, **k: FakeResponse(200), validate_certs=False, ca_cert="/etc/ca.crt")
+    _reg, session = client(lambda m, u, **k: FakeResponse(200), validate_certs=False, ca_cert="/etc/ca.crt")
     assert session.verify is False
 
 
