@@ -16,7 +16,8 @@ import bcrypt
 import docker
 import pytest
 import requests
-from reliability_support import (
+
+from .reliability_support import (
     SHARED_DOCKER_HOST,
     build_image,
     ensure_registry_image,

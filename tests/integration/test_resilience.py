@@ -28,7 +28,8 @@ from pathlib import Path
 
 import docker
 import pytest
-from reliability_support import (
+
+from .reliability_support import (
     ROOT,
     SHARED_DOCKER_HOST,
     PrivateEngine,
