@@ -50,6 +50,26 @@ requirements:
   - requests
 """
 
+    # Options of the modules that push (image_push, image_publish): PUSH_ARGSPEC in module_utils/common.py.
+    PUSH = r"""
+options:
+  workers:
+    description: How many pushes run at the same time.
+    type: int
+    default: 4
+  scheme:
+    description:
+      - How to reach the registry's HTTP API. V(auto) tries HTTPS, then plain HTTP (as the engine does for a registry
+        on localhost or listed in its C(insecure-registries)).
+    type: str
+    choices: [auto, https, http]
+    default: auto
+  timeout:
+    description: Seconds to wait for each answer of the registry.
+    type: float
+    default: 10
+"""
+
     ATTRIBUTES = r"""
 attributes:
   check_mode:

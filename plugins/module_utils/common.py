@@ -28,6 +28,14 @@ DOCKER_ARGSPEC: dict = {
     "docker_timeout": {"type": "int", "default": 120},
 }
 
+# Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
+DEFAULT_WORKERS = 4
+PUSH_ARGSPEC: dict = {
+    "workers": {"type": "int", "default": DEFAULT_WORKERS},
+    "scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
+    "timeout": {"type": "float", "default": 10},
+}
+
 REGISTRY_AUTH_ARGSPEC: dict = {
     "username": {"type": "str"},
     "password": {"type": "str", "no_log": True},

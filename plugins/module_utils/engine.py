@@ -52,6 +52,14 @@ def _stream_error(chunk: dict[str, Any]) -> str | None:
     return None
 
 
+def stored_credentials(registry: str) -> dict[str, str] | None:
+    """Credentials the engine client's configuration (~/.docker/config.json) holds for ``registry``."""
+    try:
+        return docker.auth.load_config().resolve_authconfig(registry)
+    except (DockerException, OSError, ValueError):
+        return None
+
+
 class EngineClient:
     """The Docker engine behind ``docker_host``."""
 
@@ -65,13 +73,6 @@ class EngineClient:
             self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
         except DockerException as exc:
             raise EngineError("cannot reach the Docker engine at %s: %s" % (docker_host, _explain(exc))) from None
-
-    def stored_credentials(self, registry: str) -> dict[str, str] | None:
-        """Credentials the engine client's configuration (~/.docker/config.json) holds for ``registry``."""
-        try:
-            return docker.auth.load_config().resolve_authconfig(registry)
-        except (DockerException, OSError, ValueError):
-            return None
 
     # -- images ---------------------------------------------------------------------
     def image(self, ref: str) -> dict[str, Any] | None:

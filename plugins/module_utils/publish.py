@@ -15,14 +15,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient, RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, RegistryUnreachable
 
-DEFAULT_WORKERS = 4
 # Threads asking the registries for manifest digests (HEAD), at least.
 HEAD_WORKERS = 8
+
+
+def push_options(params: dict[str, Any]) -> dict[str, Any]:
+    """``registry_factory``, ``auth_config`` and ``workers`` for push_images/publish_images, from a pushing
+    module's parameters (PUSH_ARGSPEC and REGISTRY_AUTH_ARGSPEC)."""
+    if params["workers"] < 1:
+        raise DockhandError("workers must be at least 1, got %d" % params["workers"])
+    credentials = Credentials(params["username"], params["password"], stored_credentials)
+    return {
+        "registry_factory": credentials.client_factory(
+            scheme=None if params["scheme"] == "auto" else params["scheme"],
+            ca_cert=params["ca_cert"],
+            validate_certs=params["validate_certs"],
+            timeout=params["timeout"],
+            pool_size=max(params["workers"], HEAD_WORKERS),
+        ),
+        "auth_config": credentials.auth_config,
+        "workers": params["workers"],
+    }
 
 
 class ItemsFailed(DockhandError):

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.push
   - dockhand.registry.docker.attributes
 options:
   images:
@@ -41,19 +42,6 @@ options:
         type: list
         elements: str
         required: true
-  workers:
-    description: How many pushes run at the same time.
-    type: int
-    default: 4
-  scheme:
-    description: How to reach the registry's HTTP API, as in M(dockhand.registry.image_push).
-    type: str
-    choices: [auto, https, http]
-    default: auto
-  timeout:
-    description: Seconds to wait for each answer of the registry.
-    type: float
-    default: 10
 seealso:
   - module: dockhand.registry.image_tag
   - module: dockhand.registry.image_push
@@ -92,16 +80,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DOCKER_ARGSPEC,
+    PUSH_ARGSPEC,
     REGISTRY_AUTH_ARGSPEC,
     run_module,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.publish import DEFAULT_WORKERS, TagItem, publish_images
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    Credentials,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.publish import TagItem, publish_images, push_options
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 
 def main() -> None:
@@ -109,6 +94,7 @@ def main() -> None:
         argument_spec=dict(
             DOCKER_ARGSPEC,
             **REGISTRY_AUTH_ARGSPEC,
+            **PUSH_ARGSPEC,
             images=dict(
                 type="list",
                 elements="dict",
@@ -118,34 +104,21 @@ def main() -> None:
                     targets=dict(type="list", elements="str", required=True),
                 ),
             ),
-            workers=dict(type="int", default=DEFAULT_WORKERS),
-            scheme=dict(type="str", choices=["auto", "https", "http"], default="auto"),
-            timeout=dict(type="float", default=10),
         ),
         required_together=[("username", "password")],
         supports_check_mode=True,
     )
     p = module.params
-    if p["workers"] < 1:
-        module.fail_json(msg="workers must be at least 1, got %d" % p["workers"])
     items = [TagItem(item["source"], item["targets"]) for item in p["images"]]
 
     def action() -> dict:
+        options = push_options(p)
         engine = EngineClient(p["docker_host"], p["docker_timeout"])
-        credentials = Credentials(p["username"], p["password"], engine.stored_credentials)
         return publish_images(
             engine,
             items,
-            registry_factory=credentials.client_factory(
-                scheme=None if p["scheme"] == "auto" else p["scheme"],
-                ca_cert=p["ca_cert"],
-                validate_certs=p["validate_certs"],
-                timeout=p["timeout"],
-                pool_size=max(p["workers"], 8),
-            ),
-            auth_config=credentials.auth_config,
-            workers=p["workers"],
             check_mode=module.check_mode,
+            **options,
         )
 
     run_module(

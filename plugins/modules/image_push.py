@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - dockhand.registry.docker
   - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.push
   - dockhand.registry.docker.attributes
 options:
   name:
@@ -42,21 +43,6 @@ options:
         source image. Outside check mode every name must exist in the engine.
     type: dict
     default: {}
-  workers:
-    description: How many pushes run at the same time.
-    type: int
-    default: 4
-  scheme:
-    description:
-      - How to reach the registry's HTTP API. V(auto) tries HTTPS, then plain HTTP (as the engine does for a registry
-        on localhost or listed in its C(insecure-registries)).
-    type: str
-    choices: [auto, https, http]
-    default: auto
-  timeout:
-    description: Seconds to wait for each answer of the registry.
-    type: float
-    default: 10
 notes:
   - In check mode, a registry that does not answer (for instance one an earlier task would create) is taken as
     empty - every image for it would be pushed - and the task warns; outside check mode that fails the task.
@@ -110,16 +96,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DOCKER_ARGSPEC,
+    PUSH_ARGSPEC,
     REGISTRY_AUTH_ARGSPEC,
     run_module,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.publish import DEFAULT_WORKERS, push_images
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    Credentials,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_images, push_options
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 
 def main() -> None:
@@ -127,12 +110,10 @@ def main() -> None:
         argument_spec=dict(
             DOCKER_ARGSPEC,
             **REGISTRY_AUTH_ARGSPEC,
+            **PUSH_ARGSPEC,
             name=dict(type="str"),
             images=dict(type="list", elements="str"),
             sources=dict(type="dict", default={}),
-            workers=dict(type="int", default=DEFAULT_WORKERS),
-            scheme=dict(type="str", choices=["auto", "https", "http"], default="auto"),
-            timeout=dict(type="float", default=10),
         ),
         mutually_exclusive=[("name", "images")],
         required_one_of=[("name", "images")],
@@ -141,25 +122,15 @@ def main() -> None:
     )
     p = module.params
     names = p["images"] if p["images"] is not None else [p["name"]]
-    if p["workers"] < 1:
-        module.fail_json(msg="workers must be at least 1, got %d" % p["workers"])
 
     def action() -> dict:
+        options = push_options(p)
         engine = EngineClient(p["docker_host"], p["docker_timeout"])
-        credentials = Credentials(p["username"], p["password"], engine.stored_credentials)
         return push_images(
             engine,
             names,
-            registry_factory=credentials.client_factory(
-                scheme=None if p["scheme"] == "auto" else p["scheme"],
-                ca_cert=p["ca_cert"],
-                validate_certs=p["validate_certs"],
-                timeout=p["timeout"],
-                pool_size=max(p["workers"], 8),
-            ),
-            auth_config=credentials.auth_config,
-            workers=p["workers"],
             check_mode=module.check_mode,
+            **options,
             sources={str(k): str(v) for k, v in p["sources"].items()},
         )
 
