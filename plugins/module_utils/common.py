@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 from ansible.module_utils.basic import env_fallback
 
 
@@ -14,6 +17,23 @@ class DockhandError(Exception):
 def one_line(text: object) -> str:
     """Collapse an error text to one line (engine and registry errors can span several)."""
     return " ".join(str(text).split())
+
+
+def write_atomic(path: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode`` through a temporary file and a rename: readers see the old
+    content or the new one, never a part (the registry reads htpasswd and certificates at start)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+    try:
+        os.fchmod(handle, mode)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
 
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"

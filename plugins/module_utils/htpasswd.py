@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
 
 try:
     import bcrypt
@@ -115,21 +114,6 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write(path: str, text: str, mode: int) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix=".htpasswd.")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
 def converge(path: str, users: list[User], mode: int = 0o600, check_mode: bool = False) -> dict[str, Any]:
     """Make ``path`` hold a bcrypt entry for each user and no other; report what changed.
 
@@ -160,7 +144,7 @@ def converge(path: str, users: list[User], mode: int = 0o600, check_mode: bool =
     if actions and not check_mode:
         try:
             if content_changed:
-                _write(path, text, mode)
+                write_atomic(path, text.encode("utf-8"), mode)
             else:
                 os.chmod(path, mode)
         except OSError as exc:

@@ -16,11 +16,10 @@ import hashlib
 import ipaddress
 import os
 import re
-import tempfile
 import traceback
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
 
 try:
     from cryptography import x509
@@ -231,20 +230,6 @@ def _key_pem(key: Any) -> bytes:
     )
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
-    directory = os.path.dirname(path)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix=".tls.")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
 def fingerprint(cert_path: str, key_path: str) -> str:
     """SHA-256 over the certificate and key files: changes whenever the server would serve other material."""
     digest = hashlib.sha256()
@@ -296,11 +281,11 @@ def generate(
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             if new_ca:
-                _write(paths["ca_key"], _key_pem(ca_key), 0o600)
-                _write(paths["ca_cert"], _cert_pem(ca_cert), 0o644)
+                write_atomic(paths["ca_key"], _key_pem(ca_key), 0o600)
+                write_atomic(paths["ca_cert"], _cert_pem(ca_cert), 0o644)
             if why:
-                _write(paths["key"], _key_pem(key), 0o600)
-                _write(paths["cert"], _cert_pem(cert), 0o644)
+                write_atomic(paths["key"], _key_pem(key), 0o600)
+                write_atomic(paths["cert"], _cert_pem(cert), 0o644)
         except OSError as exc:
             raise TlsError("cannot write TLS files in %s: %s" % (directory, exc.strerror or exc)) from None
     for path in (paths["ca_key"], paths["key"]):
