@@ -38,7 +38,7 @@ RUN_FLAGS = [
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "--security-opt", "systempaths=unconfined",
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3",
 ]  # fmt: skip
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]  # fmt: skip
 
@@ -86,7 +86,7 @@ def ensure_image(dist: str, with_docker: bool = False) -> str:
             command.append("--customize-hook=" + hook)
         command += [dist, rootfs]
         run(*command, capture=False, timeout=900)
-        docker("import", "-c", 'CMD ["/sbin/init"]', "-c", "LABEL " + CACHE_LABEL, "-c", "STOPSIGNAL SIGRTMIN+3", rootfs, name)
+        docker("import", "-c", 'CMD ["/sbin/init"]', "-c", "LABEL " + CACHE_LABEL, rootfs, name)
     return name
 
 
