@@ -37,7 +37,11 @@ def write_atomic(path: str, data: bytes, mode: int) -> None:
 
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_DOCKER_TIMEOUT = 120
 
+# Engine connection options, named and behaving as community.docker's (doc_fragments/docker.py, DOCUMENTATION).
+# EngineClient.from_params() reads them. DOCKER_CERT_PATH (the default directory of ca.pem, cert.pem and key.pem)
+# is read there, since it gives no value of its own to any one option.
 DOCKER_ARGSPEC: dict = {
     "docker_host": {
         "type": "str",
@@ -45,22 +49,35 @@ DOCKER_ARGSPEC: dict = {
         "default": DEFAULT_DOCKER_HOST,
         "aliases": ["docker_url"],
     },
-    "docker_timeout": {"type": "int", "default": 120},
+    "timeout": {"type": "int", "fallback": (env_fallback, ["DOCKER_TIMEOUT"]), "default": DEFAULT_DOCKER_TIMEOUT},
+    "tls": {"type": "bool", "fallback": (env_fallback, ["DOCKER_TLS"]), "default": False},
+    "validate_certs": {
+        "type": "bool",
+        "fallback": (env_fallback, ["DOCKER_TLS_VERIFY"]),
+        "default": False,
+        "aliases": ["tls_verify"],
+    },
+    "ca_path": {"type": "path", "aliases": ["tls_ca_cert"]},
+    "client_cert": {"type": "path", "aliases": ["tls_client_cert", "cert_path"]},
+    "client_key": {"type": "path", "aliases": ["tls_client_key", "key_path"]},
+}
+
+# Registry HTTP API options (doc_fragments/docker.py, REGISTRY): every one carries the registry_ prefix, so that
+# "TLS" and "timeout" never mean two things in one module; username/password are the registry login.
+DEFAULT_REGISTRY_TIMEOUT = 10.0
+REGISTRY_ARGSPEC: dict = {
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
+    "registry_timeout": {"type": "float", "default": DEFAULT_REGISTRY_TIMEOUT},
+    "registry_validate_certs": {"type": "bool", "default": True},
+    "registry_ca_cert": {"type": "path"},
 }
 
 # Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
 DEFAULT_WORKERS = 4
 PUSH_ARGSPEC: dict = {
     "workers": {"type": "int", "default": DEFAULT_WORKERS},
-    "scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
-    "timeout": {"type": "float", "default": 10},
-}
-
-REGISTRY_AUTH_ARGSPEC: dict = {
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool", "default": True, "aliases": ["tls_verify"]},
-    "ca_cert": {"type": "path", "aliases": ["cacert_path"]},
 }
 
 

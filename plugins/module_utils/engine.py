@@ -8,6 +8,7 @@ Errors of the SDK and of the engine's JSON streams (push, pull, build, load) bec
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import Do
 try:
     import docker
     from docker.errors import APIError, DockerException, NotFound
+    from docker.tls import TLSConfig
     from docker.types import Mount
 
     HAS_DOCKER = True
@@ -60,19 +62,72 @@ def stored_credentials(registry: str) -> dict[str, str] | None:
         return None
 
 
+def tls_settings(
+    tls: bool = False,
+    validate_certs: bool = False,
+    ca_path: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    cert_dir: str | None = None,
+) -> dict[str, Any] | None:
+    """The TLS settings to reach the engine with, as community.docker takes them; None for no TLS.
+
+    ``validate_certs`` implies TLS. ``cert_dir`` (E(DOCKER_CERT_PATH)) gives ``ca.pem``, ``cert.pem`` and
+    ``key.pem`` to the options not given, where those files exist. Raises EngineError for a half-given client
+    certificate or a file that is not there, naming it.
+    """
+    if not (tls or validate_certs):
+        return None
+    if cert_dir:
+        defaults = {"ca_path": "ca.pem", "client_cert": "cert.pem", "client_key": "key.pem"}
+        found = {key: os.path.join(cert_dir, name) for key, name in defaults.items()}
+        found = {key: path for key, path in found.items() if os.path.isfile(path)}
+        ca_path = ca_path or found.get("ca_path")
+        client_cert = client_cert or found.get("client_cert")
+        client_key = client_key or found.get("client_key")
+    if bool(client_cert) != bool(client_key):
+        raise EngineError("client_cert and client_key go together: got only %s" % ("client_cert" if client_cert else "client_key"))
+    for option, path in (("ca_path", ca_path if validate_certs else None), ("client_cert", client_cert), ("client_key", client_key)):
+        if path and not os.path.isfile(path):
+            raise EngineError("%s %s: no such file" % (option, path))
+    return {
+        "client_cert": (client_cert, client_key) if client_cert else None,
+        "ca_cert": ca_path if validate_certs else None,
+        "verify": bool(validate_certs),
+    }
+
+
 class EngineClient:
     """The Docker engine behind ``docker_host``."""
 
-    def __init__(self, docker_host: str | None = None, timeout: int = 120, api: Any = None) -> None:
+    def __init__(
+        self, docker_host: str | None = None, timeout: int = 120, api: Any = None, tls: dict[str, Any] | None = None
+    ) -> None:
         # A local engine (unix socket) publishes ports on this host: callers may probe them here.
         self.local = api is None and (not docker_host or docker_host.startswith("unix://"))
         if api is not None:
             self.api = api
             return
         try:
-            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout)
+            tls_config = TLSConfig(**tls) if tls else False
+            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout, tls=tls_config)
         except DockerException as exc:
             raise EngineError("cannot reach the Docker engine at %s: %s" % (docker_host, _explain(exc))) from None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> EngineClient:
+        """The engine a module's DOCKER_ARGSPEC options name (engine host, timeout, TLS)."""
+        if params["timeout"] < 1:
+            raise EngineError("timeout must be at least 1 second, got %d" % params["timeout"])
+        tls = tls_settings(
+            params["tls"],
+            params["validate_certs"],
+            params["ca_path"],
+            params["client_cert"],
+            params["client_key"],
+            os.environ.get("DOCKER_CERT_PATH"),
+        )
+        return cls(params["docker_host"], params["timeout"], tls=tls)
 
     # -- images ---------------------------------------------------------------------
     def image(self, ref: str) -> dict[str, Any] | None:

@@ -26,16 +26,16 @@ HEAD_WORKERS = 8
 
 def push_options(params: dict[str, Any]) -> dict[str, Any]:
     """``registry_factory``, ``auth_config`` and ``workers`` for push_images/publish_images, from a pushing
-    module's parameters (PUSH_ARGSPEC and REGISTRY_AUTH_ARGSPEC)."""
+    module's parameters (PUSH_ARGSPEC and REGISTRY_ARGSPEC)."""
     if params["workers"] < 1:
         raise DockhandError("workers must be at least 1, got %d" % params["workers"])
     credentials = Credentials(params["username"], params["password"], stored_credentials)
     return {
         "registry_factory": credentials.client_factory(
-            scheme=None if params["scheme"] == "auto" else params["scheme"],
-            ca_cert=params["ca_cert"],
-            validate_certs=params["validate_certs"],
-            timeout=params["timeout"],
+            scheme=None if params["registry_scheme"] == "auto" else params["registry_scheme"],
+            ca_cert=params["registry_ca_cert"],
+            validate_certs=params["registry_validate_certs"],
+            timeout=params["registry_timeout"],
             pool_size=max(params["workers"], HEAD_WORKERS),
         ),
         "auth_config": credentials.auth_config,

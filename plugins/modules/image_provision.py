@@ -112,7 +112,7 @@ def main() -> None:
         module.fail_json(msg="force_build needs build_path")
 
     def action() -> dict:
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         result = provision_image(
             engine,
             p["name"],

@@ -23,7 +23,7 @@ author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
-  - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.registry
   - dockhand.registry.docker.push
   - dockhand.registry.docker.attributes
 options:
@@ -81,7 +81,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
-    REGISTRY_AUTH_ARGSPEC,
+    REGISTRY_ARGSPEC,
     run_module,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
@@ -93,7 +93,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             DOCKER_ARGSPEC,
-            **REGISTRY_AUTH_ARGSPEC,
+            **REGISTRY_ARGSPEC,
             **PUSH_ARGSPEC,
             images=dict(
                 type="list",
@@ -113,7 +113,7 @@ def main() -> None:
 
     def action() -> dict:
         options = push_options(p)
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         return publish_images(
             engine,
             items,

@@ -24,7 +24,7 @@ author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
-  - dockhand.registry.docker.registry_auth
+  - dockhand.registry.docker.registry
   - dockhand.registry.docker.push
   - dockhand.registry.docker.attributes
 options:
@@ -32,7 +32,10 @@ options:
     description: One image to push, as C(<registry host[:port]>/<repository>[:<tag>]). A missing tag means C(latest).
     type: str
   images:
-    description: Images to push, each as in O(name).
+    description:
+      - Images to push, each as in O(name).
+      - A list of names, where M(dockhand.registry.image_tag) and M(dockhand.registry.image_publish) take a list of
+        C({source, targets}) - a push acts on names the engine already holds, a tag says which image gets which names.
     type: list
     elements: str
   sources:
@@ -65,7 +68,7 @@ EXAMPLES = r"""
     workers: 8
     username: ci
     password: "{{ vault_registry_password }}"
-    ca_cert: /etc/docker/certs.d/registry.example.com:5000/ca.crt
+    registry_ca_cert: /etc/docker/certs.d/registry.example.com:5000/ca.crt
 """
 
 RETURN = r"""
@@ -97,7 +100,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
-    REGISTRY_AUTH_ARGSPEC,
+    REGISTRY_ARGSPEC,
     run_module,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
@@ -109,7 +112,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             DOCKER_ARGSPEC,
-            **REGISTRY_AUTH_ARGSPEC,
+            **REGISTRY_ARGSPEC,
             **PUSH_ARGSPEC,
             name=dict(type="str"),
             images=dict(type="list", elements="str"),
@@ -125,7 +128,7 @@ def main() -> None:
 
     def action() -> dict:
         options = push_options(p)
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         return push_images(
             engine,
             names,

@@ -116,7 +116,7 @@ def main() -> None:
         items = [TagItem(p["source"], p["targets"])]
 
     def action() -> dict:
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         return tag_images(engine, items, module.check_mode)
 
     run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR))

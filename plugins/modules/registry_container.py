@@ -264,7 +264,7 @@ def main() -> None:
 
     def action() -> dict:
         spec.validate()
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         return RegistryContainer(engine, spec, module.check_mode).converge()
 
     run_module(

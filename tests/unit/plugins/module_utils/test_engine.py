@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from docker.errors import APIError, NotFound
 
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError, tls_settings
 
 DIGEST = "sha256:" + "d" * 64
 IMAGE_ID = "sha256:" + "e" * 64
@@ -200,3 +200,49 @@ def test_container_not_found_is_none():
 def test_unreachable_engine():
     with pytest.raises(EngineError, match=r"cannot reach the Docker engine at unix:///nonexistent.sock"):
         EngineClient("unix:///nonexistent.sock", timeout=2)
+
+
+# -- TLS settings (community.docker's semantics) ---------------------------------------
+def test_no_tls_without_tls_or_validate_certs(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    assert tls_settings(False, False, client_cert="c", client_key="k", cert_dir=str(tmp_path)) is None
+
+
+def test_tls_without_verification():
+    assert tls_settings(tls=True) == {"client_cert": None, "ca_cert": None, "verify": False}
+
+
+def test_validate_certs_implies_tls_and_takes_cert_path(tmp_path):
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    settings = tls_settings(validate_certs=True, cert_dir=str(tmp_path))
+    assert settings == {
+        "client_cert": (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")),
+        "ca_cert": str(tmp_path / "ca.pem"),
+        "verify": True,
+    }
+
+
+def test_given_paths_win_over_cert_path(tmp_path):
+    for name in ("ca.pem", "cert.pem", "key.pem", "mine.pem"):
+        (tmp_path / name).write_text("x")
+    mine = str(tmp_path / "mine.pem")
+    settings = tls_settings(validate_certs=True, ca_path=mine, cert_dir=str(tmp_path))
+    assert settings["ca_cert"] == mine
+
+
+def test_client_cert_needs_key(tmp_path):
+    (tmp_path / "cert.pem").write_text("x")
+    with pytest.raises(EngineError, match="client_cert and client_key go together: got only client_cert"):
+        tls_settings(tls=True, client_cert=str(tmp_path / "cert.pem"))
+
+
+def test_missing_ca_file_named():
+    with pytest.raises(EngineError, match=r"ca_path /nonexistent/ca\.pem: no such file"):
+        tls_settings(validate_certs=True, ca_path="/nonexistent/ca.pem")
+
+
+def test_from_params_refuses_zero_timeout():
+    params = {"docker_host": None, "timeout": 0, "tls": False, "validate_certs": False}
+    with pytest.raises(EngineError, match="timeout must be at least 1 second, got 0"):
+        EngineClient.from_params(dict(params, ca_path=None, client_cert=None, client_key=None))

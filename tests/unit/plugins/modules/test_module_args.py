@@ -31,6 +31,7 @@ def fails(module, args, capsys, *fragments) -> dict:
         assert fragment in result["msg"], result["msg"]
     assert "\n" not in result["msg"]
     engine.assert_not_called()
+    engine.from_params.assert_not_called()
     return result
 
 
@@ -52,7 +53,23 @@ def test_push_workers_at_least_one(capsys):
 
 
 def test_push_scheme_choices(capsys):
-    fails(image_push, {"name": "localhost:5100/a:1", "scheme": "ftp"}, capsys, "scheme", "ftp")
+    fails(image_push, {"name": "localhost:5100/a:1", "registry_scheme": "ftp"}, capsys, "registry_scheme", "ftp")
+
+
+@pytest.mark.parametrize("old", ["scheme", "ca_cert", "cacert_path", "docker_timeout"])
+def test_push_old_option_names_refused(capsys, old):
+    # 0.x clean break: the names before the registry_ prefix (and docker_timeout) are unknown, not aliases.
+    fails(image_push, {"name": "localhost:5100/a:1", old: "x"}, capsys, "Unsupported parameters", old)
+
+
+def test_engine_options_reach_the_client(capsys, monkeypatch):
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    monkeypatch.setenv("DOCKER_TIMEOUT", "33")
+    args = {"source": "a:1", "targets": ["b:1"], "docker_host": "tcp://127.0.0.1:2376", "validate_certs": True}
+    with mock.patch.object(image_tag, "EngineClient") as engine, mock.patch.object(image_tag, "tag_images", return_value={"changed": False}):
+        run(image_tag, args, capsys)
+    params = engine.from_params.call_args.args[0]
+    assert (params["docker_host"], params["timeout"], params["validate_certs"], params["tls"]) == ("tcp://127.0.0.1:2376", 33, True, False)
 
 
 def test_push_bad_reference_fails_cleanly(capsys):
