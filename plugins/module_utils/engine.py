@@ -37,6 +37,23 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
         pass
 
 
+def _api_client(**kwargs: Any) -> Any:
+    """``docker.APIClient`` that verifies the engine's certificate with the CA the options name.
+
+    The client is a requests Session, and requests merges REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the
+    environment over a Session's ``verify`` (the CA path TLSConfig set), so a TLS engine with a private CA would be
+    checked against the system bundle. The environment keeps its say on proxies, not on the engine's CA.
+    """
+
+    class APIClient(docker.APIClient):
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            settings["verify"] = self.verify
+            return settings
+
+    return APIClient(**kwargs)
+
+
 class EngineError(DockhandError):
     """The engine refused or failed a call."""
 
@@ -110,7 +127,7 @@ class EngineClient:
             return
         try:
             tls_config = TLSConfig(**tls) if tls else False
-            self.api = docker.APIClient(base_url=docker_host, version="auto", timeout=timeout, tls=tls_config)
+            self.api = _api_client(base_url=docker_host, version="auto", timeout=timeout, tls=tls_config)
         except DockerException as exc:
             raise EngineError("cannot reach the Docker engine at %s: %s" % (docker_host, _explain(exc))) from None
 

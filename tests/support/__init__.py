@@ -1,0 +1,22 @@
+"""The one test support package every test layer imports (integration, reliability, molecule, target helpers).
+
+- :mod:`support.isolation`  name prefix, port range and data root of a test run, from one place
+- :mod:`support.runner`     run a playbook or a module the way users do, read its result (PLAY RECAP, failures)
+- :mod:`support.registry`   read a registry through the collection's own RegistryClient; readiness wait
+- :mod:`support.engine`     the registry-image bootstrap; a private dockerd (unix socket, or TCP with TLS)
+- :mod:`support.fleet`      Debian test hosts over SSH (standard library only)
+
+Import it as ``support`` with ``tests/`` on ``sys.path`` (pytest puts it there for tests/integration; the
+molecule conftests and the target helper scripts insert it). Importing it also puts this checkout's
+``collections/`` on ``sys.path``, so ``ansible_collections.dockhand.registry`` is this tree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS = ROOT / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))

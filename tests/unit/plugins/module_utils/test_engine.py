@@ -246,3 +246,17 @@ def test_from_params_refuses_zero_timeout():
     params = {"docker_host": None, "timeout": 0, "tls": False, "validate_certs": False}
     with pytest.raises(EngineError, match="timeout must be at least 1 second, got 0"):
         EngineClient.from_params(dict(params, ca_path=None, client_cert=None, client_key=None))
+
+
+def test_engine_ca_wins_over_requests_ca_bundle(tmp_path, monkeypatch):
+    # requests merges REQUESTS_CA_BUNDLE over a Session's verify; the engine's CA must stay the one given.
+    from docker.tls import TLSConfig
+
+    from ansible_collections.dockhand.registry.plugins.module_utils.engine import _api_client
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    api = _api_client(base_url="tcp://127.0.0.1:1", version="1.41", tls=TLSConfig(ca_cert=str(ca), verify=True))
+    assert api.base_url.startswith("https://")
+    assert api.merge_environment_settings(api.base_url + "/version", {}, False, None, None)["verify"] == str(ca)

@@ -1,0 +1,40 @@
+"""One isolation scheme for every test: a name prefix, a port range and a data root, from the environment.
+
+| variable | default | what |
+|---|---|---|
+| ``DH_PREFIX`` | ``dh-it-`` | prefix of every container, image, volume, network the tests create |
+| ``DH_PORT_BASE`` | ``5100`` | first of the ``PORT_COUNT`` ports the tests may use |
+| ``DH_DATA_ROOT`` | ``/tmp/dh-it`` | every host directory the tests create sits under it |
+| ``DH_REGISTRY_IMAGE`` | ``registry:2`` | the registry image (never removed by a test) |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PREFIX = os.environ.get("DH_PREFIX", "dh-it-")
+PORT_BASE = int(os.environ.get("DH_PORT_BASE", "5100"))
+PORT_COUNT = 50
+DATA_ROOT = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it"))
+REGISTRY_IMAGE = os.environ.get("DH_REGISTRY_IMAGE", "registry:2")
+# Every test image carries this label with PREFIX as its value, so that teardown also finds the images a rebuild
+# left without a name.
+TEST_LABEL = "io.dockhand.test"
+
+
+def port(offset: int) -> int:
+    """Port ``offset`` of the run's range (refuses to leave it)."""
+    if not 0 <= offset < PORT_COUNT:
+        raise ValueError("port offset %d outside the range of %d ports from %d" % (offset, PORT_COUNT, PORT_BASE))
+    return PORT_BASE + offset
+
+
+def name(suffix: str) -> str:
+    """A container, image or volume name of this run."""
+    return PREFIX + suffix
+
+
+def path(*parts: str) -> Path:
+    """A host path of this run, under DATA_ROOT."""
+    return DATA_ROOT.joinpath(*parts)
