@@ -23,7 +23,31 @@ def provision_image(
     allow_missing: bool = False,
     check_mode: bool = False,
 ) -> dict[str, Any]:
-    """Return ``{changed, present, image_id, source, attempts}``; ``source`` says how it came."""
+    """Return ``{changed, present, image_id, source, attempts, actions}``; ``source`` says how it came."""
+    result = _provision(engine, name, pull, archive, build_path, dockerfile, force_build, allow_missing, check_mode)
+    result["actions"] = [_action(result["source"], name, archive, build_path)] if result["changed"] else []
+    return result
+
+
+def _action(source: str, name: str, archive: str | None, build_path: str | None) -> str:
+    if source == "pull":
+        return "pull %s" % name
+    if source == "archive":
+        return "load %s from archive %s" % (name, archive)
+    return "build %s from %s" % (name, build_path)
+
+
+def _provision(
+    engine: EngineClient,
+    name: str,
+    pull: bool,
+    archive: str | None,
+    build_path: str | None,
+    dockerfile: str | None,
+    force_build: bool,
+    allow_missing: bool,
+    check_mode: bool,
+) -> dict[str, Any]:
     ref = parse(name)
     if archive and not os.path.isfile(archive):
         raise DockhandError("image archive %s does not exist (for image %s)" % (archive, name))

@@ -91,6 +91,15 @@ def repo_digest(image: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def tag_action(source: str, target: str) -> str:
+    return "tag %s as %s" % (source, target)
+
+
+def push_action(result: dict[str, Any]) -> str:
+    held = result["digest_before"]
+    return "push %s (registry %s)" % (result["name"], "had %s" % held if held else "lacked the tag")
+
+
 # -- image_tag -----------------------------------------------------------------------
 @dataclass
 class TagItem:
@@ -169,6 +178,7 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
         "changed": any(entry["changed"] for entry in results),
         "images": results,
         "tagged": [t["name"] for entry in results for t in entry["targets"] if t["changed"]],
+        "actions": [tag_action(entry["source"], t["name"]) for entry in results for t in entry["targets"] if t["changed"]],
         "diff": {"before": before, "after": after},
     }
 
@@ -315,6 +325,7 @@ def push_images(
         "changed": any(r["changed"] for r in results),
         "images": results,
         "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
+        "actions": [push_action(r) for r in results if r["pushed"] and not r.get("failed")],
         "diff": diff,
     }
     if warnings:
@@ -356,6 +367,7 @@ def publish_images(
         "images": [dict(r, tagged=r["name"] in tagged["tagged"]) for r in pushed["images"]],
         "tagged": tagged["tagged"],
         "pushed": pushed["pushed"],
+        "actions": tagged["actions"] + pushed["actions"],
         "diff": {
             "before": {"tags": tagged["diff"]["before"], "registry": pushed["diff"]["before"]},
             "after": {"tags": tagged["diff"]["after"], "registry": pushed["diff"]["after"]},

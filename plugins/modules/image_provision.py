@@ -64,6 +64,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description: What was done (in check mode, what would be done), in order, in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["build go-demo:1.0 from /srv/build/go-demo"]
 present:
   description: Whether the engine has the image now (in check mode, would have it).
   returned: always

@@ -59,6 +59,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description: What was done (in check mode, what would be done), in order, in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["tag go-demo:1.0 as localhost:5000/go-demo:1.0", "push localhost:5000/go-demo:1.0 (registry lacked the tag)"]
 images:
   description: Each target, in input order, with the fields M(dockhand.registry.image_push) returns and C(tagged).
   returned: always

@@ -72,6 +72,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description: What was done (in check mode, what would be done), in order, in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["push localhost:5000/go-demo:1.0 (registry lacked the tag)"]
 images:
   description: Each image, in input order.
   returned: always

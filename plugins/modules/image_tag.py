@@ -61,6 +61,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description: What was done (in check mode, what would be done), in order, in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["tag go-demo:1.0 as localhost:5000/go-demo:1.0"]
 images:
   description: Each source with its targets, in input order.
   returned: always

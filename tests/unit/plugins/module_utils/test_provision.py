@@ -45,6 +45,7 @@ def test_present_is_unchanged():
     engine = FakeEngine({"demo:1": OLD})
     result = provision_image(engine, "demo:1")
     assert (result["changed"], result["source"], result["image_id"]) == (False, "local", OLD)
+    assert result["actions"] == []
     assert engine.calls == []
 
 
@@ -64,6 +65,7 @@ def test_pull_fails_then_archive(tmp_path):
     result = provision_image(engine, "demo:1", archive=str(archive))
     assert result["source"] == "archive" and result["changed"] is True
     assert result["attempts"] == ["pull of demo:1 failed: no route"]
+    assert result["actions"] == ["load demo:1 from archive %s" % archive]
 
 
 def test_archive_without_the_image(tmp_path):

@@ -102,6 +102,7 @@ def test_changed_when_tag_absent():
     item = result["images"][0]
     assert (item["digest_before"], item["digest"], item["pushed"], item["changed"]) == (None, sha("1"), True, True)
     assert result["diff"] == {"before": {REG + "/demo:1.0": None}, "after": {REG + "/demo:1.0": sha("1")}}
+    assert result["actions"] == ["push %s/demo:1.0 (registry lacked the tag)" % REG]
 
 
 def test_new_tag_with_existing_layers_is_changed():
@@ -244,7 +245,8 @@ def test_tag_new_target_changed_then_not():
     assert result["tagged"] == [REG + "/demo:1.0", REG + "/demo:latest"]
     assert engine.tagged == [(sha("a"), REG + "/demo", "1.0"), (sha("a"), REG + "/demo", "latest")]
     again = tag_images(engine, [TagItem("demo:1.0", [REG + "/demo:1.0", REG + "/demo"])])
-    assert again["changed"] is False and again["tagged"] == []
+    assert result["actions"] == ["tag demo:1.0 as %s/demo:1.0" % REG, "tag demo:1.0 as %s/demo:latest" % REG]
+    assert again["changed"] is False and again["tagged"] == [] and again["actions"] == []
 
 
 def test_tag_moved_target_changed():

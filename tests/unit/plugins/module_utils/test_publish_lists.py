@@ -136,11 +136,12 @@ def test_publish_tags_then_pushes_in_one_run_and_is_idempotent():
         engine.images["%s:1" % name]["RepoDigests"] = ["r:5000/%s@sha256:%s" % (name, "d" * 64)]
     registry.held.update({"a:1": "sha256:" + "d" * 64, "b:1": "sha256:" + "d" * 64, "b:latest": "sha256:" + "d" * 64})
     again = publish_images(engine, items, lambda name: registry)
-    assert again["changed"] is False and again["tagged"] == [] and again["pushed"] == []
+    assert again["changed"] is False and again["tagged"] == [] and again["pushed"] == [] and again["actions"] == []
 
 
 def test_publish_check_mode_tags_and_pushes_nothing():
     engine = FakeEngine({"a:1": {"Id": "sha256:a", "RepoDigests": []}})
     result = publish_images(engine, [TagItem("a:1", ["r:5000/a:1"])], lambda name: FakeRegistry({}), check_mode=True)
     assert result["changed"] is True and result["pushed"] == ["r:5000/a:1"]
+    assert result["actions"] == ["tag a:1 as r:5000/a:1", "push r:5000/a:1 (registry lacked the tag)"]
     assert engine.tagged == [] and engine.pushed == []
