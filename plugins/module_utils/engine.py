@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
@@ -69,6 +69,16 @@ def _stream_error(chunk: dict[str, Any]) -> str | None:
         detail = chunk.get("errorDetail") or {}
         return one_line(detail.get("message") or chunk.get("error") or "unknown error")
     return None
+
+
+def _read_stream(chunks: Iterable[dict[str, Any]], failed: str) -> Iterator[dict[str, Any]]:
+    """The chunks of one of the engine's JSON streams (push, pull, load, build), raising EngineError
+    ``<failed>: <the engine's message>`` at the first error chunk."""
+    for chunk in chunks:
+        error = _stream_error(chunk)
+        if error:
+            raise EngineError("%s: %s" % (failed, error))
+        yield chunk
 
 
 def stored_credentials(registry: str) -> dict[str, str] | None:
@@ -146,15 +156,20 @@ class EngineClient:
         )
         return cls(params["docker_host"], params["timeout"], tls=tls)
 
-    # -- images ---------------------------------------------------------------------
-    def image(self, ref: str) -> dict[str, Any] | None:
-        """``docker image inspect``; None when the engine has no such image."""
+    @staticmethod
+    def _inspect(what: str, name: str, call: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
+        """``docker <what> inspect name``; None when the engine has no such object."""
         try:
-            return self.api.inspect_image(ref)
+            return call(name)
         except NotFound:
             return None
         except DockerException as exc:
-            raise EngineError("cannot inspect image %s: %s" % (ref, _explain(exc))) from None
+            raise EngineError("cannot inspect %s %s: %s" % (what, name, _explain(exc))) from None
+
+    # -- images ---------------------------------------------------------------------
+    def image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect``; None when the engine has no such image."""
+        return self._inspect("image", ref, self.api.inspect_image)
 
     def image_index(self) -> dict[str, dict[str, Any]]:
         """Every local image by each of its tags (``repo:tag``), from one ``docker images`` call."""
@@ -190,13 +205,9 @@ class EngineClient:
         """Push ``repository:tag``; return the manifest digest the registry recorded."""
         digest = None
         try:
-            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
-                error = _stream_error(chunk)
-                if error:
-                    raise EngineError("push of %s:%s refused: %s" % (repository, tag, error))
-                aux = chunk.get("aux") or {}
-                if aux.get("Digest"):
-                    digest = aux["Digest"]
+            chunks = self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+            for chunk in _read_stream(chunks, "push of %s:%s refused" % (repository, tag)):
+                digest = (chunk.get("aux") or {}).get("Digest") or digest
         except DockerException as exc:
             raise EngineError("push of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
         if not digest:
@@ -206,10 +217,9 @@ class EngineClient:
     def pull(self, repository: str, tag: str, auth_config: dict[str, str] | None = None) -> str:
         """Pull ``repository:tag``; return the local image ID."""
         try:
-            for chunk in self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
-                error = _stream_error(chunk)
-                if error:
-                    raise EngineError("pull of %s:%s failed: %s" % (repository, tag, error))
+            chunks = self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
+            for _chunk in _read_stream(chunks, "pull of %s:%s failed" % (repository, tag)):
+                pass
         except DockerException as exc:
             raise EngineError("pull of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
         image_id = self.image_id("%s:%s" % (repository, tag))
@@ -222,10 +232,7 @@ class EngineClient:
         loaded: list[str] = []
         try:
             with open(archive, "rb") as handle:
-                for chunk in self.api.load_image(handle):
-                    error = _stream_error(chunk)
-                    if error:
-                        raise EngineError("cannot load image archive %s: %s" % (archive, error))
+                for chunk in _read_stream(self.api.load_image(handle), "cannot load image archive %s" % archive):
                     text = chunk.get("stream", "")
                     for prefix in ("Loaded image: ", "Loaded image ID: "):
                         if text.startswith(prefix):
@@ -240,15 +247,11 @@ class EngineClient:
         """``docker build`` the context at ``path`` as ``tag``; return the image ID."""
         image_id = None
         try:
-            for chunk in self.api.build(
+            chunks = self.api.build(
                 path=path, tag=tag, dockerfile=dockerfile, buildargs=buildargs, rm=True, forcerm=True, decode=True
-            ):
-                error = _stream_error(chunk)
-                if error:
-                    raise EngineError("build of %s from %s failed: %s" % (tag, path, error))
-                aux = chunk.get("aux") or {}
-                if aux.get("ID"):
-                    image_id = aux["ID"]
+            )
+            for chunk in _read_stream(chunks, "build of %s from %s failed" % (tag, path)):
+                image_id = (chunk.get("aux") or {}).get("ID") or image_id
         except DockerException as exc:
             raise EngineError("build of %s from %s failed: %s" % (tag, path, _explain(exc))) from None
         return image_id or self.image_id(tag) or ""
@@ -256,12 +259,7 @@ class EngineClient:
     # -- containers -----------------------------------------------------------------
     def container(self, name: str) -> dict[str, Any] | None:
         """``docker container inspect``; None when there is no such container."""
-        try:
-            return self.api.inspect_container(name)
-        except NotFound:
-            return None
-        except DockerException as exc:
-            raise EngineError("cannot inspect container %s: %s" % (name, _explain(exc))) from None
+        return self._inspect("container", name, self.api.inspect_container)
 
     def create_container(
         self,
@@ -322,12 +320,8 @@ class EngineClient:
 
     # -- volumes --------------------------------------------------------------------
     def volume(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.api.inspect_volume(name)
-        except NotFound:
-            return None
-        except DockerException as exc:
-            raise EngineError("cannot inspect volume %s: %s" % (name, _explain(exc))) from None
+        """``docker volume inspect``; None when there is no such volume."""
+        return self._inspect("volume", name, self.api.inspect_volume)
 
     def create_volume(self, name: str) -> None:
         try:
