@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
@@ -107,8 +107,32 @@ class TagItem:
     targets: list[str]
 
 
+def _target_name(target: Reference) -> str:
+    return "%s:%s" % (target.name, target.tag_or_default)
+
+
 def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = False) -> dict[str, Any]:
-    """Make every target name the source's image ID; report what was (or would be) tagged."""
+    """Make every target name the source's image ID; report what was (or would be) tagged.
+
+    Phases: parse every item, find every source image, check that no target is given for two images; only then
+    tag, item by item (a failed tag does not hide the other items' results)."""
+    parsed = _parse_tag_items(items)
+    images = LocalImages(engine)
+    sources = _find_sources(images, parsed)
+    _check_targets_unique(parsed, sources)
+    results, before, after, errors = _apply_tags(engine, images, parsed, sources, check_mode)
+    if errors:
+        raise _fail_items("tags", errors, results)
+    return {
+        "changed": any(entry["changed"] for entry in results),
+        "images": results,
+        "tagged": [t["name"] for entry in results for t in entry["targets"] if t["changed"]],
+        "actions": [tag_action(entry["source"], t["name"]) for entry in results for t in entry["targets"] if t["changed"]],
+        "diff": {"before": before, "after": after},
+    }
+
+
+def _parse_tag_items(items: list[TagItem]) -> list[tuple[Reference, list[Reference]]]:
     errors: list[str] = []
     parsed: list[tuple[Reference, list[Reference]]] = []
     for item in items:
@@ -118,40 +142,49 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
         except DockhandError as exc:
             errors.append(str(exc))
             continue
-        for target in targets:
-            if target.digest:
-                errors.append("target %s: a tag cannot name a digest, give <repository>[:<tag>]" % target)
+        errors.extend("target %s: a tag cannot name a digest, give <repository>[:<tag>]" % t for t in targets if t.digest)
     if errors:
         raise _fail_items("images", errors)
-    images = LocalImages(engine)
-    sources = []
-    for source, _targets in parsed:
-        image = images.get(source)
-        if image is None:
-            errors.append("source image %s not found in the engine" % source)
-        sources.append(image)
+    return parsed
+
+
+def _find_sources(images: LocalImages, parsed: list[tuple[Reference, list[Reference]]]) -> list[dict[str, Any]]:
+    """The local image of every source, in order; fails naming each one the engine lacks."""
+    found = [(source, images.get(source)) for source, _targets in parsed]
+    errors = ["source image %s not found in the engine" % source for source, image in found if image is None]
     if errors:
         raise _fail_items("images", errors)
+    return [image for _source, image in found if image is not None]
+
+
+def _check_targets_unique(parsed: list[tuple[Reference, list[Reference]]], sources: list[dict[str, Any]]) -> None:
     wanted: dict[str, str] = {}
+    errors: list[str] = []
     for (_source, targets), image in zip(parsed, sources):
-        if image is None:  # narrows the type: validation already failed on missing sources
-            raise AssertionError("source %s has no image" % _source)
         for target in targets:
-            name = "%s:%s" % (target.name, target.tag_or_default)
+            name = _target_name(target)
             if wanted.setdefault(name, image["Id"]) != image["Id"]:
                 errors.append("target %s is given for two different images" % name)
     if errors:
         raise _fail_items("images", sorted(set(errors), key=errors.index))
 
+
+def _apply_tags(
+    engine: EngineClient,
+    images: LocalImages,
+    parsed: list[tuple[Reference, list[Reference]]],
+    sources: list[dict[str, Any]],
+    check_mode: bool,
+) -> tuple[list[dict[str, Any]], dict[str, str | None], dict[str, str], list[str]]:
+    """Tag each target that is missing or names another image: (results, diff before, diff after, errors)."""
     results: list[dict[str, Any]] = []
     before: dict[str, str | None] = {}
     after: dict[str, str] = {}
+    errors: list[str] = []
     for (source, targets), image in zip(parsed, sources):
-        if image is None:  # narrows the type: validation already failed on missing sources
-            raise AssertionError("source %s has no image" % source)
         entry: dict[str, Any] = {"source": str(source), "image_id": image["Id"], "targets": [], "changed": False}
         for target in targets:
-            name = "%s:%s" % (target.name, target.tag_or_default)
+            name = _target_name(target)
             if name in after:  # the same target given again for the same image: already settled
                 current_id: str | None = after[name]
             else:
@@ -172,15 +205,7 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
             entry["targets"].append(target_result)
             entry["changed"] = entry["changed"] or target_result["changed"]
         results.append(entry)
-    if errors:
-        raise _fail_items("tags", errors, results)
-    return {
-        "changed": any(entry["changed"] for entry in results),
-        "images": results,
-        "tagged": [t["name"] for entry in results for t in entry["targets"] if t["changed"]],
-        "actions": [tag_action(entry["source"], t["name"]) for entry in results for t in entry["targets"] if t["changed"]],
-        "diff": {"before": before, "after": after},
-    }
+    return results, before, after, errors
 
 
 # -- image_push ----------------------------------------------------------------------
@@ -190,7 +215,15 @@ class PushPlan:
     image_id: str
     local_digest: str | None
     before: str | None = None
-    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return _target_name(self.ref)
+
+    @property
+    def up_to_date(self) -> bool:
+        """The registry holds the tag with the digest the engine recorded for this image."""
+        return self.before is not None and self.before == self.local_digest
 
 
 def push_images(
@@ -205,6 +238,9 @@ def push_images(
 ) -> dict[str, Any]:
     """Push each image whose tag the registry lacks or holds with another digest.
 
+    Phases: parse the names, find the local images, plan (one push per ``<name>:<tag>``), ask the registries
+    (all of them, before anything is pushed), push.
+
     ``planned`` maps ``<name>:<tag>`` to the local image that name has (or, in check mode, would have) after a
     tagging step in the same module run, in place of asking the engine.
     ``sources`` maps an image name (as given in ``names``) to the local image it is a tag of. It matters in check
@@ -212,10 +248,35 @@ def push_images(
     its source. Also in check mode, a registry that does not answer is taken as empty (an earlier task would
     create it), with a warning; outside check mode it fails the task, as ever.
     """
-    sources = sources or {}
-    warnings: list[str] = []
+    parsed = _parse_push_names(names)
+    found = _find_local_images(LocalImages(engine), parsed, check_mode, sources or {}, planned or {})
+    plans = [PushPlan(ref, image["Id"], repo_digest(image, ref.name)) for ref, image in found]
+    workers = max(1, workers)
+    warnings = _ask_registries(plans, registry_factory, workers, check_mode)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda plan: _push_one(engine, plan, auth_config, check_mode), plans))
+    outcome = {
+        "changed": any(r["changed"] for r in results),
+        "images": results,
+        "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
+        "actions": [push_action(r) for r in results if r["pushed"] and not r.get("failed")],
+        "diff": {
+            "before": {r["name"]: r["digest_before"] for r in results},
+            "after": {r["name"]: r["digest"] or "(new digest after push)" for r in results},
+        },
+    }
+    if warnings:
+        outcome["warnings"] = warnings
+    failed = [r["msg"] for r in results if r.get("failed")]
+    if failed:
+        raise _fail_items("pushes", failed, results)
+    return outcome
+
+
+def _parse_push_names(names: list[str]) -> list[tuple[str, Reference]]:
+    """Each name with its reference; fails naming every name that does not parse, names no registry or a digest."""
     errors: list[str] = []
-    refs: list[Reference] = []
+    parsed: list[tuple[str, Reference]] = []
     for name in names:
         try:
             ref = parse(name)
@@ -227,47 +288,63 @@ def push_images(
         elif ref.digest:
             errors.append("image %s: push a tag, not a digest" % name)
         else:
-            refs.append(ref)
+            parsed.append((name, ref))
     if errors:
         raise _fail_items("images", errors)
-    seen: set[str] = set()
-    images = LocalImages(engine)
-    plans: list[PushPlan] = []
-    for name, ref in zip(names, refs):
-        key = "%s:%s" % (ref.name, ref.tag_or_default)
-        if key in seen:
+    return parsed
+
+
+def _find_local_images(
+    images: LocalImages,
+    parsed: list[tuple[str, Reference]],
+    check_mode: bool,
+    sources: dict[str, str],
+    planned: dict[str, dict[str, Any]],
+) -> list[tuple[Reference, dict[str, Any]]]:
+    """The local image behind each ``<name>:<tag>`` (once each, first one wins); fails naming each missing one."""
+    errors: list[str] = []
+    found: dict[str, tuple[Reference, dict[str, Any]]] = {}
+    for name, ref in parsed:
+        key = _target_name(ref)
+        if key in found:
             continue
-        seen.add(key)
-        image = (planned or {}).get(key) or images.get(ref)
+        image = planned.get(key) or images.get(ref)
         if image is None and check_mode and sources.get(name):
             image = images.get(parse(sources[name]))
         if image is None:
             errors.append("local image %s not found in the engine" % key)
             continue
-        plans.append(PushPlan(ref, image["Id"], repo_digest(image, ref.name)))
+        found[key] = (ref, image)
     if errors:
         raise _fail_items("images", errors)
+    return list(found.values())
 
+
+def _ask_registries(
+    plans: list[PushPlan], registry_factory: Callable[[str], RegistryClient], workers: int, check_mode: bool
+) -> list[str]:
+    """Set each plan's ``before`` (the registry's digest of the tag, None when absent); return the warnings.
+
+    All registries are asked before anything is pushed: an unreachable registry or a refused login stops the task
+    first. A manifest HEAD is cheap for the registry, so these run on at least HEAD_WORKERS threads."""
     # One client (one connection pool, one credential lookup) per registry, not per image.
     registries: dict[str, RegistryClient] = {}
     for plan in plans:
-        if plan.ref.registry not in registries:
-            registries[plan.ref.registry] = registry_factory(plan.ref.registry)  # type: ignore[index]
+        registry = plan.ref.registry or ""
+        if registry not in registries:
+            registries[registry] = registry_factory(registry)
             try:
                 # Settle the scheme (https or http) once here, not in every HEAD thread at once.
-                registries[plan.ref.registry].base_url  # noqa: B018
+                registries[registry].base_url  # noqa: B018
             except DockhandError:
                 pass  # each image's HEAD below reports it
-    workers = max(1, workers)
-    # Ask the registries first, all at once: an unreachable registry or refused login
-    # stops the task before anything is pushed. A manifest HEAD is cheap for the registry,
-    # so these run on at least HEAD_WORKERS threads whatever the push worker count.
+    warnings: list[str] = []
+    errors: list[str] = []
     with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
-
-        def head(plan: PushPlan) -> str | None:
-            return registries[plan.ref.registry].manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
-
-        futures = [pool.submit(head, plan) for plan in plans]
+        futures = [
+            pool.submit(registries[plan.ref.registry or ""].manifest_digest, plan.ref.repository, plan.ref.tag_or_default)
+            for plan in plans
+        ]
         for plan, future in zip(plans, futures):
             try:
                 plan.before = future.result()
@@ -282,57 +359,36 @@ def push_images(
                 errors.append("%s: %s" % (plan.ref, exc))
     if errors:
         raise _fail_items("images", sorted(set(errors), key=errors.index))
+    return warnings
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
 
-        def push(plan: PushPlan) -> dict[str, Any]:
-            ref = plan.ref
-            name = "%s:%s" % (ref.name, ref.tag_or_default)
-            result: dict[str, Any] = {
-                "name": name,
-                "registry": ref.registry,
-                "repository": ref.repository,
-                "tag": ref.tag_or_default,
-                "image_id": plan.image_id,
-                "digest_before": plan.before,
-                "digest": plan.before,
-                "pushed": False,
-                "changed": False,
-            }
-            if plan.before is not None and plan.before == plan.local_digest:
-                return result
-            result["pushed"] = True
-            if check_mode:
-                result["changed"] = True
-                result["digest"] = None
-                return result
-            try:
-                result["digest"] = engine.push(ref.name, ref.tag_or_default, auth_config(ref.registry or ""))
-            except DockhandError as exc:
-                result.update(failed=True, msg=str(exc), digest=None)
-                return result
-            result["changed"] = result["digest"] != plan.before
-            return result
-
-        results = list(pool.map(push, plans))
-
-    failed = [r["msg"] for r in results if r.get("failed")]
-    diff = {
-        "before": {r["name"]: r["digest_before"] for r in results},
-        "after": {r["name"]: r["digest"] or "(new digest after push)" for r in results},
+def _push_one(
+    engine: EngineClient, plan: PushPlan, auth_config: Callable[[str], dict[str, str] | None], check_mode: bool
+) -> dict[str, Any]:
+    """Push one plan unless the registry is up to date; its result (a failed push is a result, not an error)."""
+    ref = plan.ref
+    result: dict[str, Any] = {
+        "name": plan.name,
+        "registry": ref.registry,
+        "repository": ref.repository,
+        "tag": ref.tag_or_default,
+        "image_id": plan.image_id,
+        "digest_before": plan.before,
+        "digest": plan.before,
+        "pushed": False,
+        "changed": False,
     }
-    outcome = {
-        "changed": any(r["changed"] for r in results),
-        "images": results,
-        "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
-        "actions": [push_action(r) for r in results if r["pushed"] and not r.get("failed")],
-        "diff": diff,
-    }
-    if warnings:
-        outcome["warnings"] = warnings
-    if failed:
-        raise _fail_items("pushes", failed, results)
-    return outcome
+    if plan.up_to_date:
+        return result
+    result["pushed"] = True
+    if check_mode:
+        return dict(result, changed=True, digest=None)
+    try:
+        result["digest"] = engine.push(ref.name, ref.tag_or_default, auth_config(ref.registry or ""))
+    except DockhandError as exc:
+        return dict(result, failed=True, msg=str(exc), digest=None)
+    result["changed"] = result["digest"] != plan.before
+    return result
 
 
 # -- image_publish -------------------------------------------------------------------
