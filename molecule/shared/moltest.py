@@ -4,28 +4,23 @@
 
 A scenario's ``tests/conftest.py`` puts this directory on ``sys.path`` and imports the fixtures it uses. The tests
 run on the host under test itself (verifier option ``connection: local``), so they may talk HTTP to the registry
-directly; everything else goes through testinfra's ``host``.
+directly, through the test support package (tests/support, which reads the registry with the collection's own
+RegistryClient); everything else goes through testinfra's ``host``.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    ]
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+from support import registry as support_registry
 
 
 def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
@@ -35,39 +30,24 @@ def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
 
 
 class Registry:
-    """The few registry API v2 calls the tests need (plain HTTP, no auth)."""
+    """The registry at ``address`` as the tests ask it (plain HTTP, no auth): support.registry underneath."""
 
     def __init__(self, address: str) -> None:
-        self.base = "http://%s/v2/" % address
-
-    def _get(self, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base + path, method=method, headers={"Accept": MANIFEST_TYPES})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+        self.client = support_registry.client(address)
+        self.address = address
 
     def catalog(self) -> list[str]:
-        status, _headers, body = self._get("_catalog?n=1000")
-        assert status == 200, body
-        return json.loads(body)["repositories"] or []
+        return self.client.catalog()
 
     def tags(self, repository: str) -> list[str]:
-        status, _headers, body = self._get("%s/tags/list?n=1000" % repository)
-        assert status == 200, body
-        return json.loads(body)["tags"] or []
+        return self.client.tags(repository)
 
     def digest(self, repository: str, tag: str) -> str | None:
-        status, headers, _body = self._get("%s/manifests/%s" % (repository, tag), method="HEAD")
-        if status == 404:
-            return None
-        assert status == 200, "HEAD %s:%s answered %s" % (repository, tag, status)
-        return headers["Docker-Content-Digest"]
+        return self.client.manifest_digest(repository, tag)
 
     def snapshot(self) -> dict[str, dict[str, str | None]]:
         """``{repository: {tag: digest}}`` for everything the registry holds."""
-        return {repo: {tag: self.digest(repo, tag) for tag in self.tags(repo)} for repo in self.catalog()}
+        return support_registry.snapshot(self.address)
 
 
 def expected_content(images: list[dict[str, Any]]) -> dict[str, set[str]]:

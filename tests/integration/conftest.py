@@ -8,8 +8,6 @@ failure too, and never touches anything else on the engine.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -17,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFIX = os.environ.get("DH_PREFIX", "dh-it-")
-PORT_BASE = int(os.environ.get("DH_PORT_BASE", "5100"))
-DATA_ROOT = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it"))
-REGISTRY_IMAGE = os.environ.get("DH_REGISTRY_IMAGE", "registry:2")
-# Every test image carries this label with PREFIX as its value, so that teardown also finds
-# the images a rebuild left without a name.
-TEST_LABEL = "io.dockhand.test"
+from support.engine import SHARED_DOCKER_HOST, ensure_registry_image
+from support.isolation import DATA_ROOT, PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
 
 
 def docker(*args: str, check: bool = True) -> str:
@@ -60,36 +52,6 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def env() -> dict[str, str]:
-    values = dict(os.environ)
-    venv_bin = ROOT / ".venv" / "bin"
-    values.update(
-        PATH="%s:%s" % (venv_bin, values.get("PATH", "")),
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_PIPELINING="1",
-        ANSIBLE_LOCAL_TEMP=str(DATA_ROOT / "ansible-tmp"),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return values
-
-
-def ansible_playbook(playbook: Path | str, extra_vars: dict, *args: str, timeout: int = 300):
-    command = [
-        str(ROOT / ".venv" / "bin" / "ansible-playbook"),
-        "-i",
-        str(ROOT / "inventory" / "localhost.yml"),
-        str(playbook),
-        "-e",
-        json.dumps(extra_vars),
-        *args,
-    ]
-    return subprocess.run(command, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout, check=False)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def engine_ready():
     if shutil.which("docker") is None:
@@ -97,16 +59,9 @@ def engine_ready():
     docker("version")
     cleanup()
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
-    if not docker("images", "-q", REGISTRY_IMAGE, check=False).strip():
-        # A fresh machine: build it the way the registry role does (no registry to pull from).
-        build_dir = DATA_ROOT / "registry-image"
-        done = ansible_playbook(
-            Path(__file__).parent / "targets" / "_common" / "registry_image.yml",
-            {"dh_registry_image": REGISTRY_IMAGE, "dh_dir": str(build_dir)},
-        )
-        remove_tree(build_dir)
-        if done.returncode != 0:
-            pytest.fail("cannot build the registry image %s:\n%s" % (REGISTRY_IMAGE, done.stdout[-3000:]))
+    # A fresh machine: build it the way the registry role does (no registry to pull from).
+    ensure_registry_image(SHARED_DOCKER_HOST, DATA_ROOT / "registry-image", REGISTRY_IMAGE)
+    remove_tree(DATA_ROOT / "registry-image")
     yield
     cleanup()
     shutil.rmtree(DATA_ROOT / "ansible-tmp", ignore_errors=True)
@@ -127,8 +82,8 @@ def dh_vars(workdir):
     """The variables every target playbook gets."""
     return {
         "dh_prefix": PREFIX,
-        "dh_port": PORT_BASE,
-        "dh_port2": PORT_BASE + 1,
+        "dh_port": port(0),
+        "dh_port2": port(1),
         "dh_dir": str(workdir),
         "dh_marker": uuid.uuid4().hex,
         "dh_registry_image": REGISTRY_IMAGE,

@@ -1,6 +1,6 @@
 """Bad input: each case fails with one line naming the bad value, and leaves nothing half-done.
 
-Real engine (the shared one), real registries. A registry (``dh-rel-bad``, port 5601) runs with one image
+Real engine (the shared one), real registries. A registry (``<DH_PREFIX>rel-bad``, port 10 of the run's range) runs with one image
 pushed before the cases; after each case the test checks that the same container still runs (same ID, same
 start time), still answers ``/v2/``, and serves exactly the same tags and digests as before.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-from pathlib import Path
 
 import bcrypt
 import docker
@@ -18,27 +17,30 @@ import pytest
 import requests
 
 from .reliability_support import (
+    REL,
     SHARED_DOCKER_HOST,
     build_image,
     ensure_registry_image,
+    path,
+    port,
     run_module,
     run_role_failure,
     tag_digests,
     wait_v2,
 )
 
-WORK = Path("/tmp/dh-rel/bad-input")
-NAME = "dh-rel-bad"
-PORT = 5601
+WORK = path("rel", "bad-input")
+NAME = f"{REL}-bad"
+PORT = port(10)
 ADDRESS = "localhost:%d" % PORT
-AUTH_NAME = "dh-rel-auth"
-AUTH_PORT = 5603
+AUTH_NAME = f"{REL}-auth"
+AUTH_PORT = port(12)
 ARGSPEC_HEADER = "Validation of arguments failed:"
-FREE_PORT = 5649  # nothing listens here
-GOOD = "%s/dh-rel/good:1" % ADDRESS
-NEW = "%s/dh-rel/new:1" % ADDRESS
-IMAGES = ("dh-rel-good:1", "dh-rel-new:1", GOOD, NEW, "localhost:%d/dh-rel/good:1" % FREE_PORT,
-          "localhost:%d/dh-rel/good:1" % AUTH_PORT)
+FREE_PORT = port(19)  # nothing listens here
+GOOD = f"%s/{REL}/good:1" % ADDRESS
+NEW = f"%s/{REL}/new:1" % ADDRESS
+IMAGES = (f"{REL}-good:1", f"{REL}-new:1", GOOD, NEW, f"localhost:%d/{REL}/good:1" % FREE_PORT,
+          f"localhost:%d/{REL}/good:1" % AUTH_PORT)
 
 
 def registry_args(**overrides) -> dict:
@@ -66,10 +68,10 @@ def registry(api):
     WORK.mkdir(parents=True)
     result = run_module("registry_container", registry_args())
     assert result.get("changed") and not result.get("failed"), result
-    build_image(api, "dh-rel-good:1", b"good")
-    build_image(api, "dh-rel-new:1", b"new")
-    api.tag("dh-rel-good:1", "%s/dh-rel/good" % ADDRESS, "1")
-    api.tag("dh-rel-new:1", "%s/dh-rel/new" % ADDRESS, "1")
+    build_image(api, f"{REL}-good:1", b"good")
+    build_image(api, f"{REL}-new:1", b"new")
+    api.tag(f"{REL}-good:1", f"%s/{REL}/good" % ADDRESS, "1")
+    api.tag(f"{REL}-new:1", f"%s/{REL}/new" % ADDRESS, "1")
     pushed = run_module("image_push", {"name": GOOD})
     assert pushed.get("changed"), pushed
     yield
@@ -130,10 +132,10 @@ def test_port_out_of_range_via_role(unchanged, tmp_path):
 
 def test_port_taken_by_another_process(unchanged):
     holder = socket.socket()
-    holder.bind(("127.0.0.1", 5602))
+    holder.bind(("127.0.0.1", port(11)))
     holder.listen()
     try:
-        assert_refused(run_module("registry_container", registry_args(port=5602)), "5602", "in use")
+        assert_refused(run_module("registry_container", registry_args(port=port(11))), str(port(11)), "in use")
     finally:
         holder.close()
 
@@ -179,7 +181,7 @@ def test_unknown_restart_policy_module(unchanged):
 
 
 def test_registry_image_not_in_engine(unchanged):
-    assert_refused(run_module("registry_container", registry_args(image="dh-rel-absent:9")), "dh-rel-absent:9")
+    assert_refused(run_module("registry_container", registry_args(image=f"{REL}-absent:9")), f"{REL}-absent:9")
 
 
 def test_unsupported_combinations(unchanged):
@@ -187,10 +189,10 @@ def test_unsupported_combinations(unchanged):
         run_module("registry_container", registry_args(restart_retries=3)), "restart_retries 3", "'always'"
     )
     assert_refused(
-        run_module("registry_container", registry_args(volume="dh-rel-vol")), "data_path", "volume"
+        run_module("registry_container", registry_args(volume=f"{REL}-vol")), "data_path", "volume"
     )
     assert_refused(
-        run_module("image_provision", {"name": "dh-rel-good:1", "force_build": True}), "force_build", "build_path"
+        run_module("image_provision", {"name": f"{REL}-good:1", "force_build": True}), "force_build", "build_path"
     )
 
 
@@ -203,11 +205,11 @@ def test_bind_mount_source_missing(unchanged):
 # -- pushing ----------------------------------------------------------------------------------
 def test_invalid_image_reference_pushes_nothing(unchanged):
     assert_refused(run_module("image_push", {"images": [NEW, "%s/Dh-Rel/UPPER:1" % ADDRESS]}), "Dh-Rel/UPPER")
-    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+    assert f"{REL}/new:1" not in tag_digests(ADDRESS)
 
 
 def test_invalid_tag(unchanged):
-    assert_refused(run_module("image_push", {"images": [NEW, "%s/dh-rel/good:-x" % ADDRESS]}), "-x")
+    assert_refused(run_module("image_push", {"images": [NEW, f"%s/{REL}/good:-x" % ADDRESS]}), "-x")
 
 
 def test_invalid_tag_via_role_builds_nothing(unchanged, tmp_path, api):
@@ -216,33 +218,33 @@ def test_invalid_tag_via_role_builds_nothing(unchanged, tmp_path, api):
     (context / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /x\n")
     result = run_role_failure(
         "publish",
-        {"publish_registry": ADDRESS, "publish_builds": [{"name": "dh-rel-built:1", "src": str(context)}],
-         "publish_images": [{"name": "dh-rel/new", "tag": "1"}, {"name": "dh-rel/good", "tag": "bad tag"}],
+        {"publish_registry": ADDRESS, "publish_builds": [{"name": f"{REL}-built:1", "src": str(context)}],
+         "publish_images": [{"name": f"{REL}/new", "tag": "1"}, {"name": f"{REL}/good", "tag": "bad tag"}],
          "publish_build_dir": str(tmp_path / "build")},
         SHARED_DOCKER_HOST, tmp_path,
     )
     assert_refused(result, "bad tag")
-    assert not api.images(name="dh-rel-built"), "an image was built before the input was validated"
+    assert not api.images(name=f"{REL}-built"), "an image was built before the input was validated"
 
 
 def test_missing_local_image_in_a_good_list_pushes_nothing(unchanged):
-    ghost = "%s/dh-rel/ghost:1" % ADDRESS
+    ghost = f"%s/{REL}/ghost:1" % ADDRESS
     assert_refused(run_module("image_push", {"images": [NEW, ghost]}), ghost)
-    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+    assert f"{REL}/new:1" not in tag_digests(ADDRESS)
 
 
 def test_registry_unreachable(unchanged, api):
-    unreachable = "localhost:%d/dh-rel/good" % FREE_PORT
-    api.tag("dh-rel-good:1", unreachable, "1")
+    unreachable = f"localhost:%d/{REL}/good" % FREE_PORT
+    api.tag(f"{REL}-good:1", unreachable, "1")
     assert_refused(run_module("image_push", {"images": [NEW, unreachable + ":1"]}), "localhost:%d" % FREE_PORT)
-    assert "dh-rel/new:1" not in tag_digests(ADDRESS)
+    assert f"{REL}/new:1" not in tag_digests(ADDRESS)
 
 
 def test_registry_address_malformed(unchanged, tmp_path):
-    assert_refused(run_module("image_push", {"name": "localhost:99999/dh-rel/good:1"}), "localhost:99999")
+    assert_refused(run_module("image_push", {"name": f"localhost:99999/{REL}/good:1"}), "localhost:99999")
     result = run_role_failure(
         "publish",
-        {"publish_registry": "http://%s" % ADDRESS, "publish_builds": [], "publish_images": [{"name": "dh-rel/new"}]},
+        {"publish_registry": "http://%s" % ADDRESS, "publish_builds": [], "publish_images": [{"name": f"{REL}/new"}]},
         SHARED_DOCKER_HOST, tmp_path,
     )
     assert_refused(result, "http://%s" % ADDRESS)
@@ -255,13 +257,13 @@ def test_wrong_credentials_push_nothing(unchanged, api):
     started = run_module(
         "registry_container",
         {"name": AUTH_NAME, "image": "registry:2", "port": AUTH_PORT, "data_path": str(WORK / "auth-data"),
-         "env": {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": "dh-rel",
+         "env": {"REGISTRY_AUTH": "htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM": f"{REL}",
                  "REGISTRY_AUTH_HTPASSWD_PATH": "/auth/htpasswd"},
          "mounts": [{"source": str(auth), "target": "/auth", "read_only": True}]},
     )
     assert started.get("changed"), started
-    target = "localhost:%d/dh-rel/good" % AUTH_PORT
-    api.tag("dh-rel-good:1", target, "1")
+    target = f"localhost:%d/{REL}/good" % AUTH_PORT
+    api.tag(f"{REL}-good:1", target, "1")
     result = run_module("image_push", {"name": target + ":1", "username": "alice", "password": "wrong"})
     msg = assert_refused(result, "localhost:%d" % AUTH_PORT, "alice")
     assert "wrong" not in msg
@@ -272,9 +274,9 @@ def test_wrong_credentials_push_nothing(unchanged, api):
 # -- provisioning -----------------------------------------------------------------------------
 def test_provision_archive_missing(unchanged, api):
     archive = str(WORK / "no-such-archive.tar")
-    result = run_module("image_provision", {"name": "dh-rel-absent:9", "pull": False, "archive": archive})
+    result = run_module("image_provision", {"name": f"{REL}-absent:9", "pull": False, "archive": archive})
     assert_refused(result, archive)
-    assert not api.images(name="dh-rel-absent")
+    assert not api.images(name=f"{REL}-absent")
 
 
 def test_recreate_that_cannot_start_rolls_back(api, registry):

@@ -30,23 +30,28 @@ import docker
 import pytest
 
 from .reliability_support import (
+    REL,
     ROOT,
     SHARED_DOCKER_HOST,
     PrivateEngine,
+    bridge,
     ensure_registry_image,
     failure_messages,
     garbage_collect_dry_run,
+    path,
+    port,
     recap,
     run_playbook,
     start_playbook,
+    subnet,
     tag_digests,
     verify_pullable,
     wait_v2,
 )
 
-WORK = Path("/tmp/dh-rel/resilience")
-NAME = "dh-rel-res"
-PORT = 5620
+WORK = path("rel", "resilience")
+NAME = f"{REL}-res"
+PORT = port(20)
 ADDRESS = "localhost:%d" % PORT
 SITE = ROOT / "site.yml"
 BIG_MB = int(os.environ.get("DH_REL_BIG_MB", "32"))
@@ -76,12 +81,12 @@ def site_vars(images: list[tuple[str, str]], builds: list[dict[str, str]]) -> di
     }
 
 
-BASE_IMAGES = [("dh-rel-app", "1"), ("dh-rel-app", "2"), ("dh-rel-tool", "1")]
+BASE_IMAGES = [(f"{REL}-app", "1"), (f"{REL}-app", "2"), (f"{REL}-tool", "1")]
 
 
 def base_builds() -> list[dict[str, str]]:
-    return [context("dh-rel-app:1", 200_000, 1), context("dh-rel-app:2", 300_000, 2),
-            context("dh-rel-tool:1", 100_000, 3)]
+    return [context(f"{REL}-app:1", 200_000, 1), context(f"{REL}-app:2", 300_000, 2),
+            context(f"{REL}-tool:1", 100_000, 3)]
 
 
 def figure(capsys, text: str) -> None:
@@ -103,7 +108,7 @@ def engine():
     reason = PrivateEngine.available()
     if reason:
         pytest.skip(reason)
-    private = PrivateEngine(WORK / "engine")
+    private = PrivateEngine(WORK / "engine", run_dir=Path("/run") / REL, bridge=bridge("rel0"), subnet=subnet(0))
     private.destroy()  # leftovers of an interrupted run
     shutil.rmtree(WORK, ignore_errors=True)
     FIGURES.unlink(missing_ok=True)
@@ -133,7 +138,7 @@ def test_deploy_and_publish(engine, state, capsys):
     second = site(engine, variables)
     assert second["changed"] == 0, "second site.yml run changed %d tasks" % second["changed"]
     state["digests"] = tag_digests(ADDRESS)
-    assert sorted(state["digests"]) == ["dh-rel-app:1", "dh-rel-app:2", "dh-rel-tool:1"]
+    assert sorted(state["digests"]) == [f"{REL}-app:1", f"{REL}-app:2", f"{REL}-tool:1"]
     state["vars"] = variables
     figure(capsys, "deploy: site.yml changed=%d then changed=0; %d tags published"
            % (first["changed"], len(state["digests"])))
@@ -194,15 +199,15 @@ def test_container_removed_by_hand(engine, state, capsys):
 
 def test_push_interrupted_by_registry_stop(engine, state, capsys):
     api = engine.api()
-    images = [*BASE_IMAGES, ("dh-rel-big", "1")]
-    variables = site_vars(images, [*base_builds(), context("dh-rel-big:1", BIG_MB << 20, 4)])
-    uploads = WORK / "data" / "docker" / "registry" / "v2" / "repositories" / "dh-rel-big" / "_uploads"
+    images = [*BASE_IMAGES, (f"{REL}-big", "1")]
+    variables = site_vars(images, [*base_builds(), context(f"{REL}-big:1", BIG_MB << 20, 4)])
+    uploads = WORK / "data" / "docker" / "registry" / "v2" / "repositories" / f"{REL}-big" / "_uploads"
     log = WORK / "interrupted.log"
     run = start_playbook(SITE, variables, engine.docker_host, log)
     deadline = time.monotonic() + 300
     while not (uploads.is_dir() and any(uploads.iterdir())):
         assert run.poll() is None, "the run ended before the push began:\n" + log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "the push of dh-rel-big never began"
+        assert time.monotonic() < deadline, f"the push of {REL}-big never began"
         time.sleep(0.01)
     api.stop(NAME, timeout=0)
     stopped_at = time.monotonic()
@@ -210,16 +215,16 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
     failed_after = time.monotonic() - stopped_at
     output = log.read_text()
     assert code != 0, "the push completed before the registry was stopped (raise DH_REL_BIG_MB):\n" + output[-3000:]
-    failure = [msg for msg in failure_messages(output) if "dh-rel-big" in msg]
+    failure = [msg for msg in failure_messages(output) if f"{REL}-big" in msg]
     assert failure, "the failed run does not name the image:\n" + output[-3000:]
-    assert "dh-rel-big:1" not in state["digests"]
+    assert f"{REL}-big:1" not in state["digests"]
     started = time.monotonic()
     rerun = site(engine, variables)
     seconds = time.monotonic() - started
     assert rerun["changed"] >= 2  # the registry started again, the big image pushed
     digests = tag_digests(ADDRESS)
-    assert "dh-rel-big:1" in digests
-    assert {k: v for k, v in digests.items() if k != "dh-rel-big:1"} == state["digests"]
+    assert f"{REL}-big:1" in digests
+    assert {k: v for k, v in digests.items() if k != f"{REL}-big:1"} == state["digests"]
     blobs = verify_pullable(ADDRESS, digests)
     after = site(engine, variables)
     assert after["changed"] == 0
@@ -235,8 +240,8 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
 def test_two_site_runs_at_once(engine, state, capsys):
     api = engine.api()
     api.remove_container(NAME, force=True)  # both runs must create it, and push the new images
-    images = [*BASE_IMAGES, ("dh-rel-big", "1"), ("dh-rel-new", "1"), ("dh-rel-new", "2")]
-    builds = [*base_builds(), context("dh-rel-big:1", BIG_MB << 20, 4), context("dh-rel-new:1", 150000, 5), context("dh-rel-new:2", 250000, 6)]
+    images = [*BASE_IMAGES, (f"{REL}-big", "1"), (f"{REL}-new", "1"), (f"{REL}-new", "2")]
+    builds = [*base_builds(), context(f"{REL}-big:1", BIG_MB << 20, 4), context(f"{REL}-new:1", 150000, 5), context(f"{REL}-new:2", 250000, 6)]
     variables = site_vars(images, builds)
     started = time.monotonic()
     runs = [start_playbook(SITE, variables, engine.docker_host, WORK / ("concurrent-%d.log" % i)) for i in (1, 2)]

@@ -7,21 +7,15 @@ registry_* and publish_* variables.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-import requests
 
-from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, TEST_LABEL, ansible_playbook, docker
+from support import ROOT
+from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
+from support.registry import client
+from support.runner import recap, run_playbook
 
-RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def recap(output: str) -> dict[str, int]:
-    match = RECAP_RE.search(output)
-    assert match, "no PLAY RECAP in:\n" + output[-3000:]
-    ok, changed, unreachable, failed = map(int, match.groups())
-    return {"ok": ok, "changed": changed, "unreachable": unreachable, "failed": failed}
+from .conftest import docker
 
 
 def test_site_twice(workdir):
@@ -31,12 +25,12 @@ def test_site_twice(workdir):
     (context / "Dockerfile").write_text(dockerfile)
     (context / "marker.txt").write_text("site %s\n" % workdir.name)
     image = PREFIX + "site-demo"
-    registry = "localhost:%d" % PORT_BASE
+    registry = "localhost:%d" % port(0)
     extra = {
         "dockhand_hosts": "localhost",
         "registry_container_name": PREFIX + "site",
         "registry_image": REGISTRY_IMAGE,
-        "registry_port": PORT_BASE,
+        "registry_port": port(0),
         "registry_data_path": str(workdir / "data"),
         "registry_image_build_dir": str(workdir / "registry-image"),
         "registry_wait_timeout": 30,
@@ -47,7 +41,7 @@ def test_site_twice(workdir):
     }
     runs = []
     for _run in range(2):
-        done = ansible_playbook(ROOT / "site.yml", extra)
+        done = run_playbook(ROOT / "site.yml", extra)
         output = done.stdout + done.stderr
         if done.returncode != 0:
             pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
@@ -57,12 +51,8 @@ def test_site_twice(workdir):
     assert second["changed"] == 0, "second run of site.yml changed %d tasks" % second["changed"]
 
     # The registry serves the demo image with the digest the engine recorded for it.
-    answer = requests.head(
-        "http://127.0.0.1:%d/v2/%s/manifests/1.0" % (PORT_BASE, image),
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        timeout=10,
-    )
-    assert answer.status_code == 200
+    served = client("127.0.0.1:%d" % port(0)).manifest_digest(image, "1.0")
+    assert served
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", "%s/%s:1.0" % (registry, image)))
-    assert "%s/%s@%s" % (registry, image, answer.headers["Docker-Content-Digest"]) in digests
+    assert "%s/%s@%s" % (registry, image, served) in digests
     assert docker("inspect", "-f", "{{.State.Running}}", PREFIX + "site").strip() == "true"

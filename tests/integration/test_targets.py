@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ansible_playbook
+from support.runner import run_playbook
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 NAMES = sorted(p.parent.name for p in TARGETS.glob("*/main.yml") if not p.parent.name.startswith("_"))
@@ -18,7 +18,7 @@ NAMES = sorted(p.parent.name for p in TARGETS.glob("*/main.yml") if not p.parent
 
 @pytest.mark.parametrize("target", NAMES)
 def test_target(target, dh_vars):
-    done = ansible_playbook(TARGETS / target / "main.yml", dh_vars)
+    done = run_playbook(TARGETS / target / "main.yml", dh_vars)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-80:])
         pytest.fail("target %s failed (rc %d):\n%s" % (target, done.returncode, tail), pytrace=False)

@@ -38,3 +38,16 @@ def name(suffix: str) -> str:
 def path(*parts: str) -> Path:
     """A host path of this run, under DATA_ROOT."""
     return DATA_ROOT.joinpath(*parts)
+
+
+def subnet(offset: int) -> str:
+    """A bridge address (``10.x.y.1/24``) of this run for a private engine, one per ``offset`` (0-49): the run's
+    port range (50 ports from PORT_BASE) picks ``y``, so two runs with different ranges never share a subnet."""
+    if not 0 <= offset < 50:
+        raise ValueError("subnet offset %d outside 0-49" % offset)
+    return "10.%d.%d.1/24" % (200 + offset, PORT_BASE // PORT_COUNT % 256)
+
+
+def bridge(suffix: str) -> str:
+    """A network interface name of this run (at most 15 characters, the kernel's limit)."""
+    return (PREFIX + suffix)[:15]

@@ -60,7 +60,7 @@ def wait_v2(address: str, timeout: float = 30.0, scheme: str = "http") -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
-            if reg.request("GET", "/v2/").status_code == 200:
+            if reg.ping() == 200:
                 return time.monotonic() - started
         except RegistryError:
             pass

@@ -28,6 +28,7 @@ def ansible_env(docker_host: str | None = None, **extra: str) -> dict[str, str]:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_PIPELINING="1",
         ANSIBLE_LOCAL_TEMP=str(DATA_ROOT / "ansible-tmp"),
         PYTHONPATH=str(COLLECTIONS),
         PYTHONDONTWRITEBYTECODE="1",
@@ -46,8 +47,9 @@ def _playbook_command(playbook: str | Path, vars_file: str, args: tuple[str, ...
 def run_playbook(
     playbook: str | Path,
     extra_vars: dict[str, Any] | None = None,
-    *args: str,
     docker_host: str | None = None,
+    *,
+    args: tuple[str, ...] = (),
     timeout: int = 600,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
