@@ -78,9 +78,6 @@ class LocalImages:
             found = self.engine.image(str(ref))
         return found
 
-    def forget(self) -> None:
-        self._index = None
-
 
 def repo_digest(image: dict[str, Any], name: str) -> str | None:
     """The manifest digest the engine recorded for ``image`` in repository ``name``."""

@@ -55,14 +55,6 @@ class Reference:
     def tag_or_default(self) -> str:
         return self.tag or DEFAULT_TAG
 
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.registry, self.repository, validate_tag(tag), None)
-
-    def in_registry(self, registry: str, repository: str | None = None) -> Reference:
-        """The same image named in another registry (optionally another repository)."""
-        repo = repository if repository is not None else self.repository
-        return Reference(validate_registry(registry), validate_repository(repo), self.tag, None)
-
     def __str__(self) -> str:
         text = self.name
         if self.tag:

@@ -63,24 +63,6 @@ def test_name_and_default_tag():
     assert parse("demo:2").tag_or_default == "2"
 
 
-def test_with_tag_and_in_registry():
-    ref = parse("demo:1.0")
-    assert str(ref.with_tag("2.0")) == "demo:2.0"
-    moved = ref.in_registry("localhost:5100")
-    assert str(moved) == "localhost:5100/demo:1.0"
-    assert str(ref.in_registry("localhost:5100", "team/demo")) == "localhost:5100/team/demo:1.0"
-    with pytest.raises(InvalidReference, match="'-bad'"):
-        ref.with_tag("-bad")
-    with pytest.raises(InvalidReference, match="'Team'"):
-        ref.in_registry("localhost:5100", "Team")
-
-
-def test_digest_dropped_when_retagged():
-    ref = parse("r.io/x:1@sha256:" + "b" * 64)
-    assert ref.digest and ref.tag == "1"
-    assert ref.with_tag("2").digest is None
-
-
 @pytest.mark.parametrize("registry", ["localhost", "localhost:5000", "r.example.com", "10.0.0.1:443", "[::1]:5000"])
 def test_validate_registry_accepts(registry):
     assert validate_registry(registry) == registry
