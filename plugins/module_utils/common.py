@@ -74,6 +74,12 @@ REGISTRY_ARGSPEC: dict = {
     "registry_ca_cert": {"type": "path"},
 }
 
+# One item of the ``images`` list of image_tag and image_publish: a local image and the names to give it.
+TAG_ITEM_OPTIONS: dict = {
+    "source": {"type": "str", "required": True},
+    "targets": {"type": "list", "elements": "str", "required": True},
+}
+
 # Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
 DEFAULT_WORKERS = 4
 PUSH_ARGSPEC: dict = {

@@ -54,6 +54,10 @@ def _api_client(**kwargs: Any) -> Any:
     return APIClient(**kwargs)
 
 
+# What a module passes to common.run_module to check that the SDK is there.
+DOCKER_LIBRARY = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
+
+
 class EngineError(DockhandError):
     """The engine refused or failed a call."""
 

@@ -45,6 +45,10 @@ _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
+# What a module passes to common.run_module to check that requests is there.
+REQUESTS_LIBRARY = ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
+
+
 class RegistryError(DockhandError):
     """The registry answered something other than what the call needs."""
 

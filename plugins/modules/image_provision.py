@@ -65,7 +65,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done), in order, in words.
+  description: What was done (in check mode, what would be done) to make the image present: its pull, load or build.
   returned: always
   type: list
   elements: str
@@ -94,7 +94,7 @@ attempts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.provision import provision_image
 
 
@@ -133,7 +133,7 @@ def main() -> None:
         result["diff"] = {"before": {"image_id": result.pop("before", None)}, "after": {"image_id": result["image_id"]}}
         return result
 
-    run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR))
+    run_module(module, action, DOCKER_LIBRARY)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done), in order, in words.
+  description: The tags made and the pushes done (in check mode, that would be), in that order, in words.
   returned: always
   type: list
   elements: str
@@ -88,11 +88,12 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
     REGISTRY_ARGSPEC,
+    TAG_ITEM_OPTIONS,
     run_module,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import TagItem, publish_images, push_options
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -101,15 +102,7 @@ def main() -> None:
             DOCKER_ARGSPEC,
             **REGISTRY_ARGSPEC,
             **PUSH_ARGSPEC,
-            images=dict(
-                type="list",
-                elements="dict",
-                required=True,
-                options=dict(
-                    source=dict(type="str", required=True),
-                    targets=dict(type="list", elements="str", required=True),
-                ),
-            ),
+            images=dict(type="list", elements="dict", required=True, options=TAG_ITEM_OPTIONS),
         ),
         required_together=[("username", "password")],
         supports_check_mode=True,
@@ -127,9 +120,7 @@ def main() -> None:
             **options,
         )
 
-    run_module(
-        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
-    )
+    run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done), in order, in words.
+  description: The pushes done (in check mode, that would be done), in input order, in words.
   returned: always
   type: list
   elements: str
@@ -109,9 +109,9 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     REGISTRY_ARGSPEC,
     run_module,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_images, push_options
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -143,9 +143,7 @@ def main() -> None:
             sources={str(k): str(v) for k, v in p["sources"].items()},
         )
 
-    run_module(
-        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
-    )
+    run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

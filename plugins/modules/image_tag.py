@@ -62,7 +62,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done), in order, in words.
+  description: The tags made (in check mode, that would be made), in input order, in words.
   returned: always
   type: list
   elements: str
@@ -90,8 +90,8 @@ tagged:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, TAG_ITEM_OPTIONS, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import TagItem, tag_images
 
 
@@ -101,14 +101,7 @@ def main() -> None:
             DOCKER_ARGSPEC,
             source=dict(type="str"),
             targets=dict(type="list", elements="str"),
-            images=dict(
-                type="list",
-                elements="dict",
-                options=dict(
-                    source=dict(type="str", required=True),
-                    targets=dict(type="list", elements="str", required=True),
-                ),
-            ),
+            images=dict(type="list", elements="dict", options=TAG_ITEM_OPTIONS),
         ),
         mutually_exclusive=[("images", "source"), ("images", "targets")],
         required_one_of=[("images", "source")],
@@ -125,7 +118,7 @@ def main() -> None:
         engine = EngineClient.from_params(p)
         return tag_images(engine, items, module.check_mode)
 
-    run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR))
+    run_module(module, action, DOCKER_LIBRARY)
 
 
 if __name__ == "__main__":

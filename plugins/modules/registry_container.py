@@ -195,8 +195,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container import
     RegistrySpec,
     exposure_warnings,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def _env_value(value: object) -> str:
@@ -267,9 +267,7 @@ def main() -> None:
         engine = EngineClient.from_params(p)
         return RegistryContainer(engine, spec, module.check_mode).converge()
 
-    run_module(
-        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
-    )
+    run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":
