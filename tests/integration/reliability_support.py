@@ -3,7 +3,7 @@
 They drive the collection the way users do (modules run as Ansible runs them, roles through ``ansible-playbook``),
 read the registry through the collection's RegistryClient, and can run a private Docker engine, so that a test may
 restart "the daemon" without touching the shared one. All of that comes from the test support package
-(tests/support); what is here is only what these two files need and nothing else does.
+(tests/support), which they import; what is here is only what these two files need and nothing else does.
 """
 
 from __future__ import annotations
@@ -16,34 +16,8 @@ from typing import Any
 
 import docker
 
-from support import ROOT
-from support.engine import SHARED_DOCKER_HOST, PrivateEngine, ensure_registry_image
-from support.isolation import bridge, name, path, port, subnet
-from support.registry import tag_digests, verify_pullable, wait_v2
-from support.runner import failure_messages, recap, run_module, run_playbook, start_playbook
-
-__all__ = [
-    "REL",
-    "ROOT",
-    "SHARED_DOCKER_HOST",
-    "PrivateEngine",
-    "bridge",
-    "build_image",
-    "ensure_registry_image",
-    "failure_messages",
-    "garbage_collect_dry_run",
-    "path",
-    "port",
-    "recap",
-    "run_module",
-    "run_playbook",
-    "run_role_failure",
-    "start_playbook",
-    "subnet",
-    "tag_digests",
-    "verify_pullable",
-    "wait_v2",
-]
+from support.isolation import name
+from support.runner import run_playbook
 
 # Prefix of every name the reliability tests give (containers, images, repositories): the run's DH_PREFIX.
 REL = name("rel")

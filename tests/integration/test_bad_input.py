@@ -16,18 +16,12 @@ import docker
 import pytest
 import requests
 
-from .reliability_support import (
-    REL,
-    SHARED_DOCKER_HOST,
-    build_image,
-    ensure_registry_image,
-    path,
-    port,
-    run_module,
-    run_role_failure,
-    tag_digests,
-    wait_v2,
-)
+from support.engine import SHARED_DOCKER_HOST, ensure_registry_image
+from support.isolation import path, port
+from support.registry import tag_digests, wait_v2
+from support.runner import run_module
+
+from .reliability_support import REL, build_image, run_role_failure
 
 WORK = path("rel", "bad-input")
 NAME = f"{REL}-bad"

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support import ROOT
+from support.isolation import name, path, port
+from support.registry import wait_v2
+from support.runner import recap
+
 BIN = Path(sys.executable).parent
-NAME = os.environ.get("ECO_REGISTRY_NAME", "eco-registry")
-PORT = int(os.environ.get("ECO_REGISTRY_PORT", "5300"))
-DATA = Path(os.environ.get("ECO_REGISTRY_DATA", "/tmp/eco-data"))
+NAME = name("eco-registry")
+PORT = port(30)
+DATA = path("eco-data")
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
@@ -94,9 +96,7 @@ def _site(tmp: Path, env: dict[str, str]) -> dict[str, int]:
         cwd=workdir, env=env, capture_output=True, text=True, check=False,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    recap = re.search(r"^localhost\s*:\s*(.*)$", run.stdout, re.MULTILINE)
-    assert recap, run.stdout[-4000:]
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+    return recap(run.stdout)
 
 
 def test_site_from_installed_tarball(installed, registry_cleanup):
@@ -107,8 +107,7 @@ def test_site_from_installed_tarball(installed, registry_cleanup):
     state = json.loads(_docker("inspect", NAME).stdout)[0]
     assert state["State"]["Running"]
     assert state["HostConfig"]["PortBindings"]["5000/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(PORT)}]
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/v2/", timeout=10) as answer:
-        assert answer.status == 200
+    wait_v2("127.0.0.1:%d" % PORT, timeout=10)
 
     second = _site(tmp, env)
     assert second["changed"] == 0 and second["failed"] == 0

@@ -29,25 +29,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from .reliability_support import (
-    REL,
-    ROOT,
-    SHARED_DOCKER_HOST,
-    PrivateEngine,
-    bridge,
-    ensure_registry_image,
-    failure_messages,
-    garbage_collect_dry_run,
-    path,
-    port,
-    recap,
-    run_playbook,
-    start_playbook,
-    subnet,
-    tag_digests,
-    verify_pullable,
-    wait_v2,
-)
+from support import ROOT
+from support.engine import SHARED_DOCKER_HOST, PrivateEngine, ensure_registry_image
+from support.isolation import bridge, path, port, subnet
+from support.registry import tag_digests, verify_pullable, wait_v2
+from support.runner import failure_messages, recap, run_playbook, start_playbook
+
+from .reliability_support import REL, garbage_collect_dry_run
 
 WORK = path("rel", "resilience")
 NAME = f"{REL}-res"
