@@ -90,7 +90,7 @@ checksum:
   returned: always
   type: str
 actions:
-  description: What was done (in check mode, what would be done).
+  description: What was done to the htpasswd file (in check mode, what would be done).
   returned: always
   type: list
   elements: str

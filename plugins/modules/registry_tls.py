@@ -103,7 +103,7 @@ checksum:
   returned: always
   type: str
 actions:
-  description: What was done (in check mode, what would be done).
+  description: The CA and server certificate made or renewed, and modes set (in check mode, what would be done).
   returned: always
   type: list
   elements: str
