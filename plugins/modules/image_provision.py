@@ -65,7 +65,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done) to make the image present: its pull, load or build.
+  description: What was done (in check mode, what would be done) to make the image present - its pull, load or build.
   returned: always
   type: list
   elements: str
