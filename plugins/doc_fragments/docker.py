@@ -21,7 +21,7 @@ options:
     description:
       - Seconds to wait for an answer of the engine's API.
       - If not given, the environment variable E(DOCKER_TIMEOUT) is used, and then V(120).
-      - This is the engine's timeout. The registry's HTTP API has its own, O(registry_timeout), in the modules that talk
+      - This is the engine's timeout. The registry's HTTP API has its own, C(registry_timeout), in the modules that talk
         to a registry.
     type: int
     default: 120
@@ -36,7 +36,7 @@ options:
     description:
       - Talk to the engine over TLS and verify its certificate (against O(ca_path), or the system's CAs without it).
       - If not given, the environment variable E(DOCKER_TLS_VERIFY) is used, and then V(false).
-      - This is about the engine only; the registry's certificate is verified as O(registry_validate_certs) says.
+      - This is about the engine only; the registry's certificate is verified as C(registry_validate_certs) says.
     type: bool
     default: false
     aliases: [tls_verify]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Test hosts: real Debian servers as containers (systemd as PID 1, sshd, optionally their own Docker engine).
 
 The recipe is ../shared/FLEET.md's. Node images are built once per machine from Debian packages (mmdebstrap, no
@@ -40,7 +39,10 @@ RUN_FLAGS = [
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-signal", "SIGRTMIN+3",
 ]  # fmt: skip
-SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]  # fmt: skip
+SSH_OPTIONS = [
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
+]  # fmt: skip
 
 
 class FleetError(RuntimeError):
