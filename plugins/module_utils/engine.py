@@ -21,10 +21,8 @@ try:
     from docker.tls import TLSConfig
     from docker.types import Mount
 
-    HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
-    HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
 
     class DockerException(Exception):  # type: ignore[no-redef]
@@ -55,6 +53,7 @@ def _api_client(**kwargs: Any) -> Any:
 
 
 # What a module passes to common.run_module to check that the SDK is there.
+HAS_DOCKER = DOCKER_IMPORT_ERROR is None
 DOCKER_LIBRARY = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
 
 

@@ -24,10 +24,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import Do
 try:
     import bcrypt
 
-    HAS_BCRYPT = True
     BCRYPT_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
-    HAS_BCRYPT = False
     BCRYPT_IMPORT_ERROR = traceback.format_exc()
 
 # The registry (distribution) accepts bcrypt entries only; htpasswd -B writes $2y$.
@@ -35,6 +33,10 @@ _BCRYPT_RE = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
 _USER_RE = re.compile(r"^[^:\s]+$")
 DEFAULT_ROUNDS = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores what comes after
+
+# What the module passes to common.run_module to check that bcrypt is there.
+HAS_BCRYPT = BCRYPT_IMPORT_ERROR is None
+BCRYPT_LIBRARY = ("bcrypt", HAS_BCRYPT, BCRYPT_IMPORT_ERROR)
 
 
 class HtpasswdError(DockhandError):

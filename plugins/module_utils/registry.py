@@ -23,10 +23,8 @@ try:
     import requests
     from requests.adapters import HTTPAdapter
 
-    HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
-    HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 # With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
@@ -46,6 +44,7 @@ _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
 # What a module passes to common.run_module to check that requests is there.
+HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 REQUESTS_LIBRARY = ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
 
 

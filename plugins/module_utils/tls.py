@@ -28,10 +28,8 @@ try:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
-    HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
 
 CA_CERT = "ca.crt"
@@ -40,6 +38,10 @@ SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_RE = re.compile(r"^(\*\.)?%s(\.%s)*$" % (_LABEL, _LABEL))
+
+# What the module passes to common.run_module to check that cryptography is there.
+HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
+CRYPTOGRAPHY_LIBRARY = ("cryptography", HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR)
 
 
 class TlsError(DockhandError):

@@ -100,8 +100,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import (
-    BCRYPT_IMPORT_ERROR,
-    HAS_BCRYPT,
+    BCRYPT_LIBRARY,
     User,
     converge,
 )
@@ -137,7 +136,7 @@ def main() -> None:
         users = [User(u["name"], u["password"]) for u in p["users"]]
         return converge(p["path"], users, _mode(p["mode"]), module.check_mode)
 
-    run_module(module, action, ("bcrypt", HAS_BCRYPT, BCRYPT_IMPORT_ERROR))
+    run_module(module, action, BCRYPT_LIBRARY)
 
 
 if __name__ == "__main__":

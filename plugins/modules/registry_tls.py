@@ -113,8 +113,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.tls import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
+    CRYPTOGRAPHY_LIBRARY,
     generate,
     provided,
 )
@@ -146,7 +145,7 @@ def main() -> None:
             p["directory"], p["names"], p["days"], p["ca_days"], p["renew_days"], p["ca_common_name"], module.check_mode
         )
 
-    run_module(module, action, ("cryptography", HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMPORT_ERROR))
+    run_module(module, action, CRYPTOGRAPHY_LIBRARY)
 
 
 if __name__ == "__main__":
