@@ -390,15 +390,11 @@ def _push_one(
 
 # -- image_publish -------------------------------------------------------------------
 def publish_images(
-    engine: EngineClient,
-    items: list[TagItem],
-    registry_factory: Callable[[str], RegistryClient],
-    auth_config: Callable[[str], dict[str, str] | None] = lambda registry: None,
-    workers: int = DEFAULT_WORKERS,
-    check_mode: bool = False,
+    engine: EngineClient, items: list[TagItem], registry_factory: Callable[[str], RegistryClient], check_mode: bool = False, **push: Any
 ) -> dict[str, Any]:
     """Tag each source as its targets, then push every target: both steps in one module run.
 
+    ``push`` is what :func:`push_images` takes besides (``auth_config``, ``workers``).
     A failed tag stops the task before anything is pushed (its ``results`` hold every
     item's tag outcome); a failed push is reported per image as in :func:`push_images`.
     """
@@ -412,7 +408,7 @@ def publish_images(
                 planned[target["name"]] = source
     names = [target["name"] for entry in tagged["images"] for target in entry["targets"]]
     try:
-        pushed = push_images(engine, names, registry_factory, auth_config, workers, check_mode, planned=planned)
+        pushed = push_images(engine, names, registry_factory, check_mode=check_mode, planned=planned, **push)
     except ItemsFailed as exc:
         raise ItemsFailed(str(exc), [dict(r, tagged=r["name"] in tagged["tagged"]) for r in exc.results]) from None
     outcome = {
