@@ -92,32 +92,29 @@ def _read(path: str) -> bytes | None:
         raise TlsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
 
 
-def load_cert(path: str, required: bool = False) -> Any:
+def _load(path: str, required: bool, what: str, parse: Any, form: str) -> Any:
+    """``parse`` the PEM file at ``path``; None when it is missing or unreadable as ``form``, unless ``required``."""
     data = _read(path)
     if data is None:
         if required:
-            raise TlsError("certificate file %s does not exist" % path)
+            raise TlsError("%s file %s does not exist" % (what, path))
         return None
     try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
+        return parse(data)
+    except (ValueError, TypeError):
         if required:
-            raise TlsError("%s is not a PEM certificate" % path) from None
+            raise TlsError("%s is not %s" % (path, form)) from None
         return None
+
+
+def load_cert(path: str, required: bool = False) -> Any:
+    return _load(path, required, "certificate", x509.load_pem_x509_certificate, "a PEM certificate")
 
 
 def load_key(path: str, required: bool = False) -> Any:
-    data = _read(path)
-    if data is None:
-        if required:
-            raise TlsError("private key file %s does not exist" % path)
-        return None
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        if required:
-            raise TlsError("%s is not an unencrypted PEM private key" % path) from None
-        return None
+    return _load(
+        path, required, "private key", lambda data: serialization.load_pem_private_key(data, password=None), "an unencrypted PEM private key"
+    )
 
 
 def _public(obj: Any) -> bytes:
