@@ -125,7 +125,7 @@ def up(prefix: str, state_dir: Path, nodes: list[tuple[str, str, bool]], shared:
     network = prefix + "net"
     if not docker("network", "ls", "-q", "--filter", "name=^%s$" % network, check=False).strip():
         docker("network", "create", "--label", "%s=%s" % (FLEET_LABEL, prefix), network)
-    images = {(dist, with_docker): ensure_image(dist, with_docker) for _, dist, with_docker in nodes}
+    images = {(dist, with_docker): ensure_image(dist, with_docker) for _name, dist, with_docker in nodes}
     hosts = {}
     for name, dist, with_docker in nodes:
         container = prefix + name
@@ -179,7 +179,7 @@ def down(prefix: str, state_dir: Path | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     image = sub.add_parser("image", help="build a node image once (reused afterwards)")
     image.add_argument("dist", choices=sorted(DOCKER_PACKAGES))
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "up":
             nodes = []
             for item in args.node:
-                name, _, dist = item.partition("=")
-                dist, _, extra = dist.partition(":")
+                name, _sep, dist = item.partition("=")
+                dist, _sep, extra = dist.partition(":")
                 nodes.append((name, dist, extra == "docker"))
             print(up(args.prefix, args.dir, nodes, args.shared))
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a script: make ``support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import support  # noqa: F401  # puts this checkout's collection on sys.path
+import support  # noqa: F401  # pylint: disable=unused-import  # puts this checkout's collection on sys.path
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
     ACCEPT_MANIFESTS,
     RegistryClient,
