@@ -29,8 +29,9 @@ MANAGED_LABEL = "io.dockhand.registry.managed"
 CONFIG_LABEL = "io.dockhand.registry.config-digest"
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 _SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY$", re.IGNORECASE)
-_ANONYMOUS_VOLUME_RE = re.compile(r"^[0-9a-f]{64}$")
-_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_ANONYMOUS_VOLUME_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# The engine's own pattern for container and volume names (one character is a valid name), matched in full.
+_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)
 
 
 class InvalidSpec(DockhandError):
@@ -55,7 +56,7 @@ class RegistrySpec:
 
     def validate(self) -> None:
         """Raise InvalidSpec naming the first bad value; touches nothing."""
-        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", self.name or ""):
+        if not _NAME_RE.fullmatch(self.name or ""):
             raise InvalidSpec("invalid container name %r" % self.name)
         if self.state == "absent":
             return
@@ -94,7 +95,7 @@ class RegistrySpec:
                 raise InvalidSpec("data_path %s cannot be created: %s is not a directory" % (self.data_path, parent))
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise InvalidSpec("data_path %s is not writable (%s)" % (self.data_path, parent))
-        if self.volume and not _VOLUME_NAME_RE.match(self.volume):
+        if self.volume and not _NAME_RE.fullmatch(self.volume):
             raise InvalidSpec("invalid volume name %r" % self.volume)
         for key in self.env:
             if not key or "=" in key:
@@ -220,7 +221,7 @@ def _anonymous_data_volume(container: dict[str, Any]) -> str | None:
         if (
             mount.get("Destination") == DATA_TARGET
             and mount.get("Type") == "volume"
-            and _ANONYMOUS_VOLUME_RE.match(mount.get("Name") or "")
+            and _ANONYMOUS_VOLUME_RE.fullmatch(mount.get("Name") or "")
         ):
             return mount["Name"]
     return None

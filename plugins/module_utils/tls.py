@@ -39,7 +39,7 @@ CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DNS_RE = re.compile(r"^(\*\.)?%s(\.%s)*$" % (_LABEL, _LABEL))
+_DNS_RE = re.compile(r"(\*\.)?%s(\.%s)*" % (_LABEL, _LABEL), re.ASCII)
 
 
 class TlsError(DockhandError):
@@ -62,7 +62,7 @@ def san_entries(names: list[str]) -> list[Any]:
             continue
         except ValueError:
             pass
-        if not _DNS_RE.match(text) or len(text) > 253:
+        if not _DNS_RE.fullmatch(text) or len(text) > 253:
             raise TlsError("invalid certificate name %r: a host name or an IP address" % name)
         entries.append(x509.DNSName(text.lower()))
     return sorted(set(entries), key=_san_text)
