@@ -317,6 +317,8 @@ def push_images(
         "pushed": [r["name"] for r in results if r["pushed"] and not r.get("failed")],
         "diff": diff,
     }
+    for client in registries.values():
+        warnings.extend(w for w in getattr(client, "warnings", []) if w not in warnings)
     if warnings:
         outcome["warnings"] = warnings
     if failed:

@@ -82,8 +82,11 @@ def is_loopback(registry: str) -> bool:
 class RegistryClient:
     """Talk to one registry.
 
-    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first, then plain
-    http, the order the Docker engine uses for registries it may reach insecurely).
+    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first; plain http only for a loopback
+    address, as the Docker engine reaches only those insecurely without ``insecure-registries``).
+
+    Credentials are never sent over plain HTTP unless ``scheme`` is ``http`` (asked for explicitly); then a
+    warning says so (``warnings``).
     """
 
     def __init__(
@@ -103,6 +106,8 @@ class RegistryClient:
         self.password = password
         self.timeout = timeout
         self._scheme = scheme
+        self._explicit_http = scheme == "http"
+        self.warnings: list[str] = []
         self._tokens: dict[str, str] = {}
         self._basic = False
         if session is None:
@@ -126,7 +131,10 @@ class RegistryClient:
 
     def _probe_scheme(self) -> str:
         errors = []
-        for scheme in ("https", "http"):
+        # Plain HTTP only where it cannot cross a network: a TLS or connection error on a remote address must not
+        # downgrade the connection (an attacker in the path could cause it, then read what is sent in clear).
+        schemes = ("https", "http") if is_loopback(self.registry) else ("https",)
+        for scheme in schemes:
             try:
                 answer = self.session.get(
                     "%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False, verify=self.verify
@@ -141,14 +149,31 @@ class RegistryClient:
                 errors.append("%s: %s" % (scheme, _reason(exc)))
                 if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
                     break
-        raise RegistryUnreachable("registry %s is unreachable (%s)" % (self.registry, one_line("; ".join(errors))))
+        hint = "" if len(schemes) > 1 else "; plain HTTP is tried only for loopback addresses: give scheme http to use it"
+        raise RegistryUnreachable(
+            "registry %s is unreachable (%s)%s" % (self.registry, one_line("; ".join(errors)), hint)
+        )
 
     def _refused(self) -> RegistryAuthError:
         if not self.username:
             return RegistryAuthError("registry %s requires authentication: give username and password" % self.registry)
         return RegistryAuthError("registry %s refused the login of user %r" % (self.registry, self.username))
 
-    def _answer_challenge(self, response: requests.Response, scope: str) -> None:
+    def _check_clear_text(self, url: str) -> None:
+        """Refuse to send credentials over plain HTTP unless the user asked for HTTP; warn when asked."""
+        if not url.lower().startswith("http://"):
+            return
+        if not self._explicit_http:
+            raise RegistryAuthError(
+                "registry %s speaks plain HTTP: the password of user %r is not sent in clear text;"
+                " give scheme http to allow it, or serve the registry over TLS" % (self.registry, self.username)
+            )
+        warning = "the password of user %r is sent to registry %s over plain HTTP (scheme http)" % (
+            self.username, self.registry)
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+
+    def _answer_challenge(self, response: requests.Response, scope: str, url: str) -> None:
         """Learn from a 401 how to authenticate: Basic, or a Bearer token for ``scope``."""
         if not self.username or not self.password:
             raise self._refused()
@@ -156,6 +181,7 @@ class RegistryClient:
         kind = challenge.split(" ", 1)[0].lower()
         if kind == "bearer":
             params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
+            self._check_clear_text(params.get("realm", ""))
             query = {"service": params.get("service", "")}
             if scope or params.get("scope"):
                 query["scope"] = scope or params["scope"]
@@ -176,6 +202,7 @@ class RegistryClient:
             body = answer.json()
             self._tokens[scope] = body.get("token") or body.get("access_token") or ""
         else:
+            self._check_clear_text(url)
             self._basic = True
 
     def _send(self, method: str, url: str, scope: str, headers: dict[str, str], kwargs: dict) -> requests.Response:
@@ -194,7 +221,7 @@ class RegistryClient:
         try:
             response = self._send(method, url, scope, headers, kwargs)
             if response.status_code == 401:
-                self._answer_challenge(response, scope)
+                self._answer_challenge(response, scope, url)
                 response = self._send(method, url, scope, headers, kwargs)
                 if response.status_code == 401:
                     raise self._refused()

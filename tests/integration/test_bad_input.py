@@ -262,7 +262,7 @@ def test_wrong_credentials_push_nothing(unchanged, api):
     assert started.get("changed"), started
     target = "localhost:%d/dh-rel/good" % AUTH_PORT
     api.tag("dh-rel-good:1", target, "1")
-    result = run_module("image_push", {"name": target + ":1", "username": "alice", "password": "wrong"})
+    result = run_module("image_push", {"name": target + ":1", "username": "alice", "password": "wrong", "scheme": "http"})
     msg = assert_refused(result, "localhost:%d" % AUTH_PORT, "alice")
     assert "wrong" not in msg
     catalog = requests.get("http://localhost:%d/v2/_catalog" % AUTH_PORT, auth=("alice", "right"), timeout=5)
