@@ -21,7 +21,10 @@ def one_line(text: object) -> str:
 
 def write_atomic(path: str, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` with ``mode`` through a temporary file and a rename: readers see the old
-    content or the new one, never a part (the registry reads htpasswd and certificates at start)."""
+    content or the new one, never a part (the registry reads htpasswd and certificates at start).
+
+    The file is flushed to disk before the rename and the directory after it, so a power loss or crash
+    right after the call leaves the new content, not an empty or missing file."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
@@ -29,11 +32,23 @@ def write_atomic(path: str, data: bytes, mode: int) -> None:
         os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (a rename in it) to disk."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
