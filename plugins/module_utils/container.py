@@ -113,7 +113,11 @@ class RegistrySpec:
 def port_problem(address: str, port: int) -> str | None:
     """Why ``address:port`` cannot be published on this host (taken, address not local), or None."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Inside the try: creating an IPv6 socket fails (EAFNOSUPPORT) on a host without IPv6.
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        return "this host cannot open an IPv%s socket (%s)" % ("6" if family == socket.AF_INET6 else "4", exc.strerror or exc)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))

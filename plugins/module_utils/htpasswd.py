@@ -130,6 +130,10 @@ def converge(path: str, users: list[User], mode: int = 0o600, check_mode: bool =
             current: str | None = stream.read()
     except FileNotFoundError:
         current = None
+    except UnicodeDecodeError as exc:
+        raise HtpasswdError(
+            "htpasswd file %s is not UTF-8 text (byte %d); remove or fix it" % (path, exc.start)
+        ) from None
     except OSError as exc:
         raise HtpasswdError("cannot read htpasswd file %s: %s" % (path, exc.strerror or exc)) from None
     text, changes = plan(current, users)

@@ -10,6 +10,7 @@ which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged)
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import time
 import traceback
@@ -102,6 +103,9 @@ class RegistryClient:
         session: requests.Session | None = None,
     ) -> None:
         self.registry = validate_registry(registry)
+        if ca_cert and validate_certs and not os.path.isfile(ca_cert):
+            # requests would raise a bare OSError (a traceback) at the first request.
+            raise RegistryError("ca_cert %s does not exist or is not a file (the CA to verify registry %s)" % (ca_cert, registry))
         self.username = username
         self.password = password
         self.timeout = timeout

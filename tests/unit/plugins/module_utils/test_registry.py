@@ -275,9 +275,11 @@ def test_scheme_probe_both_fail():
     assert "https: refused" in str(err.value) and "http: refused" in str(err.value)
 
 
-def test_tls_options_on_session():
-    _reg, session = client(lambda m, u, **k: FakeResponse(200), ca_cert="/etc/ca.crt")
-    assert session.verify == "/etc/ca.crt"
+def test_tls_options_on_session(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA")
+    _reg, session = client(lambda m, u, **k: FakeResponse(200), ca_cert=str(ca))
+    assert session.verify == str(ca)
     _reg, session = client(lambda m, u, **k: FakeResponse(200), validate_certs=False, ca_cert="/etc/ca.crt")
     assert session.verify is False
 

@@ -76,15 +76,17 @@ def test_exposure_warnings(bind, env, count):
     assert exposure_warnings(spec) == []
 
 
-def test_ca_cert_is_sent_with_every_request(monkeypatch):
+def test_ca_cert_is_sent_with_every_request(monkeypatch, tmp_path):
     """REQUESTS_CA_BUNDLE must not override the CA given: verify goes with each request."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     session = mock.Mock()
     session.headers = {}
     session.request.return_value = mock.Mock(status_code=200, headers={}, text="")
-    client = RegistryClient("registry.example.com:5000", ca_cert="/etc/ca.crt", scheme="https", session=session)
+    client = RegistryClient("registry.example.com:5000", ca_cert=str(ca), scheme="https", session=session)
     client.ping()
-    assert session.request.call_args.kwargs["verify"] == "/etc/ca.crt"
+    assert session.request.call_args.kwargs["verify"] == str(ca)
 
 
 def test_https_registry_with_unknown_ca_is_not_taken_for_http():
