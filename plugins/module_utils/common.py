@@ -65,6 +65,8 @@ DOCKER_ARGSPEC: dict = {
 
 # Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
 DEFAULT_WORKERS = 4
+# More parallel pushes than this only adds load: the engine serialises layer uploads per registry anyway.
+MAX_WORKERS = 64
 PUSH_ARGSPEC: dict = {
     "workers": {"type": "int", "default": DEFAULT_WORKERS},
     "scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},

@@ -68,6 +68,9 @@ class RegistrySpec:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise InvalidSpec("bind_address %r is not an IP address" % (self.bind_address,)) from None
+        if not isinstance(self.wait_timeout, int) or self.wait_timeout <= 0:
+            # 0 or less would roll back every create: the registry never gets the time to answer.
+            raise InvalidSpec("wait_timeout %r must be more than 0 seconds" % (self.wait_timeout,))
         if self.restart_policy not in RESTART_POLICIES:
             raise InvalidSpec(
                 "unknown restart policy %r: one of %s" % (self.restart_policy, ", ".join(RESTART_POLICIES))
@@ -88,6 +91,7 @@ class RegistrySpec:
         if self.data_path:
             if not os.path.isabs(self.data_path):
                 raise InvalidSpec("data_path %r must be an absolute path" % self.data_path)
+            _refuse_dangerous_data_path(self.data_path, self.mounts)
             if os.path.lexists(self.data_path) and not os.path.isdir(self.data_path):
                 raise InvalidSpec("data_path %s exists and is not a directory" % self.data_path)
             parent = _existing_parent(self.data_path)
@@ -108,6 +112,33 @@ class RegistrySpec:
             if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or ""):
                 # The engine would refuse it only at create time, after a recreate stopped the old container.
                 raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
+
+
+# Host directories never to mount read-write into a network-facing container as its data directory.
+SYSTEM_DIRECTORIES = frozenset((
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
+    "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/lib/docker", "/var/log", "/var/run",
+))
+
+
+def _refuse_dangerous_data_path(data_path: str, mounts: list[dict[str, Any]]) -> None:
+    """Refuse a system directory, or a parent of a file the registry mounts (htpasswd, TLS key), as data_path."""
+    real = os.path.realpath(data_path)
+    if real in SYSTEM_DIRECTORIES or os.path.normpath(data_path) in SYSTEM_DIRECTORIES:
+        raise InvalidSpec(
+            "data_path %s is a system directory: the registry would write into it as root; use a directory of its own"
+            % data_path
+        )
+    for mount in mounts:
+        if mount.get("type", "bind") != "bind" or not mount.get("source"):
+            continue
+        source = os.path.realpath(mount["source"])
+        if source == real or source.startswith(real.rstrip("/") + "/"):
+            raise InvalidSpec(
+                "data_path %s holds mount source %s: the registry's data directory must not contain its own"
+                " configuration (htpasswd, TLS key); keep them apart" % (data_path, mount["source"])
+            )
 
 
 def port_problem(address: str, port: int) -> str | None:

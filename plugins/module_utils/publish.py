@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, MAX_WORKERS, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, RegistryUnreachable
@@ -27,8 +27,8 @@ HEAD_WORKERS = 8
 def push_options(params: dict[str, Any]) -> dict[str, Any]:
     """``registry_factory``, ``auth_config`` and ``workers`` for push_images/publish_images, from a pushing
     module's parameters (PUSH_ARGSPEC and REGISTRY_AUTH_ARGSPEC)."""
-    if params["workers"] < 1:
-        raise DockhandError("workers must be at least 1, got %d" % params["workers"])
+    if not 1 <= params["workers"] <= MAX_WORKERS:
+        raise DockhandError("workers must be between 1 and %d, got %d" % (MAX_WORKERS, params["workers"]))
     credentials = Credentials(params["username"], params["password"], stored_credentials)
     return {
         "registry_factory": credentials.client_factory(

@@ -261,6 +261,11 @@ def generate(
         raise TlsError("TLS directory %r must be absolute" % directory)
     if days < 1 or ca_days < 1 or renew_days < 0 or renew_days >= days:
         raise TlsError("invalid validity: days=%d ca_days=%d renew_days=%d" % (days, ca_days, renew_days))
+    if ca_days <= renew_days:
+        # A new CA would already be due for renewal: CA, certificate, container and trust would churn on every run.
+        raise TlsError(
+            "ca_days %d must be greater than renew_days %d (else the CA is renewed on every run)" % (ca_days, renew_days)
+        )
     sans = san_entries(names)
     paths = {k: os.path.join(directory, v) for k, v in
              (("ca_cert", CA_CERT), ("ca_key", CA_KEY), ("cert", SERVER_CERT), ("key", SERVER_KEY))}
