@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ansible.module_utils.basic import env_fallback
 
@@ -49,6 +53,43 @@ def fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _lock_directory() -> str:
+    for directory in ("/run/lock", "/var/lock"):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            return directory
+    return tempfile.gettempdir()
+
+
+@contextmanager
+def host_lock(kind: str, key: str, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive lock for ``key`` on this host (a file under /run/lock, ``flock``): a second run asking
+    for the same key waits, at most ``timeout`` seconds, then fails naming ``what``. The lock goes with the
+    process, so a killed run never leaves it taken."""
+    import fcntl
+
+    name = "dockhand-%s-%s.lock" % (kind, hashlib.sha256(key.encode("utf-8")).hexdigest()[:20])
+    path = os.path.join(_lock_directory(), name)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DockhandError("cannot open lock file %s for %s: %s" % (path, what, exc.strerror or exc)) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DockhandError(
+                        "another run has been changing %s for more than %gs (lock %s)" % (what, timeout, path)
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"

@@ -200,6 +200,10 @@ class EngineClient:
         mounts: Iterable[dict[str, Any]],
         restart_policy: dict[str, Any],
         labels: dict[str, str] | None = None,
+        read_only: bool = False,
+        cap_drop: list[str] | None = None,
+        cap_add: list[str] | None = None,
+        security_opt: list[str] | None = None,
     ) -> str:
         try:
             host_config = self.api.create_host_config(
@@ -208,6 +212,10 @@ class EngineClient:
                     Mount(m["target"], m["source"], type=m["type"], read_only=m.get("read_only", False)) for m in mounts
                 ],
                 restart_policy=restart_policy,
+                read_only=read_only or None,
+                cap_drop=cap_drop or None,
+                cap_add=cap_add or None,
+                security_opt=security_opt or None,
             )
             created = self.api.create_container(
                 image,
@@ -242,9 +250,13 @@ class EngineClient:
     def update_restart_policy(self, container: str, restart_policy: dict[str, Any]) -> None:
         self._container_call("update", container, self.api.update_container, restart_policy=restart_policy)
 
-    def logs(self, container: str, tail: int = 5) -> str:
+    def logs(self, container: str, tail: int | str = 5, since: int | None = None) -> str:
+        """The container's last ``tail`` log lines (``"all"``: every line), from ``since`` (Unix time) on."""
         try:
-            return self.api.logs(container, tail=tail).decode("utf-8", "replace")
+            options: dict[str, Any] = {"tail": tail}
+            if since is not None:
+                options["since"] = since
+            return self.api.logs(container, **options).decode("utf-8", "replace")
         except DockerException:
             return ""
 
