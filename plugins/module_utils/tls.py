@@ -19,7 +19,7 @@ import re
 import traceback
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, write_atomic
 
 try:
     from cryptography import x509
@@ -256,9 +256,27 @@ def generate(
     ca_common_name: str = "dockhand.registry CA",
     check_mode: bool = False,
 ) -> dict[str, Any]:
-    """Keep or make ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``."""
+    """Keep or make ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``.
+
+    Outside check mode the directory is locked for the whole read-decide-write: two runs generating at once
+    would each make a CA, and the second would overwrite the first's after clients trusted it."""
     if not os.path.isabs(directory):
         raise TlsError("TLS directory %r must be absolute" % directory)
+    if check_mode:
+        return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
+    with host_lock("registry-tls", os.path.realpath(directory), 120, "TLS directory %s" % directory):
+        return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
+
+
+def _generate(
+    directory: str,
+    names: list[str],
+    days: int,
+    ca_days: int,
+    renew_days: int,
+    ca_common_name: str,
+    check_mode: bool,
+) -> dict[str, Any]:
     if days < 1 or ca_days < 1 or renew_days < 0 or renew_days >= days:
         raise TlsError("invalid validity: days=%d ca_days=%d renew_days=%d" % (days, ca_days, renew_days))
     if ca_days <= renew_days:

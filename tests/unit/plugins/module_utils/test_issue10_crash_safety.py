@@ -302,3 +302,28 @@ def test_remote_engine_never_probed_from_module_host(tmp_path, monkeypatch):
 def test_wildcard_ipv6_bind_probes_ipv6_loopback(tmp_path):
     runner = RegistryContainer(FakeEngine(), spec(tmp_path, bind_address="::"))
     assert runner.address == "[::1]:5100"
+
+
+# -- a lock per TLS directory -----------------------------------------------------------------------------
+def _generate_into(directory, go, queue):
+    from ansible_collections.dockhand.registry.plugins.module_utils import tls
+
+    go.wait(30)
+    result = tls.generate(directory, ["localhost"], days=30, ca_days=60, renew_days=5)
+    queue.put((result["changed"], open(directory + "/ca.crt").read()))
+
+
+def test_lock_two_tls_generations_make_one_ca(tmp_path):
+    """Runs started at the same instant: without the lock, several make a CA and overwrite each other's."""
+    directory = str(tmp_path / "tls")
+    queue, go = multiprocessing.Queue(), multiprocessing.Event()
+    runs = [multiprocessing.Process(target=_generate_into, args=(directory, go, queue)) for _ in range(6)]
+    for run in runs:
+        run.start()
+    time.sleep(0.5)
+    go.set()
+    for run in runs:
+        run.join(60)
+    results = [queue.get(timeout=5) for _ in runs]
+    assert sorted(changed for changed, _ca in results) == [False] * 5 + [True], "one run made the CA, the others found it"
+    assert len({ca for _changed, ca in results}) == 1
