@@ -132,17 +132,18 @@ class EngineClient:
         return digest
 
     def pull(self, repository: str, tag: str, auth_config: dict[str, str] | None = None) -> str:
-        """Pull ``repository:tag``; return the local image ID."""
+        """Pull ``repository:tag`` (or ``repository@digest`` when ``tag`` is a digest); return the local image ID."""
+        sep = "@" if ":" in tag else ":"
         try:
             for chunk in self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
                 error = _stream_error(chunk)
                 if error:
-                    raise EngineError("pull of %s:%s failed: %s" % (repository, tag, error))
+                    raise EngineError("pull of %s%s%s failed: %s" % (repository, sep, tag, error))
         except DockerException as exc:
-            raise EngineError("pull of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
-        image_id = self.image_id("%s:%s" % (repository, tag))
+            raise EngineError("pull of %s%s%s failed: %s" % (repository, sep, tag, _explain(exc))) from None
+        image_id = self.image_id("%s%s%s" % (repository, sep, tag))
         if not image_id:
-            raise EngineError("pull of %s:%s ended with no such image in the engine" % (repository, tag))
+            raise EngineError("pull of %s%s%s ended with no such image in the engine" % (repository, sep, tag))
         return image_id
 
     def load(self, archive: str) -> list[str]:
@@ -164,12 +165,20 @@ class EngineClient:
             raise EngineError("cannot load image archive %s: %s" % (archive, _explain(exc))) from None
         return loaded
 
-    def build(self, path: str, tag: str, dockerfile: str | None = None, buildargs: dict[str, str] | None = None) -> str:
-        """``docker build`` the context at ``path`` as ``tag``; return the image ID."""
+    def build(
+        self,
+        path: str,
+        tag: str,
+        dockerfile: str | None = None,
+        buildargs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """``docker build`` the context at ``path`` as ``tag`` (with ``labels``); return the image ID."""
         image_id = None
         try:
             for chunk in self.api.build(
-                path=path, tag=tag, dockerfile=dockerfile, buildargs=buildargs, rm=True, forcerm=True, decode=True
+                path=path, tag=tag, dockerfile=dockerfile, buildargs=buildargs, rm=True, forcerm=True, decode=True,
+                labels=labels or None,
             ):
                 error = _stream_error(chunk)
                 if error:

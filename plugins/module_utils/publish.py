@@ -255,7 +255,13 @@ def push_images(
     with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
 
         def head(plan: PushPlan) -> str | None:
-            return registries[plan.ref.registry].manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
+            client = registries[plan.ref.registry]
+            before = client.manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
+            if before and plan.local_digest is None and client.holds_image(plan.ref.repository, before, plan.image_id):
+                # The engine has no RepoDigest for this repository (e.g. after docker load), yet the registry holds
+                # this very image under the tag: nothing to push, in check mode and in a real run alike.
+                plan.local_digest = before
+            return before
 
         futures = [pool.submit(head, plan) for plan in plans]
         for plan, future in zip(plans, futures):

@@ -271,6 +271,28 @@ class RegistryClient:
             raise RegistryError("registry %s gave no Docker-Content-Digest for %s:%s" % (self.registry, repository, tag))
         return digest
 
+    def manifest_config_digest(self, repository: str, reference: str) -> str | None:
+        """The config digest of the image manifest ``repository@reference`` (the image ID the classic engine store
+        gives that image), or None for an index, a schema1 manifest or an absent one."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        response = self.request("GET", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
+        if response.status_code == 404:
+            return None
+        self._check(response, "GET " + path)
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        config = body.get("config") if isinstance(body, dict) else None
+        return config.get("digest") if isinstance(config, dict) else None
+
+    def holds_image(self, repository: str, manifest_digest: str, image_id: str) -> bool:
+        """Whether the manifest ``manifest_digest`` is the image ``image_id``: the same digest (containerd image
+        store, where the image ID is the manifest digest) or a manifest whose config is that image (classic store)."""
+        if manifest_digest == image_id:
+            return True
+        return self.manifest_config_digest(repository, manifest_digest) == image_id
+
     def tags(self, repository: str) -> list[str]:
         return self._paged("/v2/%s/tags/list" % repository, "tags", "repository:%s:pull" % repository)
 
