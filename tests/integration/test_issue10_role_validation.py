@@ -65,7 +65,7 @@ def _one_line(result: dict, *values: str) -> str:
         ({"registry_port": 70000}, "registry_port 70000 is out of range"),
         ({"registry_tls_ca_days": 20}, "registry_tls_ca_days 20 must be greater than the renewal window of 30 days"),
         ({"registry_wait_timeout": 0}, "registry_wait_timeout 0 must be more than 0"),
-        ({"registry_data_path": "/etc"}, "registry_data_path /etc is a system directory"),
+        ({"registry_data_path": "/etc"}, "registry_data_path /etc must be an absolute path other than a system directory"),
     ],
 )
 def test_role_validates_everything_before_anything_changes(work, tmp_path, overrides, named):
