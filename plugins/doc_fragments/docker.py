@@ -83,8 +83,10 @@ options:
     type: str
   registry_scheme:
     description:
-      - How to reach the registry's HTTP API. V(auto) tries HTTPS, then plain HTTP (as the engine does for a registry
-        on localhost or listed in its C(insecure-registries)).
+      - How to reach the registry's HTTP API. V(auto) tries HTTPS, then plain HTTP only for a loopback address
+        (C(localhost), C(127.0.0.1), C(::1)); a TLS or connection error on any other address fails the task instead of
+        downgrading the connection. Give V(http) for a registry the engine reaches through C(insecure-registries).
+      - O(password) is sent over plain HTTP only with V(http), asked for explicitly; the task then warns.
     type: str
     choices: [auto, https, http]
     default: auto

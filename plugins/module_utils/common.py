@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ansible.module_utils.basic import env_fallback
 
@@ -21,7 +25,10 @@ def one_line(text: object) -> str:
 
 def write_atomic(path: str, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` with ``mode`` through a temporary file and a rename: readers see the old
-    content or the new one, never a part (the registry reads htpasswd and certificates at start)."""
+    content or the new one, never a part (the registry reads htpasswd and certificates at start).
+
+    The file is flushed to disk before the rename and the directory after it, so a power loss or crash
+    right after the call leaves the new content, not an empty or missing file."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
@@ -29,11 +36,60 @@ def write_atomic(path: str, data: bytes, mode: int) -> None:
         os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (a rename in it) to disk."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_directory() -> str:
+    for directory in ("/run/lock", "/var/lock"):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            return directory
+    return tempfile.gettempdir()
+
+
+@contextmanager
+def host_lock(kind: str, key: str, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive lock for ``key`` on this host (a file under /run/lock, ``flock``): a second run asking
+    for the same key waits, at most ``timeout`` seconds, then fails naming ``what``. The lock goes with the
+    process, so a killed run never leaves it taken."""
+    import fcntl
+
+    name = "dockhand-%s-%s.lock" % (kind, hashlib.sha256(key.encode("utf-8")).hexdigest()[:20])
+    path = os.path.join(_lock_directory(), name)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DockhandError("cannot open lock file %s for %s: %s" % (path, what, exc.strerror or exc)) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DockhandError(
+                        "another run has been changing %s for more than %gs (lock %s)" % (what, timeout, path)
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -82,6 +138,8 @@ TAG_ITEM_OPTIONS: dict = {
 
 # Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
 DEFAULT_WORKERS = 4
+# More parallel pushes than this only adds load: the engine serialises layer uploads per registry anyway.
+MAX_WORKERS = 64
 PUSH_ARGSPEC: dict = {
     "workers": {"type": "int", "default": DEFAULT_WORKERS},
 }

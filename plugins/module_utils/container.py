@@ -3,34 +3,51 @@
 """The registry container: compare what is wanted with what runs, and converge safely.
 
 What is compared: image ID, port binding (host address and port), the data mount and
-extra mounts, environment, restart policy, the configuration digest (a label: the
-checksum of files the registry reads only at start, such as htpasswd and TLS material)
-and running or not. A restart-policy
+extra mounts, environment (secrets included), restart policy, the hardening (read-only root
+file system, dropped and added capabilities, security options), the configuration digest (a
+label: the checksum this module computes over the read-only bind-mounted files the registry
+reads only at start, such as htpasswd and TLS material) and running or not. A restart-policy
 change is an in-place update. Any other difference recreates the container in a way
 that keeps the data and the old container until the new one answers ``/v2/``.
+
+converge() runs in four steps, each its own method: adopt what an interrupted run left
+(``_adopt_leftover``), check the port before touching anything (``_check_port``), update in
+place (``_update_in_place``) or recreate (``_recreate``). A per-container lock on the module
+host keeps two runs from swapping the same container at once.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import ipaddress
 import os
 import re
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
 
 REGISTRY_PORT = "5000/tcp"
 DATA_TARGET = "/var/lib/registry"
 MANAGED_LABEL = "io.dockhand.registry.managed"
 CONFIG_LABEL = "io.dockhand.registry.config-digest"
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
-_SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY$", re.IGNORECASE)
-_ANONYMOUS_VOLUME_RE = re.compile(r"^[0-9a-f]{64}$")
-_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Environment keys whose values are never returned: secrets, passwords, storage keys, tokens, auth headers.
+_SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|KEY|TOKEN|AUTHORIZATION|CREDENTIAL", re.IGNORECASE)
+_CAPABILITY_RE = re.compile(r"[A-Za-z_]+", re.ASCII)
+# Hashing every file of a mounted configuration directory: bounded, a data directory mounted by mistake is refused.
+CONFIG_MAX_FILES = 256
+CONFIG_MAX_BYTES = 16 * 1024 * 1024
+BACKUP_SUFFIX = "-dockhand-old"
+_ANONYMOUS_VOLUME_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# The engine's own pattern for container and volume names (one character is a valid name), matched in full.
+_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)
 
 
 class InvalidSpec(DockhandError):
@@ -52,10 +69,20 @@ class RegistrySpec:
     mounts: list[dict[str, Any]] = field(default_factory=list)
     wait_timeout: int = 60
     config_digest: str = ""
+    secret_env: dict[str, str] = field(default_factory=dict)
+    read_only: bool = True
+    cap_drop: list[str] = field(default_factory=lambda: ["ALL"])
+    capabilities: list[str] = field(default_factory=list)
+    security_opts: list[str] = field(default_factory=lambda: ["no-new-privileges"])
+    config_changed: bool = False
+
+    @property
+    def all_env(self) -> dict[str, str]:
+        return dict(self.env, **self.secret_env)
 
     def validate(self) -> None:
         """Raise InvalidSpec naming the first bad value; touches nothing."""
-        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", self.name or ""):
+        if not _NAME_RE.fullmatch(self.name or ""):
             raise InvalidSpec("invalid container name %r" % self.name)
         if self.state == "absent":
             return
@@ -67,6 +94,9 @@ class RegistrySpec:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise InvalidSpec("bind_address %r is not an IP address" % (self.bind_address,)) from None
+        if not isinstance(self.wait_timeout, int) or self.wait_timeout <= 0:
+            # 0 or less would roll back every create: the registry never gets the time to answer.
+            raise InvalidSpec("wait_timeout %r must be more than 0 seconds" % (self.wait_timeout,))
         if self.restart_policy not in RESTART_POLICIES:
             raise InvalidSpec(
                 "unknown restart policy %r: one of %s" % (self.restart_policy, ", ".join(RESTART_POLICIES))
@@ -87,6 +117,7 @@ class RegistrySpec:
         if self.data_path:
             if not os.path.isabs(self.data_path):
                 raise InvalidSpec("data_path %r must be an absolute path" % self.data_path)
+            _refuse_dangerous_data_path(self.data_path, self.mounts)
             if os.path.lexists(self.data_path) and not os.path.isdir(self.data_path):
                 raise InvalidSpec("data_path %s exists and is not a directory" % self.data_path)
             parent = _existing_parent(self.data_path)
@@ -94,11 +125,17 @@ class RegistrySpec:
                 raise InvalidSpec("data_path %s cannot be created: %s is not a directory" % (self.data_path, parent))
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise InvalidSpec("data_path %s is not writable (%s)" % (self.data_path, parent))
-        if self.volume and not _VOLUME_NAME_RE.match(self.volume):
+        if self.volume and not _NAME_RE.fullmatch(self.volume):
             raise InvalidSpec("invalid volume name %r" % self.volume)
-        for key in self.env:
+        for key in list(self.env) + list(self.secret_env):
             if not key or "=" in key:
                 raise InvalidSpec("invalid environment variable name %r" % key)
+        both = sorted(set(self.env) & set(self.secret_env))
+        if both:
+            raise InvalidSpec("environment variable %s is in both env and secret_env: give it once" % both[0])
+        for cap in list(self.cap_drop) + list(self.capabilities):
+            if not _CAPABILITY_RE.fullmatch(cap or ""):
+                raise InvalidSpec("invalid capability name %r" % (cap,))
         for mount in self.mounts:
             if not os.path.isabs(mount.get("target") or ""):
                 raise InvalidSpec("mount target %r must be an absolute path" % mount.get("target"))
@@ -109,10 +146,41 @@ class RegistrySpec:
                 raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
 
 
+# Host directories never to mount read-write into a network-facing container as its data directory.
+SYSTEM_DIRECTORIES = frozenset((
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
+    "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/lib/docker", "/var/log", "/var/run",
+))
+
+
+def _refuse_dangerous_data_path(data_path: str, mounts: list[dict[str, Any]]) -> None:
+    """Refuse a system directory, or a parent of a file the registry mounts (htpasswd, TLS key), as data_path."""
+    real = os.path.realpath(data_path)
+    if real in SYSTEM_DIRECTORIES or os.path.normpath(data_path) in SYSTEM_DIRECTORIES:
+        raise InvalidSpec(
+            "data_path %s is a system directory: the registry would write into it as root; use a directory of its own"
+            % data_path
+        )
+    for mount in mounts:
+        if mount.get("type", "bind") != "bind" or not mount.get("source"):
+            continue
+        source = os.path.realpath(mount["source"])
+        if source == real or source.startswith(real.rstrip("/") + "/"):
+            raise InvalidSpec(
+                "data_path %s holds mount source %s: the registry's data directory must not contain its own"
+                " configuration (htpasswd, TLS key); keep them apart" % (data_path, mount["source"])
+            )
+
+
 def port_problem(address: str, port: int) -> str | None:
     """Why ``address:port`` cannot be published on this host (taken, address not local), or None."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Inside the try: creating an IPv6 socket fails (EAFNOSUPPORT) on a host without IPv6.
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        return "this host cannot open an IPv%s socket (%s)" % ("6" if family == socket.AF_INET6 else "4", exc.strerror or exc)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
@@ -134,9 +202,9 @@ def exposure_warnings(spec: RegistrySpec) -> list[str]:
         return []
     where = "registry %s is published on %s:%d, beyond loopback," % (spec.name, spec.bind_address, spec.port)
     warnings = []
-    if not spec.env.get("REGISTRY_AUTH"):
+    if not spec.all_env.get("REGISTRY_AUTH"):
         warnings.append("%s without authentication: anyone who reaches it can push and pull" % where)
-    if not spec.env.get("REGISTRY_HTTP_TLS_CERTIFICATE"):
+    if not spec.all_env.get("REGISTRY_HTTP_TLS_CERTIFICATE"):
         warnings.append("%s without TLS: credentials and images travel in clear text" % where)
     return warnings
 
@@ -147,8 +215,79 @@ def _existing_parent(path: str) -> str:
     return path
 
 
-def _mask(env: dict[str, str]) -> dict[str, str]:
-    return {k: ("********" if _SECRET_KEY_RE.search(k) else v) for k, v in env.items()}
+def _mask(env: dict[str, str], secret_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+    return {k: ("********" if (k in secret_keys or _SECRET_KEY_RE.search(k)) else v) for k, v in env.items()}
+
+
+def _caps(values: list[str] | None) -> list[str]:
+    """Capability names as the engine may print them (``CAP_NET_ADMIN``, ``net_admin``) in one spelling."""
+    names = set()
+    for value in values or []:
+        name = str(value).upper()
+        names.add(name[4:] if name.startswith("CAP_") else name)
+    return sorted(names)
+
+
+def _security_opts(values: list[str] | None) -> list[str]:
+    opts = set()
+    for value in values or []:
+        text = str(value).replace("=", ":", 1)
+        opts.add("no-new-privileges" if text in ("no-new-privileges", "no-new-privileges:true") else text)
+    return sorted(opts)
+
+
+def _hardening(read_only: bool, cap_drop: list[str] | None, cap_add: list[str] | None, opts: list[str] | None) -> str:
+    return "read_only=%s cap_drop=%s cap_add=%s security_opt=%s" % (
+        "yes" if read_only else "no", ",".join(_caps(cap_drop)) or "-", ",".join(_caps(cap_add)) or "-",
+        ",".join(_security_opts(opts)) or "-")
+
+
+def _config_files(spec: RegistrySpec) -> list[tuple[str, str]]:
+    """(path in the container, host path) of every file under a read-only bind mount, sorted."""
+    files: list[tuple[str, str]] = []
+    for mount in spec.mounts:
+        if mount.get("type", "bind") != "bind" or not mount.get("read_only"):
+            continue
+        source, target = mount["source"], mount["target"]
+        if os.path.isfile(source):
+            files.append((target, source))
+            continue
+        for root, dirs, names in os.walk(source):
+            dirs.sort()
+            for name in sorted(names):
+                path = os.path.join(root, name)
+                if os.path.isfile(path):
+                    files.append((os.path.join(target, os.path.relpath(path, source)), path))
+            if len(files) > CONFIG_MAX_FILES:
+                raise InvalidSpec(
+                    "read-only mount %s holds more than %d files: mount the configuration files only"
+                    % (source, CONFIG_MAX_FILES)
+                )
+    return sorted(files)
+
+
+def config_digest(spec: RegistrySpec) -> str:
+    """SHA-256 over the content of every file under the read-only bind mounts (htpasswd, TLS certificate and key:
+    what the registry reads only at start) and the user's ``config_digest``; empty when there is neither."""
+    files = _config_files(spec)
+    if not files and not spec.config_digest:
+        return ""
+    digest = hashlib.sha256()
+    digest.update(b"user:%s\0" % spec.config_digest.encode("utf-8"))
+    total = 0
+    for target, path in files:
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read(CONFIG_MAX_BYTES + 1)
+        except OSError as exc:
+            raise InvalidSpec("cannot read mounted file %s: %s" % (path, exc.strerror or exc)) from None
+        total += len(data)
+        if total > CONFIG_MAX_BYTES:
+            raise InvalidSpec(
+                "read-only mounts hold more than %d bytes at %s: mount the configuration files only" % (CONFIG_MAX_BYTES, path)
+            )
+        digest.update(b"%s\0%s\0" % (target.encode("utf-8"), hashlib.sha256(data).hexdigest().encode("ascii")))
+    return digest.hexdigest()
 
 
 def _env_dict(entries: list[str] | None) -> dict[str, str]:
@@ -167,8 +306,8 @@ def _mount_text(kind: str, source: str, target: str, read_only: bool = False) ->
     return "%s:%s->%s%s" % (kind, source, target, " (ro)" if read_only else "")
 
 
-def desired_view(spec: RegistrySpec, image: dict[str, Any]) -> dict[str, Any]:
-    """The comparable properties the container should have."""
+def desired_view(spec: RegistrySpec, image: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
+    """The comparable properties the container should have (``digest``: the configuration digest, when known)."""
     data = (
         _mount_text("bind", os.path.realpath(spec.data_path), DATA_TARGET)
         if spec.data_path
@@ -183,9 +322,10 @@ def desired_view(spec: RegistrySpec, image: dict[str, Any]) -> dict[str, Any]:
         "image_id": image["Id"],
         "ports": ["%s:%d->%s" % (spec.bind_address, spec.port, REGISTRY_PORT)],
         "mounts": sorted(mounts),
-        "env": {k: v for k, v in spec.env.items() if image_env.get(k) != v},
+        "env": {k: v for k, v in spec.all_env.items() if image_env.get(k) != v},
         "restart_policy": _policy(spec.restart_policy, spec.restart_retries),
-        "config_digest": spec.config_digest or "",
+        "config_digest": digest if digest is not None else config_digest(spec),
+        "hardening": _hardening(spec.read_only, spec.cap_drop, spec.capabilities, spec.security_opts),
         "state": "running" if spec.state == "started" else "stopped",
     }
 
@@ -211,6 +351,9 @@ def current_view(container: dict[str, Any], image_env: dict[str, str]) -> dict[s
         "env": {k: v for k, v in env.items() if image_env.get(k) != v},
         "restart_policy": _policy(policy.get("Name") or "no", policy.get("MaximumRetryCount") or 0),
         "config_digest": ((container.get("Config") or {}).get("Labels") or {}).get(CONFIG_LABEL, ""),
+        "hardening": _hardening(
+            bool(host.get("ReadonlyRootfs")), host.get("CapDrop"), host.get("CapAdd"), host.get("SecurityOpt")
+        ),
         "state": "running" if (container.get("State") or {}).get("Running") else "stopped",
     }
 
@@ -220,13 +363,15 @@ def _anonymous_data_volume(container: dict[str, Any]) -> str | None:
         if (
             mount.get("Destination") == DATA_TARGET
             and mount.get("Type") == "volume"
-            and _ANONYMOUS_VOLUME_RE.match(mount.get("Name") or "")
+            and _ANONYMOUS_VOLUME_RE.fullmatch(mount.get("Name") or "")
         ):
             return mount["Name"]
     return None
 
 
-def _summary(container: dict[str, Any] | None, view: dict[str, Any] | None) -> dict[str, Any]:
+def _summary(
+    container: dict[str, Any] | None, view: dict[str, Any] | None, secret_keys: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
     if not container or not view:
         return {}
     return {
@@ -236,35 +381,78 @@ def _summary(container: dict[str, Any] | None, view: dict[str, Any] | None) -> d
         "image_id": view["image_id"],
         "ports": view["ports"],
         "mounts": view["mounts"],
-        "env": _mask(view["env"]),
+        "env": _mask(view["env"], secret_keys),
         "restart_policy": view["restart_policy"],
         "config_digest": view["config_digest"],
+        "hardening": view["hardening"],
         "status": view["state"],
     }
+
+
+def _started_at(container: dict[str, Any]) -> int | None:
+    text = ((container.get("State") or {}).get("StartedAt") or "")[:19]
+    try:
+        started = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return int(started.replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def wait_ready_in_engine(
+    engine: EngineClient, container_id: str, port: int, timeout: float, still_running: Callable[[], bool] | None = None
+) -> float:
+    """Readiness as the engine sees it, for an engine on another host (whose published ports this host may not
+    reach): the engine published ``port`` for the container, and the registry logged that it listens, since
+    its last start. Asked through the engine API only; nothing is probed from the module host."""
+    started = time.monotonic()
+    last = "not started"
+    while True:
+        info = engine.container(container_id) or {}
+        bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(REGISTRY_PORT) or []
+        if not any(str(b.get("HostPort")) == str(port) for b in bindings):
+            last = "port %d not published yet" % port
+        elif "listening on" not in engine.logs(container_id, tail="all", since=_started_at(info)):
+            last = "the registry has not logged 'listening on' yet"
+        else:
+            return time.monotonic() - started
+        if still_running is not None and not still_running():
+            raise RegistryUnreachable("registry %s stopped before it listened (%s)" % (container_id[:12], last))
+        if time.monotonic() - started > timeout:
+            raise RegistryUnreachable("registry %s did not listen within %ss (%s)" % (container_id[:12], timeout, last))
+        time.sleep(0.2)
 
 
 class RegistryContainer:
     """Converge one registry container to a :class:`RegistrySpec`."""
 
-    def __init__(self, engine: EngineClient, spec: RegistrySpec, check_mode: bool = False) -> None:
+    def __init__(self, engine: EngineClient, spec: RegistrySpec, check_mode: bool = False, docker_host: str = "") -> None:
         self.engine = engine
         self.spec = spec
         self.check_mode = check_mode
+        self.docker_host = docker_host
         self.actions: list[str] = []
+        self.warnings: list[str] = []
 
     # -- helpers --------------------------------------------------------------------
     @property
     def address(self) -> str:
-        host = self.spec.bind_address
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
+        """Where this host reaches the registry: the bind address, or loopback for a wildcard one."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.spec.bind_address, self.spec.bind_address)
         if ":" in host:
             host = "[%s]" % host
         return "%s:%d" % (host, self.spec.port)
 
     @property
+    def backup_name(self) -> str:
+        return self.spec.name + BACKUP_SUFFIX
+
+    @property
     def scheme(self) -> str:
-        return "https" if self.spec.env.get("REGISTRY_HTTP_TLS_CERTIFICATE") else "http"
+        return "https" if self.spec.all_env.get("REGISTRY_HTTP_TLS_CERTIFICATE") else "http"
+
+    @property
+    def secret_keys(self) -> frozenset[str]:
+        return frozenset(self.spec.secret_env)
 
     def _image(self) -> dict[str, Any]:
         image = self.engine.image(self.spec.image or "")
@@ -275,7 +463,14 @@ class RegistryContainer:
             raise InvalidSpec("registry image %s is not in the engine: pull, load or build it first" % self.spec.image)
         return image
 
-    def _create(self, name: str, image_id: str) -> str:
+    def _wanted_digest(self) -> str:
+        digest = config_digest(self.spec)
+        if self.check_mode and self.spec.config_changed:
+            # A task before this one would rewrite a mounted file (htpasswd, certificate): the registry restarts.
+            return "(changes: a mounted configuration file is rewritten)"
+        return digest
+
+    def _create(self, name: str, image_id: str, digest: str) -> str:
         spec = self.spec
         mounts = [
             {"type": "bind", "source": os.path.realpath(spec.data_path), "target": DATA_TARGET}
@@ -285,12 +480,33 @@ class RegistryContainer:
         return self.engine.create_container(
             name=name,
             image=spec.image or image_id,
-            env=spec.env,
+            env=spec.all_env,
             port_bindings={REGISTRY_PORT: (spec.bind_address, spec.port)},
             mounts=mounts,
             restart_policy={"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_retries},
-            labels=dict({MANAGED_LABEL: "true"}, **({CONFIG_LABEL: spec.config_digest} if spec.config_digest else {})),
+            labels=dict({MANAGED_LABEL: "true"}, **({CONFIG_LABEL: digest} if digest else {})),
+            read_only=spec.read_only,
+            cap_drop=list(spec.cap_drop),
+            cap_add=list(spec.capabilities),
+            security_opt=list(spec.security_opts),
         )
+
+    def _wait(self, container_id: str, timeout: float, still_running: Callable[[], bool] | None = None) -> None:
+        """Wait until the registry answers: probed over HTTP from here when the engine is local (its published
+        ports are on this host), else asked of the engine (see wait_ready_in_engine)."""
+        if self.engine.local:
+            wait_ready(self.address, self.scheme, timeout, still_running)
+        else:
+            wait_ready_in_engine(self.engine, container_id, self.spec.port, timeout, still_running)
+
+    def _answers(self, container: dict[str, Any]) -> bool:
+        if not (container.get("State") or {}).get("Running"):
+            return False
+        try:
+            self._wait(container["Id"], 3)
+        except DockhandError:
+            return False
+        return True
 
     def _start_and_wait(self, container_id: str) -> None:
         restarts = (self.engine.container(container_id) or {}).get("RestartCount") or 0
@@ -305,7 +521,7 @@ class RegistryContainer:
             return bool(state.get("Running")) and not state.get("Restarting") and not restarted
 
         try:
-            wait_ready(self.address, self.scheme, self.spec.wait_timeout, running)
+            self._wait(container_id, self.spec.wait_timeout, running)
         except DockhandError as exc:
             lines = [line for line in self.engine.logs(container_id, tail=20).splitlines() if line.strip()]
             fatal = [line for line in lines if "level=fatal" in line or "level=error" in line] or lines[-1:]
@@ -327,21 +543,111 @@ class RegistryContainer:
             if not self.check_mode:
                 self.engine.create_volume(self.spec.volume)
 
-    def _new(self, image_id: str) -> dict[str, Any] | None:
+    def _best_effort(self, steps: list[tuple[str, Callable[[], object]]]) -> list[str]:
+        """Run every step even when one fails (a rollback must not stop half-way); the failures, in words."""
+        problems = []
+        for what, step in steps:
+            try:
+                step()
+            except DockhandError as exc:
+                problems.append("%s failed: %s" % (what, one_line(exc)))
+        return problems
+
+    @staticmethod
+    def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+        return [key for key in ("image_id", "ports", "mounts", "env", "config_digest", "hardening") if have[key] != want[key]]
+
+    # -- step 1: what an interrupted run left ------------------------------------------
+    def _adopt_leftover(
+        self, old: dict[str, Any] | None, want: dict[str, Any], image_env: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """A ``<name>-dockhand-old`` container is the good copy a killed recreate kept. It is removed only when
+        the current container answers ``/v2/`` and matches the wanted spec; otherwise the current one (half-made)
+        is removed and the copy restored, and the run goes on from there."""
+        leftover = self.engine.container(self.backup_name)
+        if not leftover:
+            return old
+        if old is None:
+            self.actions.append("restore leftover container %s as %s" % (self.backup_name, self.spec.name))
+            if self.check_mode:
+                return leftover
+            self.engine.rename(leftover["Id"], self.spec.name)
+            return self.engine.container(self.spec.name)
+        have = current_view(old, image_env)
+        why = self._differences(have, want)
+        if not why and have["state"] == "running" and self._answers(old):
+            self.actions.append("remove leftover container %s (%s answers and matches)" % (self.backup_name, self.spec.name))
+            if not self.check_mode:
+                self.engine.remove_container(leftover["Id"])
+            return old
+        anonymous = _anonymous_data_volume(old)
+        if anonymous:
+            raise InvalidSpec(
+                "container %s (left by an interrupted recreate next to %s) keeps data on anonymous volume %s:"
+                " move it by hand" % (self.spec.name, self.backup_name, anonymous)
+            )
+        reason = ("%s differ" % ", ".join(why)) if why else "it does not answer /v2/"
+        self.actions.append(
+            "remove container %s left by an interrupted recreate (%s) and restore %s"
+            % (self.spec.name, reason, self.backup_name)
+        )
+        if self.check_mode:
+            return leftover
+        self.engine.remove_container(old["Id"])
+        self.engine.rename(leftover["Id"], self.spec.name)
+        return self.engine.container(self.spec.name)
+
+    # -- step 2: the port, before anything is stopped -----------------------------------
+    def _check_port(self, have: dict[str, Any] | None, want: dict[str, Any]) -> None:
+        spec = self.spec
+        if spec.state != "started" or not self.engine.local:
+            return
+        if have and have["state"] == "running" and have["ports"] == want["ports"]:
+            return
+        # Checked before anything is stopped: a taken port must not cost the running registry its uptime.
+        problem = port_problem(spec.bind_address, spec.port)
+        if problem:
+            raise InvalidSpec("port %d on %s cannot be published: %s" % (spec.port, spec.bind_address, problem))
+
+    # -- step 3: update in place (restart policy, start, stop) ---------------------------
+    def _update_in_place(self, old: dict[str, Any], have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any] | None:
+        spec = self.spec
+        before = len(self.actions)
+        if have["restart_policy"] != want["restart_policy"]:
+            self.actions.append("update restart policy %s -> %s (in place)" % (have["restart_policy"], want["restart_policy"]))
+            if not self.check_mode:
+                self.engine.update_restart_policy(
+                    old["Id"], {"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_retries}
+                )
+        if have["state"] != want["state"]:
+            self.actions.append("%s container %s" % ("start" if spec.state == "started" else "stop", spec.name))
+            if not self.check_mode:
+                if spec.state == "started":
+                    self._start_and_wait(old["Id"])
+                else:
+                    self.engine.stop(old["Id"])
+        elif spec.state == "started" and not self.check_mode:
+            self._wait(old["Id"], spec.wait_timeout)
+        if len(self.actions) > before and not self.check_mode:
+            return self.engine.container(old["Id"])
+        return old
+
+    # -- step 4: recreate, keeping the old container until the new one answers ----------
+    def _new(self, image_id: str, digest: str) -> dict[str, Any] | None:
         self._prepare_data()
         self.actions.append("create container %s" % self.spec.name)
         if self.check_mode:
             return None
-        container_id = self._create(self.spec.name, image_id)
+        container_id = self._create(self.spec.name, image_id, digest)
         if self.spec.state == "started":
             try:
                 self._start_and_wait(container_id)
             except DockhandError:
-                self.engine.remove_container(container_id)
+                self._best_effort([("remove the new container", lambda: self.engine.remove_container(container_id))])
                 raise
         return self.engine.container(container_id)
 
-    def _recreate(self, old: dict[str, Any], image_id: str, why: list[str]) -> dict[str, Any] | None:
+    def _recreate(self, old: dict[str, Any], image_id: str, digest: str, why: list[str]) -> dict[str, Any] | None:
         """Swap in a new container; the old one is kept (stopped, renamed) until the new one answers."""
         anonymous = _anonymous_data_volume(old)
         if anonymous:
@@ -354,91 +660,71 @@ class RegistryContainer:
         if self.check_mode:
             return None
         was_running = (old.get("State") or {}).get("Running")
-        backup = "%s-dockhand-old" % self.spec.name
         if was_running:
             self.engine.stop(old["Id"])
-        self.engine.rename(old["Id"], backup)
+        try:
+            self.engine.rename(old["Id"], self.backup_name)
+        except DockhandError:
+            if was_running:
+                self._best_effort([("start %s again" % self.spec.name, lambda: self.engine.start(old["Id"]))])
+            raise
         new_id = None
         try:
-            new_id = self._create(self.spec.name, image_id)
+            new_id = self._create(self.spec.name, image_id, digest)
             if self.spec.state == "started":
                 self._start_and_wait(new_id)
         except DockhandError as exc:
+            steps: list[tuple[str, Callable[[], object]]] = []
             if new_id:
-                self.engine.remove_container(new_id)
-            self.engine.rename(old["Id"], self.spec.name)
+                steps.append(("remove the new container", lambda: self.engine.remove_container(new_id)))
+            steps.append(("rename %s back to %s" % (self.backup_name, self.spec.name),
+                          lambda: self.engine.rename(old["Id"], self.spec.name)))
             if was_running:
-                self.engine.start(old["Id"])
-            raise DockhandError("%s (the previous container %s was kept)" % (exc, self.spec.name)) from None
-        self.engine.remove_container(old["Id"])
+                steps.append(("start %s again" % self.spec.name, lambda: self.engine.start(old["Id"])))
+            problems = self._best_effort(steps)
+            kept = ("the previous container %s was kept" % self.spec.name) if not problems else (
+                "the previous container is kept as %s; rollback: %s" % (self.backup_name, "; ".join(problems)))
+            raise DockhandError("%s (%s)" % (exc, kept)) from None
+        problems = self._best_effort([("remove the previous container", lambda: self.engine.remove_container(old["Id"]))])
+        if problems:
+            self.warnings.append("%s; the next run removes %s" % (problems[0], self.backup_name))
         return self.engine.container(new_id)
 
     # -- the one entry point --------------------------------------------------------
     def converge(self) -> dict[str, Any]:
-        spec = self.spec
-        spec.validate()
-        old = self.engine.container(spec.name)
-        leftover = self.engine.container("%s-dockhand-old" % spec.name)
-        if leftover and old:
-            # A run that died mid-swap: the new container exists, the old copy is obsolete.
-            self.actions.append("remove leftover container %s-dockhand-old" % spec.name)
-            if not self.check_mode:
-                self.engine.remove_container(leftover["Id"])
-        elif leftover and not old:
-            self.actions.append("restore leftover container %s-dockhand-old as %s" % (spec.name, spec.name))
-            if not self.check_mode:
-                self.engine.rename(leftover["Id"], spec.name)
-                old = self.engine.container(spec.name)
-            else:
-                old = leftover
+        self.spec.validate()
+        if self.check_mode:
+            return self._converge()
+        # Two runs on one host must not swap the same container at once: the second waits, then finds it done.
+        key = "%s|%s" % (self.docker_host, self.spec.name)
+        with host_lock("registry-container", key, max(120, 3 * self.spec.wait_timeout), "registry container %s" % self.spec.name):
+            return self._converge()
 
+    def _converge(self) -> dict[str, Any]:
+        spec = self.spec
+        first = self.engine.container(spec.name)
         if spec.state == "absent":
-            if old:
-                self.actions.append("remove container %s (data kept)" % spec.name)
-                if not self.check_mode:
-                    self.engine.remove_container(old["Id"])
-            return self._result(old, None, {}, None)
+            for found in (first, self.engine.container(self.backup_name)):
+                if found:
+                    name = found["Name"].lstrip("/")
+                    self.actions.append("remove container %s (data kept)" % name)
+                    if not self.check_mode:
+                        self.engine.remove_container(found["Id"])
+            return self._result(first, None, {}, None)
 
         image = self._image()
-        want = desired_view(spec, image)
+        digest = self._wanted_digest()
+        want = desired_view(spec, image, digest)
         image_env = _env_dict((image.get("Config") or {}).get("Env"))
+        old = self._adopt_leftover(first, want, image_env)
         have = current_view(old, image_env) if old else None
-        if spec.state == "started" and self.engine.local and not (have and have["state"] == "running"
-                                                                  and have["ports"] == want["ports"]):
-            # Checked before anything is stopped: a taken port must not cost the running registry its uptime.
-            problem = port_problem(spec.bind_address, spec.port)
-            if problem:
-                raise InvalidSpec("port %d on %s cannot be published: %s" % (spec.port, spec.bind_address, problem))
-        new = old
-        if old is None:
-            new = self._new(image["Id"])
+        self._check_port(have, want)
+        if old is None or have is None:
+            new = self._new(image["Id"], digest)
         else:
-            if have is None:  # narrows the type: `old` is set, so `have` was computed
-                raise AssertionError("no current view of an existing container")
-            differs = [key for key in ("image_id", "ports", "mounts", "env", "config_digest") if have[key] != want[key]]
-            if differs:
-                new = self._recreate(old, image["Id"], differs)
-            else:
-                if have["restart_policy"] != want["restart_policy"]:
-                    self.actions.append(
-                        "update restart policy %s -> %s (in place)" % (have["restart_policy"], want["restart_policy"])
-                    )
-                    if not self.check_mode:
-                        self.engine.update_restart_policy(
-                            old["Id"], {"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_retries}
-                        )
-                if have["state"] != want["state"]:
-                    self.actions.append("%s container %s" % ("start" if spec.state == "started" else "stop", spec.name))
-                    if not self.check_mode:
-                        if spec.state == "started":
-                            self._start_and_wait(old["Id"])
-                        else:
-                            self.engine.stop(old["Id"])
-                elif spec.state == "started" and not self.check_mode:
-                    wait_ready(self.address, self.scheme, spec.wait_timeout)
-                if self.actions and not self.check_mode:
-                    new = self.engine.container(old["Id"])
-        return self._result(old, new, want, image_env)
+            why = self._differences(have, want)
+            new = self._recreate(old, image["Id"], digest, why) if why else self._update_in_place(old, have, want)
+        return self._result(first, new, want, image_env)
 
     def _result(
         self,
@@ -448,16 +734,19 @@ class RegistryContainer:
         image_env: dict[str, str] | None,
     ) -> dict[str, Any]:
         env = image_env or {}
-        before = _summary(old, current_view(old, env) if old else None)
+        before = _summary(old, current_view(old, env) if old else None, self.secret_keys)
         if self.check_mode and self.actions and want:
             after = dict(before, **{k: v for k, v in want.items() if k != "state"}, status=want["state"])
-            after["env"] = _mask(after["env"])
+            after["env"] = _mask(after["env"], self.secret_keys)
             after.setdefault("name", self.spec.name)
         else:
-            after = _summary(new, current_view(new, env) if new else None)
-        return {
+            after = _summary(new, current_view(new, env) if new else None, self.secret_keys)
+        result = {
             "changed": bool(self.actions),
             "actions": self.actions,
             "container": after,
             "diff": {"before": before, "after": after},
         }
+        if self.warnings:
+            result["warnings"] = self.warnings
+        return result

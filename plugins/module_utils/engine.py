@@ -218,16 +218,17 @@ class EngineClient:
         return digest
 
     def pull(self, repository: str, tag: str, auth_config: dict[str, str] | None = None) -> str:
-        """Pull ``repository:tag``; return the local image ID."""
+        """Pull ``repository:tag`` (or ``repository@digest`` when ``tag`` is a digest); return the local image ID."""
+        sep = "@" if ":" in tag else ":"
         try:
             chunks = self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth_config)
-            for _chunk in _read_stream(chunks, "pull of %s:%s failed" % (repository, tag)):
+            for _chunk in _read_stream(chunks, "pull of %s%s%s failed" % (repository, sep, tag)):
                 pass
         except DockerException as exc:
-            raise EngineError("pull of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
-        image_id = self.image_id("%s:%s" % (repository, tag))
+            raise EngineError("pull of %s%s%s failed: %s" % (repository, sep, tag, _explain(exc))) from None
+        image_id = self.image_id("%s%s%s" % (repository, sep, tag))
         if not image_id:
-            raise EngineError("pull of %s:%s ended with no such image in the engine" % (repository, tag))
+            raise EngineError("pull of %s%s%s ended with no such image in the engine" % (repository, sep, tag))
         return image_id
 
     def load(self, archive: str) -> list[str]:
@@ -246,12 +247,26 @@ class EngineClient:
             raise EngineError("cannot load image archive %s: %s" % (archive, _explain(exc))) from None
         return loaded
 
-    def build(self, path: str, tag: str, dockerfile: str | None = None, buildargs: dict[str, str] | None = None) -> str:
-        """``docker build`` the context at ``path`` as ``tag``; return the image ID."""
+    def build(
+        self,
+        path: str,
+        tag: str,
+        dockerfile: str | None = None,
+        buildargs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """``docker build`` the context at ``path`` as ``tag`` (with ``labels``); return the image ID."""
         image_id = None
         try:
             chunks = self.api.build(
-                path=path, tag=tag, dockerfile=dockerfile, buildargs=buildargs, rm=True, forcerm=True, decode=True
+                path=path,
+                tag=tag,
+                dockerfile=dockerfile,
+                buildargs=buildargs,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=labels or None,
             )
             for chunk in _read_stream(chunks, "build of %s from %s failed" % (tag, path)):
                 image_id = (chunk.get("aux") or {}).get("ID") or image_id
@@ -273,6 +288,10 @@ class EngineClient:
         mounts: Iterable[dict[str, Any]],
         restart_policy: dict[str, Any],
         labels: dict[str, str] | None = None,
+        read_only: bool = False,
+        cap_drop: list[str] | None = None,
+        cap_add: list[str] | None = None,
+        security_opt: list[str] | None = None,
     ) -> str:
         try:
             host_config = self.api.create_host_config(
@@ -281,6 +300,10 @@ class EngineClient:
                     Mount(m["target"], m["source"], type=m["type"], read_only=m.get("read_only", False)) for m in mounts
                 ],
                 restart_policy=restart_policy,
+                read_only=read_only or None,
+                cap_drop=cap_drop or None,
+                cap_add=cap_add or None,
+                security_opt=security_opt or None,
             )
             created = self.api.create_container(
                 image,
@@ -315,9 +338,13 @@ class EngineClient:
     def update_restart_policy(self, container: str, restart_policy: dict[str, Any]) -> None:
         self._container_call("update", container, self.api.update_container, restart_policy=restart_policy)
 
-    def logs(self, container: str, tail: int = 5) -> str:
+    def logs(self, container: str, tail: int | str = 5, since: int | None = None) -> str:
+        """The container's last ``tail`` log lines (``"all"``: every line), from ``since`` (Unix time) on."""
         try:
-            return self.api.logs(container, tail=tail).decode("utf-8", "replace")
+            options: dict[str, Any] = {"tail": tail}
+            if since is not None:
+                options["since"] = since
+            return self.api.logs(container, **options).decode("utf-8", "replace")
         except DockerException:
             return ""
 

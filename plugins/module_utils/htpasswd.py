@@ -29,8 +29,9 @@ except ImportError:  # pragma: no cover - reported by the module through missing
     BCRYPT_IMPORT_ERROR = traceback.format_exc()
 
 # The registry (distribution) accepts bcrypt entries only; htpasswd -B writes $2y$.
-_BCRYPT_RE = re.compile(r"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
-_USER_RE = re.compile(r"^[^:\s]+$")
+_BCRYPT_RE = re.compile(r"\$2[abxy]?\$[0-9][0-9]\$[./A-Za-z0-9]{53}", re.ASCII)
+# Printable ASCII without ':' or space, matched in full: "alice\n" would break the file's line structure.
+_USER_RE = re.compile(r"[!-9;-~]+", re.ASCII)
 DEFAULT_ROUNDS = 10
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores what comes after
 
@@ -53,7 +54,7 @@ def validate_users(users: list[User]) -> None:
     """Raise HtpasswdError naming the first bad user (never its password)."""
     seen: set[str] = set()
     for user in users:
-        if not _USER_RE.match(user.name or ""):
+        if not _USER_RE.fullmatch(user.name or ""):
             raise HtpasswdError("invalid htpasswd user name %r (no ':' or white space, not empty)" % user.name)
         if user.name in seen:
             raise HtpasswdError("htpasswd user %s is listed twice" % user.name)
@@ -72,7 +73,7 @@ def parse(text: str) -> dict[str, str]:
     entries: dict[str, str] = {}
     for line in text.splitlines():
         name, sep, hashed = line.strip().partition(":")
-        if sep and name and _BCRYPT_RE.match(hashed):
+        if sep and name and _BCRYPT_RE.fullmatch(hashed):
             entries[name] = hashed
     return entries
 
@@ -131,6 +132,10 @@ def converge(path: str, users: list[User], mode: int = 0o600, check_mode: bool =
             current: str | None = stream.read()
     except FileNotFoundError:
         current = None
+    except UnicodeDecodeError as exc:
+        raise HtpasswdError(
+            "htpasswd file %s is not UTF-8 text (byte %d); remove or fix it" % (path, exc.start)
+        ) from None
     except OSError as exc:
         raise HtpasswdError("cannot read htpasswd file %s: %s" % (path, exc.strerror or exc)) from None
     text, changes = plan(current, users)

@@ -4,12 +4,53 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import parse
+
+# Label of every image this module builds: a digest of the build context and Dockerfile name. An image whose label
+# equals the context's digest is what a build would make again, so nothing is built (check mode and real run agree).
+CONTEXT_LABEL = "io.dockhand.registry.context-digest"
+
+
+def context_digest(build_path: str, dockerfile: str | None = None) -> str:
+    """SHA-256 over the Dockerfile name and every entry of the build context: relative path, kind, permission
+    bits and content (a symlink by its target). Owner and times are left out: a copy of the same files is equal."""
+    digest = hashlib.sha256()
+    digest.update(b"dockerfile:%s\0" % (dockerfile or "Dockerfile").encode("utf-8"))
+    for root, dirs, files in os.walk(build_path):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, build_path).encode("utf-8", "surrogateescape")
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(b"L\0%s\0%s\0" % (rel, os.readlink(path).encode("utf-8", "surrogateescape")))
+                continue
+            content = hashlib.sha256()
+            try:
+                with open(path, "rb") as stream:
+                    for block in iter(lambda: stream.read(1 << 20), b""):
+                        content.update(block)
+            except OSError as exc:
+                raise DockhandError("cannot read %s in build context %s: %s" % (path, build_path, exc.strerror or exc)) from None
+            digest.update(b"F\0%s\0%o\0%s\0" % (rel, stat.S_IMODE(info.st_mode), content.hexdigest().encode("ascii")))
+        for name in dirs:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                rel = os.path.relpath(path, build_path).encode("utf-8", "surrogateescape")
+                digest.update(b"D\0%s\0%o\0" % (rel, stat.S_IMODE(os.lstat(path).st_mode)))
+    return "sha256:" + digest.hexdigest()
+
+
+def _built_from(engine: EngineClient, name: str) -> str | None:
+    image = engine.image(name) or {}
+    return ((image.get("Config") or {}).get("Labels") or {}).get(CONTEXT_LABEL)
 
 
 def provision_image(
@@ -64,10 +105,19 @@ def _provision(
         result.update(source=source, image_id=image_id, changed=image_id != before, present=True)
         return result
 
-    if force_build and build_path:
+    def build() -> dict[str, Any]:
+        if build_path is None or not os.path.isdir(build_path):  # check mode: an earlier task would copy it
+            return dict(result, source="build", changed=True, image_id=None, msg="would build %s from %s" % (name, build_path))
+        digest = context_digest(build_path, dockerfile)
+        if before and _built_from(engine, name) == digest:
+            # Built from this very context already: a build would make the same image.
+            return dict(result, source="build", msg="%s is built from this context already" % name)
         if check_mode:
-            return dict(result, source="build", changed=True, msg="would build %s from %s" % (name, build_path))
-        return done("build", engine.build(build_path, name, dockerfile))
+            return dict(result, source="build", changed=True, image_id=None, msg="would build %s from %s" % (name, build_path))
+        return done("build", engine.build(build_path, name, dockerfile, labels={CONTEXT_LABEL: digest}))
+
+    if force_build and build_path:
+        return build()
 
     if check_mode:
         sources = [s for s, on in (("pull", pull), ("archive", archive), ("build", build_path)) if on]
@@ -77,9 +127,10 @@ def _provision(
             raise DockhandError("image %s is not present and no source (pull, archive, build) is enabled" % name)
         return dict(result, changed=True, present=True, source=sources[0], image_id=None)
 
-    if pull and not ref.digest:
+    if pull:
         try:
-            return done("pull", engine.pull(ref.name, ref.tag_or_default))
+            # A digest-pinned name (registry@sha256:...) is pulled by that digest.
+            return done("pull", engine.pull(ref.name, ref.digest or ref.tag_or_default))
         except DockhandError as exc:
             result["attempts"].append(str(exc))
     if archive:
@@ -91,7 +142,7 @@ def _provision(
             )
         return done("archive", image_id)
     if build_path:
-        return done("build", engine.build(build_path, name, dockerfile))
+        return build()
     if allow_missing:
         return dict(result, present=False, source=None, image_id=None)
     raise DockhandError(

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, MAX_WORKERS, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, RegistryUnreachable
@@ -27,8 +27,8 @@ HEAD_WORKERS = 8
 def push_options(params: dict[str, Any]) -> dict[str, Any]:
     """``registry_factory``, ``auth_config`` and ``workers`` for push_images/publish_images, from a pushing
     module's parameters (PUSH_ARGSPEC and REGISTRY_ARGSPEC)."""
-    if params["workers"] < 1:
-        raise DockhandError("workers must be at least 1, got %d" % params["workers"])
+    if not 1 <= params["workers"] <= MAX_WORKERS:
+        raise DockhandError("workers must be between 1 and %d, got %d" % (MAX_WORKERS, params["workers"]))
     credentials = Credentials(params["username"], params["password"], stored_credentials)
     return {
         "registry_factory": credentials.client_factory(
@@ -338,10 +338,7 @@ def _ask_registries(
     warnings: list[str] = []
     errors: list[str] = []
     with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
-        futures = [
-            pool.submit(registries[plan.ref.registry or ""].manifest_digest, plan.ref.repository, plan.ref.tag_or_default)
-            for plan in plans
-        ]
+        futures = [pool.submit(_head, registries[plan.ref.registry or ""], plan) for plan in plans]
         for plan, future in zip(plans, futures):
             try:
                 plan.before = future.result()
@@ -356,7 +353,19 @@ def _ask_registries(
                 errors.append("%s: %s" % (plan.ref, exc))
     if errors:
         raise _fail_items("images", sorted(set(errors), key=errors.index))
+    for client in registries.values():
+        warnings.extend(w for w in getattr(client, "warnings", []) if w not in warnings)
     return warnings
+
+
+def _head(client: RegistryClient, plan: PushPlan) -> str | None:
+    """The registry's digest of the plan's tag (None when absent)."""
+    before = client.manifest_digest(plan.ref.repository, plan.ref.tag_or_default)
+    if before and plan.local_digest is None and client.holds_image(plan.ref.repository, before, plan.image_id):
+        # The engine has no RepoDigest for this repository (e.g. after docker load), yet the registry holds
+        # this very image under the tag: nothing to push, in check mode and in a real run alike.
+        plan.local_digest = before
+    return before
 
 
 def _push_one(

@@ -17,13 +17,15 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import Do
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = r"(?:%s(?:\.%s)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
-DOMAIN_RE = re.compile(r"^%s$" % _DOMAIN)
-PATH_RE = re.compile(r"^%s(?:/%s)*$" % (_PATH_COMPONENT, _PATH_COMPONENT))
-TAG_RE = re.compile(r"^%s$" % _TAG)
-DIGEST_RE = re.compile(r"^%s$" % _DIGEST)
+# Full matches, ASCII only: ``$`` also matches before a final newline ("latest\n" would pass) and ``\w`` or
+# ``[0-9]`` with re.UNICODE accept letters and digits of every script ("ä", "١٢"), which the engine refuses later.
+DOMAIN_RE = re.compile(_DOMAIN, re.ASCII)
+PATH_RE = re.compile(r"%s(?:/%s)*" % (_PATH_COMPONENT, _PATH_COMPONENT), re.ASCII)
+TAG_RE = re.compile(_TAG, re.ASCII)
+DIGEST_RE = re.compile(_DIGEST, re.ASCII)
 
 NAME_MAX_LENGTH = 255
 DEFAULT_TAG = "latest"
@@ -76,7 +78,7 @@ def validate_registry(registry: str) -> str:
         raise InvalidReference(
             "invalid registry address %r: give host[:port] without a scheme" % registry
         )
-    if not DOMAIN_RE.match(registry):
+    if not DOMAIN_RE.fullmatch(registry):
         raise InvalidReference("invalid registry address %r: expected host[:port]" % registry)
     port = registry.rsplit("]", 1)[-1].partition(":")[2]
     if port and not 0 < int(port) < 65536:
@@ -85,7 +87,7 @@ def validate_registry(registry: str) -> str:
 
 
 def validate_repository(repository: str) -> str:
-    if not isinstance(repository, str) or not PATH_RE.match(repository):
+    if not isinstance(repository, str) or not PATH_RE.fullmatch(repository):
         raise InvalidReference(
             "invalid repository name %r: lowercase letters, digits and separators (. _ __ -) in /-separated parts"
             % (repository,)
@@ -94,7 +96,7 @@ def validate_repository(repository: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InvalidReference(
             "invalid tag %r: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'" % (tag,)
         )
@@ -109,14 +111,14 @@ def parse(reference: str) -> Reference:
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not DIGEST_RE.match(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise InvalidReference("invalid image reference %r: bad digest %r" % (reference, digest))
     tag = None
     slash = text.rfind("/")
     colon = text.rfind(":")
     if colon > slash:
         text, tag = text[:colon], text[colon + 1:]
-        if not TAG_RE.match(tag):
+        if not TAG_RE.fullmatch(tag):
             raise InvalidReference("invalid image reference %r: bad tag %r" % (reference, tag))
     registry = None
     first, sep, rest = text.partition("/")
@@ -126,7 +128,7 @@ def parse(reference: str) -> Reference:
             validate_registry(registry)
         except InvalidReference as exc:
             raise InvalidReference("invalid image reference %r: %s" % (reference, exc)) from None
-    if not PATH_RE.match(text):
+    if not PATH_RE.fullmatch(text):
         raise InvalidReference(
             "invalid image reference %r: repository %r must be lowercase letters, digits and separators"
             % (reference, text)

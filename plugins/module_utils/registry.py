@@ -10,6 +10,7 @@ which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged)
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import time
 import traceback
@@ -85,8 +86,11 @@ def is_loopback(registry: str) -> bool:
 class RegistryClient:
     """Talk to one registry.
 
-    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first, then plain
-    http, the order the Docker engine uses for registries it may reach insecurely).
+    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first; plain http only for a loopback
+    address, as the Docker engine reaches only those insecurely without ``insecure-registries``).
+
+    Credentials are never sent over plain HTTP unless ``scheme`` is ``http`` (asked for explicitly); then a
+    warning says so (``warnings``).
     """
 
     def __init__(
@@ -102,10 +106,15 @@ class RegistryClient:
         session: requests.Session | None = None,
     ) -> None:
         self.registry = validate_registry(registry)
+        if ca_cert and validate_certs and not os.path.isfile(ca_cert):
+            # requests would raise a bare OSError (a traceback) at the first request.
+            raise RegistryError("ca_cert %s does not exist or is not a file (the CA to verify registry %s)" % (ca_cert, registry))
         self.username = username
         self.password = password
         self.timeout = timeout
         self._scheme = scheme
+        self._explicit_http = scheme == "http"
+        self.warnings: list[str] = []
         self._tokens: dict[str, str] = {}
         self._basic = False
         if session is None:
@@ -129,7 +138,10 @@ class RegistryClient:
 
     def _probe_scheme(self) -> str:
         errors = []
-        for scheme in ("https", "http"):
+        # Plain HTTP only where it cannot cross a network: a TLS or connection error on a remote address must not
+        # downgrade the connection (an attacker in the path could cause it, then read what is sent in clear).
+        schemes = ("https", "http") if is_loopback(self.registry) else ("https",)
+        for scheme in schemes:
             try:
                 answer = self.session.get(
                     "%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False, verify=self.verify
@@ -144,14 +156,31 @@ class RegistryClient:
                 errors.append("%s: %s" % (scheme, _reason(exc)))
                 if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
                     break
-        raise RegistryUnreachable("registry %s is unreachable (%s)" % (self.registry, one_line("; ".join(errors))))
+        hint = "" if len(schemes) > 1 else "; plain HTTP is tried only for loopback addresses: give registry_scheme http to use it"
+        raise RegistryUnreachable(
+            "registry %s is unreachable (%s)%s" % (self.registry, one_line("; ".join(errors)), hint)
+        )
 
     def _refused(self) -> RegistryAuthError:
         if not self.username:
             return RegistryAuthError("registry %s requires authentication: give username and password" % self.registry)
         return RegistryAuthError("registry %s refused the login of user %r" % (self.registry, self.username))
 
-    def _answer_challenge(self, response: requests.Response, scope: str) -> None:
+    def _check_clear_text(self, url: str) -> None:
+        """Refuse to send credentials over plain HTTP unless the user asked for HTTP; warn when asked."""
+        if not url.lower().startswith("http://"):
+            return
+        if not self._explicit_http:
+            raise RegistryAuthError(
+                "registry %s speaks plain HTTP: the password of user %r is not sent in clear text;"
+                " give registry_scheme http to allow it, or serve the registry over TLS" % (self.registry, self.username)
+            )
+        warning = "the password of user %r is sent to registry %s over plain HTTP (registry_scheme http)" % (
+            self.username, self.registry)
+        if warning not in self.warnings:
+            self.warnings.append(warning)
+
+    def _answer_challenge(self, response: requests.Response, scope: str, url: str) -> None:
         """Learn from a 401 how to authenticate: Basic, or a Bearer token for ``scope``."""
         if not self.username or not self.password:
             raise self._refused()
@@ -159,6 +188,7 @@ class RegistryClient:
         kind = challenge.split(" ", 1)[0].lower()
         if kind == "bearer":
             params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
+            self._check_clear_text(params.get("realm", ""))
             query = {"service": params.get("service", "")}
             if scope or params.get("scope"):
                 query["scope"] = scope or params["scope"]
@@ -179,6 +209,7 @@ class RegistryClient:
             body = answer.json()
             self._tokens[scope] = body.get("token") or body.get("access_token") or ""
         else:
+            self._check_clear_text(url)
             self._basic = True
 
     def _send(self, method: str, url: str, scope: str, headers: dict[str, str], kwargs: dict) -> requests.Response:
@@ -197,7 +228,7 @@ class RegistryClient:
         try:
             response = self._send(method, url, scope, headers, kwargs)
             if response.status_code == 401:
-                self._answer_challenge(response, scope)
+                self._answer_challenge(response, scope, url)
                 response = self._send(method, url, scope, headers, kwargs)
                 if response.status_code == 401:
                     raise self._refused()
@@ -242,6 +273,28 @@ class RegistryClient:
         if not digest:
             raise RegistryError("registry %s gave no Docker-Content-Digest for %s:%s" % (self.registry, repository, tag))
         return digest
+
+    def manifest_config_digest(self, repository: str, reference: str) -> str | None:
+        """The config digest of the image manifest ``repository@reference`` (the image ID the classic engine store
+        gives that image), or None for an index, a schema1 manifest or an absent one."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        response = self.request("GET", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
+        if response.status_code == 404:
+            return None
+        self._check(response, "GET " + path)
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        config = body.get("config") if isinstance(body, dict) else None
+        return config.get("digest") if isinstance(config, dict) else None
+
+    def holds_image(self, repository: str, manifest_digest: str, image_id: str) -> bool:
+        """Whether the manifest ``manifest_digest`` is the image ``image_id``: the same digest (containerd image
+        store, where the image ID is the manifest digest) or a manifest whose config is that image (classic store)."""
+        if manifest_digest == image_id:
+            return True
+        return self.manifest_config_digest(repository, manifest_digest) == image_id
 
     def tags(self, repository: str) -> list[str]:
         return self._paged("/v2/%s/tags/list" % repository, "tags", "repository:%s:pull" % repository)

@@ -19,7 +19,7 @@ import re
 import traceback
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, write_atomic
 
 try:
     from cryptography import x509
@@ -37,7 +37,7 @@ CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DNS_RE = re.compile(r"^(\*\.)?%s(\.%s)*$" % (_LABEL, _LABEL))
+_DNS_RE = re.compile(r"(\*\.)?%s(\.%s)*" % (_LABEL, _LABEL), re.ASCII)
 
 # What the module passes to common.run_module to check that cryptography is there.
 HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
@@ -64,7 +64,7 @@ def san_entries(names: list[str]) -> list[Any]:
             continue
         except ValueError:
             pass
-        if not _DNS_RE.match(text) or len(text) > 253:
+        if not _DNS_RE.fullmatch(text) or len(text) > 253:
             raise TlsError("invalid certificate name %r: a host name or an IP address" % name)
         entries.append(x509.DNSName(text.lower()))
     return sorted(set(entries), key=_san_text)
@@ -255,11 +255,34 @@ def generate(
     ca_common_name: str = "dockhand.registry CA",
     check_mode: bool = False,
 ) -> dict[str, Any]:
-    """Keep or make ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``."""
+    """Keep or make ``ca.crt``/``ca.key`` and ``server.crt``/``server.key`` in ``directory``.
+
+    Outside check mode the directory is locked for the whole read-decide-write: two runs generating at once
+    would each make a CA, and the second would overwrite the first's after clients trusted it."""
     if not os.path.isabs(directory):
         raise TlsError("TLS directory %r must be absolute" % directory)
+    if check_mode:
+        return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
+    with host_lock("registry-tls", os.path.realpath(directory), 120, "TLS directory %s" % directory):
+        return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
+
+
+def _generate(
+    directory: str,
+    names: list[str],
+    days: int,
+    ca_days: int,
+    renew_days: int,
+    ca_common_name: str,
+    check_mode: bool,
+) -> dict[str, Any]:
     if days < 1 or ca_days < 1 or renew_days < 0 or renew_days >= days:
         raise TlsError("invalid validity: days=%d ca_days=%d renew_days=%d" % (days, ca_days, renew_days))
+    if ca_days <= renew_days:
+        # A new CA would already be due for renewal: CA, certificate, container and trust would churn on every run.
+        raise TlsError(
+            "ca_days %d must be greater than renew_days %d (else the CA is renewed on every run)" % (ca_days, renew_days)
+        )
     sans = san_entries(names)
     paths = {k: os.path.join(directory, v) for k, v in
              (("ca_cert", CA_CERT), ("ca_key", CA_KEY), ("cert", SERVER_CERT), ("key", SERVER_KEY))}

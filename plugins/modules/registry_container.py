@@ -17,8 +17,17 @@ description:
     renamed) until the new one answers C(/v2/), then removed. If the new one fails, the old one is put back.
   - Registry data must live on a host directory (O(data_path)) or a named volume (O(volume)), never on the anonymous
     volume the image declares, which a recreate would silently replace by an empty one.
-  - With O(state=started), waits until the registry answers C(GET /v2/) (200, or 401 with authentication on), over
-    HTTPS when O(env) sets C(REGISTRY_HTTP_TLS_CERTIFICATE).
+  - With O(state=started), waits until the registry is ready. With a local engine (a C(unix://) O(docker_host)) the
+    published port is on the module host, so the module probes it there - C(GET /v2/) answering 200, or 401 with
+    authentication on, over HTTPS when O(env) sets C(REGISTRY_HTTP_TLS_CERTIFICATE). With a remote engine the
+    module host may not reach the published address (a loopback O(bind_address) never is), so readiness is asked
+    of the engine instead - the port is published and the registry logged C(listening on) since its start - and no
+    request leaves the module host.
+  - The container runs hardened by default - read-only root file system, every capability dropped,
+    C(no-new-privileges) - which the registry needs nothing beyond (push, pull and garbage collection tested).
+    O(read_only), O(cap_drop), O(capabilities) and O(security_opts) turn this off piece by piece.
+  - Changes of one container are serialised on the module host by a lock (a file under C(/run/lock)); a second
+    run waits for the first, then finds nothing to do.
   - Warns when the registry is published beyond loopback (O(bind_address)) without authentication
     (C(REGISTRY_AUTH) in O(env)) or without TLS (C(REGISTRY_HTTP_TLS_CERTIFICATE) in O(env)).
 author:
@@ -66,8 +75,37 @@ options:
     description:
       - Environment of the registry, for example C(REGISTRY_STORAGE_DELETE_ENABLED=true). Every key of the registry
         configuration can be set as C(REGISTRY_<PATH>).
+      - Returned values of keys that look secret (containing C(SECRET), C(PASSWORD), C(KEY), C(TOKEN),
+        C(AUTHORIZATION), C(CREDENTIAL)) are masked, but O(env) itself is printed with the module's invocation at
+        C(-vvv): put secrets in O(secret_env).
     type: dict
     default: {}
+  secret_env:
+    description:
+      - Environment of the registry that is secret, for example C(REGISTRY_HTTP_SECRET), storage access keys or
+        notification C(Authorization) headers. Merged with O(env) (a key may not be in both), compared the same way,
+        never printed (the option is C(no_log), and returned values are masked).
+    type: dict
+    default: {}
+  read_only:
+    description: Run the container with a read-only root file system (the registry writes only to its data mount).
+    type: bool
+    default: true
+  cap_drop:
+    description: Capabilities dropped from the container; V(ALL) drops every one.
+    type: list
+    elements: str
+    default: [ALL]
+  capabilities:
+    description: Capabilities added back after O(cap_drop) (the registry needs none).
+    type: list
+    elements: str
+    default: []
+  security_opts:
+    description: Security options of the container, as C(docker run --security-opt).
+    type: list
+    elements: str
+    default: [no-new-privileges]
   mounts:
     description: Further mounts (configuration, htpasswd, certificates).
     type: list
@@ -101,20 +139,27 @@ options:
     type: int
     default: 0
   wait_timeout:
-    description: Seconds to wait for the registry to answer C(/v2/).
+    description: Seconds to wait for the registry to answer C(/v2/); more than 0.
     type: int
     default: 60
   config_digest:
     description:
-      - An opaque value standing for files the registry reads only at start (htpasswd, TLS certificate and key), for
-        example the RV(dockhand.registry.registry_htpasswd#module:checksum) of
-        M(dockhand.registry.registry_htpasswd) joined with the RV(dockhand.registry.registry_tls#module:checksum) of
-        M(dockhand.registry.registry_tls).
-      - It is kept as the container label C(io.dockhand.registry.config-digest) and compared like the environment
-        is; a different value recreates the container (data kept), so the registry starts again on the new files,
-        and the task reports C(changed). An empty value sets no label.
+      - The module computes a digest over the content of every file under a read-only bind mount of O(mounts) (the
+        htpasswd file, TLS certificate and key: what the registry reads only at start) and this value, keeps it as
+        the container label C(io.dockhand.registry.config-digest) and compares it like the environment; when a
+        mounted file changes, the container is recreated (data kept), so the registry starts again on the new
+        files, and the task reports C(changed).
+      - This option adds an opaque value of your own to that digest (for something not mounted read-only). With no
+        read-only bind mount and an empty value, no label is set.
     type: str
     default: ""
+  config_changed:
+    description:
+      - In check mode only, a task before this one would rewrite a mounted configuration file (it reports
+        C(changed)); the module then predicts the restart the real run will make. Ignored outside check mode,
+        where the files themselves are compared.
+    type: bool
+    default: false
 notes:
   - The port is published for TCP only, on one address.
 seealso:
@@ -154,7 +199,14 @@ EXAMPLES = r"""
       REGISTRY_AUTH_HTPASSWD_PATH: /auth/htpasswd
       REGISTRY_HTTP_TLS_CERTIFICATE: /certs/server.crt
       REGISTRY_HTTP_TLS_KEY: /certs/server.key
-    config_digest: "{{ htpasswd.checksum }}-{{ tls.checksum }}"
+    config_changed: "{{ htpasswd is changed or tls is changed }}"
+
+- name: A secret the registry needs, kept out of every output
+  dockhand.registry.registry_container:
+    image: registry:2
+    data_path: /srv/registry
+    secret_env:
+      REGISTRY_HTTP_SECRET: "{{ vault_registry_http_secret }}"
 
 - name: Remove the container (the data stays)
   dockhand.registry.registry_container:
@@ -176,7 +228,8 @@ container:
     mounts: ["bind:/var/lib/dockhand/registry->/var/lib/registry"]
     env: {}
     restart_policy: always
-    config_digest: ""
+    config_digest: 5f1e7e5c8e0e0b6d1fb36d1b8c1c55a7e2f8c8d6f5e0d4c3b2a1908f7e6d5c4b
+    hardening: read_only=yes cap_drop=ALL cap_add=- security_opt=no-new-privileges
     status: running
 actions:
   description: What was done (in check mode, what would be done), in order.
@@ -231,6 +284,12 @@ def main() -> None:
         restart_retries=dict(type="int", default=0),
         wait_timeout=dict(type="int", default=60),
         config_digest=dict(type="str", default=""),
+        config_changed=dict(type="bool", default=False),
+        secret_env=dict(type="dict", default={}, no_log=True),
+        read_only=dict(type="bool", default=True),
+        cap_drop=dict(type="list", elements="str", default=["ALL"]),
+        capabilities=dict(type="list", elements="str", default=[]),
+        security_opts=dict(type="list", elements="str", default=["no-new-privileges"]),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -258,6 +317,12 @@ def main() -> None:
         mounts=p["mounts"],
         wait_timeout=p["wait_timeout"],
         config_digest=p["config_digest"] or "",
+        config_changed=p["config_changed"],
+        secret_env={str(k): _env_value(v) for k, v in p["secret_env"].items()},
+        read_only=p["read_only"],
+        cap_drop=p["cap_drop"],
+        capabilities=p["capabilities"],
+        security_opts=p["security_opts"],
     )
     for warning in exposure_warnings(spec):
         module.warn(warning)
@@ -265,7 +330,7 @@ def main() -> None:
     def action() -> dict:
         spec.validate()
         engine = EngineClient.from_params(p)
-        return RegistryContainer(engine, spec, module.check_mode).converge()
+        return RegistryContainer(engine, spec, module.check_mode, docker_host=p["docker_host"] or "").converge()
 
     run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 

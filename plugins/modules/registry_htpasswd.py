@@ -108,9 +108,18 @@ from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import 
 
 def _mode(value: object) -> int:
     try:
-        return int(str(value), 8) if not isinstance(value, int) else value
+        mode = int(str(value), 8) if not isinstance(value, int) or isinstance(value, bool) else value
     except ValueError:
         raise DockhandError("invalid mode %r: an octal number such as 0600" % (value,)) from None
+    if not 0 <= mode <= 0o777:
+        # An unquoted 644 in YAML is the integer 644 (0o1204), not 0o644.
+        raise DockhandError("invalid mode %r (%s): outside 0000-0777; quote it, as in '0600'" % (value, oct(mode)))
+    if mode & 0o007:
+        raise DockhandError(
+            "invalid mode %r: the htpasswd file holds password hashes and must not be readable by others (%04o)"
+            % (value, mode)
+        )
+    return mode
 
 
 def main() -> None:

@@ -258,7 +258,9 @@ def test_wrong_credentials_push_nothing(unchanged, api):
     assert started.get("changed"), started
     target = f"localhost:%d/{REL}/good" % AUTH_PORT
     api.tag(f"{REL}-good:1", target, "1")
-    result = run_module("image_push", {"name": target + ":1", "username": "alice", "password": "wrong"})
+    result = run_module(
+        "image_push", {"name": target + ":1", "username": "alice", "password": "wrong", "registry_scheme": "http"}
+    )
     msg = assert_refused(result, "localhost:%d" % AUTH_PORT, "alice")
     assert "wrong" not in msg
     catalog = requests.get("http://localhost:%d/v2/_catalog" % AUTH_PORT, auth=("alice", "right"), timeout=5)

@@ -59,7 +59,8 @@ class FakeEngine:
         self.calls.append("create_volume " + name)
         self.volumes.add(name)
 
-    def create_container(self, name, image, env, port_bindings, mounts, restart_policy, labels=None):
+    def create_container(self, name, image, env, port_bindings, mounts, restart_policy, labels=None,
+                         read_only=False, cap_drop=None, cap_add=None, security_opt=None):
         cid = "%064d" % next(self._ids)
         self.calls.append("create " + name)
         (port, (ip, host_port)), = port_bindings.items()
@@ -67,10 +68,14 @@ class FakeEngine:
             "Id": cid,
             "Name": "/" + name,
             "Image": self.images[image]["Id"] if image in self.images else image,
-            "Config": {"Image": image, "Env": IMAGE_ENV + ["%s=%s" % kv for kv in env.items()]},
+            "Config": {"Image": image, "Env": IMAGE_ENV + ["%s=%s" % kv for kv in env.items()], "Labels": dict(labels or {})},
             "HostConfig": {
                 "PortBindings": {port: [{"HostIp": ip, "HostPort": str(host_port)}]},
                 "RestartPolicy": dict(restart_policy),
+                "ReadonlyRootfs": read_only,
+                "CapDrop": cap_drop,
+                "CapAdd": cap_add,
+                "SecurityOpt": security_opt,
             },
             "Mounts": [
                 {
@@ -122,6 +127,12 @@ def no_http(monkeypatch):
         waited.append(address)
 
     monkeypatch.setattr(container_mod, "wait_ready", wait_ready)
+
+    def in_engine(engine, container_id, port, timeout, still=None):
+        # The fake engine is remote: route its readiness wait through whatever wait_ready a test sets.
+        return container_mod.wait_ready("engine:%d" % port, "http", timeout, still)
+
+    monkeypatch.setattr(container_mod, "wait_ready_in_engine", in_engine)
     return waited
 
 
@@ -178,7 +189,8 @@ def test_create_then_unchanged(tmp_path, no_http):
     assert first["container"]["status"] == "running"
     again = converge(engine, spec(tmp_path))
     assert again["changed"] is False and again["actions"] == []
-    assert no_http == ["127.0.0.1:5100", "127.0.0.1:5100"]
+    # The fake engine is remote: readiness is asked of the engine, not probed on this host's 127.0.0.1 (issue 15).
+    assert no_http == ["engine:5100", "engine:5100"]
 
 
 def test_restart_policy_only_updates_in_place(tmp_path):

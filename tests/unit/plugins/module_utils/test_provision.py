@@ -19,9 +19,15 @@ class FakeEngine:
         self.pull_error = pull_error
         self.archive_holds = archive_holds or {}
         self.calls = []
+        self.labels = {}
 
     def image_id(self, ref):
         return self.images.get(ref)
+
+    def image(self, ref):
+        if ref not in self.images:
+            return None
+        return {"Id": self.images[ref], "Config": {"Labels": self.labels.get(ref)}}
 
     def pull(self, repository, tag):
         self.calls.append("pull %s:%s" % (repository, tag))
@@ -35,9 +41,10 @@ class FakeEngine:
         self.images.update(self.archive_holds)
         return list(self.archive_holds)
 
-    def build(self, path, tag, dockerfile=None):
+    def build(self, path, tag, dockerfile=None, labels=None):
         self.calls.append("build %s %s" % (path, tag))
         self.images[tag] = self.build_id
+        self.labels[tag] = dict(labels or {})
         return self.build_id
 
 
@@ -54,6 +61,7 @@ def test_force_build_unchanged_when_same_id(tmp_path):
     result = provision_image(engine, "demo:1", build_path=str(tmp_path), force_build=True, pull=False)
     assert result["changed"] is False and result["source"] == "build"
     engine.build_id = NEW
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     result = provision_image(engine, "demo:1", build_path=str(tmp_path), force_build=True, pull=False)
     assert result["changed"] is True and result["image_id"] == NEW
 

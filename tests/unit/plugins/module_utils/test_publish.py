@@ -70,6 +70,10 @@ class FakeRegistry:
         self.error = error
         self.asked: list[str] = []
 
+    def holds_image(self, repository, manifest_digest, image_id):
+        # These fakes hold manifests only by digest, no configs: the registry holds the image when it is the same ID.
+        return manifest_digest == image_id
+
     def manifest_digest(self, repository, tag):
         self.asked.append("%s:%s" % (repository, tag))
         if self.error:

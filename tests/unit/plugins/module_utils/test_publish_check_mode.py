@@ -36,6 +36,10 @@ class FakeRegistry:
     def __init__(self, digests: dict[str, str] | None) -> None:
         self.digests = digests
 
+    def holds_image(self, repository, manifest_digest, image_id):
+        # These fakes hold manifests only by digest, no configs: the registry holds the image when it is the same ID.
+        return manifest_digest == image_id
+
     def manifest_digest(self, repository: str, tag: str) -> str | None:
         if self.digests is None:
             raise RegistryUnreachable("registry localhost:5000 is unreachable")

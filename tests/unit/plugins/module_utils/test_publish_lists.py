@@ -60,6 +60,10 @@ class FakeRegistry:
     def base_url(self) -> str:
         return "http://fake"
 
+    def holds_image(self, repository, manifest_digest, image_id):
+        # These fakes hold manifests only by digest, no configs: the registry holds the image when it is the same ID.
+        return manifest_digest == image_id
+
     def manifest_digest(self, repository: str, tag: str) -> str | None:
         with self.lock:
             self.active += 1

@@ -275,9 +275,11 @@ def test_scheme_probe_both_fail():
     assert "https: refused" in str(err.value) and "http: refused" in str(err.value)
 
 
-def test_tls_options_on_session():
-    _reg, session = client(lambda m, u, **k: FakeResponse(200), ca_cert="/etc/ca.crt")
-    assert session.verify == "/etc/ca.crt"
+def test_tls_options_on_session(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA")
+    _reg, session = client(lambda m, u, **k: FakeResponse(200), ca_cert=str(ca))
+    assert session.verify == str(ca)
     _reg, session = client(lambda m, u, **k: FakeResponse(200), validate_certs=False, ca_cert="/etc/ca.crt")
     assert session.verify is False
 
@@ -329,3 +331,62 @@ def test_wait_ready_stops_when_process_gone():
 def test_wait_ready_times_out():
     with pytest.raises(RegistryUnreachable, match=r"did not answer /v2/ within 0.3s"):
         registry_mod.wait_ready("127.0.0.1:%d" % _free_port(), "http", 0.3)
+
+
+# -- issue 10: no credentials over plain HTTP ------------------------------------------
+def test_scheme_auto_no_http_fallback_for_remote_address():
+    def handler(method, url, **kwargs):
+        if url.startswith("https://"):
+            raise requests.exceptions.SSLError("wrong version number")
+        return FakeResponse(200)
+
+    session = FakeSession(handler)
+    reg = RegistryClient("registry.example:5000", session=session)
+    with pytest.raises(RegistryUnreachable, match="plain HTTP is tried only for loopback addresses"):
+        reg.ping()
+    assert [c[1] for c in session.calls] == ["https://registry.example:5000/v2/"]
+
+
+def _basic_401(method, url, **kwargs):
+    if url.startswith("https://"):
+        raise requests.exceptions.SSLError("wrong version number")
+    if kwargs.get("auth"):
+        return FakeResponse(200, {"Docker-Content-Digest": DIGEST})
+    return FakeResponse(401, {"WWW-Authenticate": 'Basic realm="r"'})
+
+
+def test_no_credentials_over_http_unless_scheme_http():
+    reg, session = client(_basic_401, scheme=None, username="alice", password="s3cret")
+    with pytest.raises(RegistryAuthError, match="speaks plain HTTP") as err:
+        reg.manifest_digest("demo", "1")
+    assert "s3cret" not in str(err.value)
+    assert not any(c[2].get("auth") for c in session.calls)
+
+
+def test_credentials_over_http_when_asked_warns():
+    reg, session = client(_basic_401, scheme="http", username="alice", password="s3cret")
+    assert reg.manifest_digest("demo", "1") == DIGEST
+    assert any(c[2].get("auth") for c in session.calls)
+    assert reg.warnings == ["the password of user 'alice' is sent to registry localhost:5100 over plain HTTP (registry_scheme http)"]
+
+
+def test_no_credentials_to_http_token_realm():
+    def handler(method, url, **kwargs):
+        return FakeResponse(401, {"WWW-Authenticate": 'Bearer realm="http://auth.example/token",service="r"'})
+
+    session = FakeSession(handler)
+    reg = RegistryClient("registry.example", username="alice", password="s3cret", scheme="https", session=session)
+    with pytest.raises(RegistryAuthError, match="speaks plain HTTP"):
+        reg.ping()
+    assert not any(c[2].get("auth") for c in session.calls)
+
+
+def test_credentials_over_https_no_warning():
+    def handler(method, url, **kwargs):
+        if kwargs.get("auth"):
+            return FakeResponse(200)
+        return FakeResponse(401, {"WWW-Authenticate": 'Basic realm="r"'})
+
+    reg, _session = client(handler, scheme="https", username="alice", password="s3cret")
+    assert reg.ping() == 200
+    assert reg.warnings == []

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.dockhand.registry.plugins.module_utils.container import (
     CONFIG_LABEL,
     RegistrySpec,
+    config_digest,
     current_view,
     desired_view,
     exposure_warnings,
@@ -30,6 +31,9 @@ def _container(labels):
         "HostConfig": {
             "PortBindings": {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "5000"}]},
             "RestartPolicy": {"Name": "always"},
+            "ReadonlyRootfs": True,
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
         },
         "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/var/lib/registry", "RW": True}],
         "State": {"Running": True},
@@ -41,7 +45,7 @@ def _container(labels):
     [
         ("", {}, False),
         ("", {"io.dockhand.registry.managed": "true"}, False),
-        ("abc", {CONFIG_LABEL: "abc"}, False),
+        ("abc", {CONFIG_LABEL: "WANTED"}, False),
         ("abc", {CONFIG_LABEL: "def"}, True),
         ("abc", {}, True),
         ("", {CONFIG_LABEL: "abc"}, True),
@@ -49,6 +53,8 @@ def _container(labels):
 )
 def test_config_digest_compared_like_env(wanted, labels, differs):
     spec = RegistrySpec(name="registry", image="registry:2", volume="data", config_digest=wanted)
+    # The label holds the digest the module computes (over the user's value and the mounted files).
+    labels = {k: (config_digest(spec) if v == "WANTED" else v) for k, v in labels.items()}
     want = desired_view(spec, IMAGE)
     have = current_view(_container(labels), {"PATH": "/bin"})
     assert (want["config_digest"] != have["config_digest"]) is differs
@@ -76,15 +82,17 @@ def test_exposure_warnings(bind, env, count):
     assert exposure_warnings(spec) == []
 
 
-def test_ca_cert_is_sent_with_every_request(monkeypatch):
+def test_ca_cert_is_sent_with_every_request(monkeypatch, tmp_path):
     """REQUESTS_CA_BUNDLE must not override the CA given: verify goes with each request."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("CA")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     session = mock.Mock()
     session.headers = {}
     session.request.return_value = mock.Mock(status_code=200, headers={}, text="")
-    client = RegistryClient("registry.example.com:5000", ca_cert="/etc/ca.crt", scheme="https", session=session)
+    client = RegistryClient("registry.example.com:5000", ca_cert=str(ca), scheme="https", session=session)
     client.ping()
-    assert session.request.call_args.kwargs["verify"] == "/etc/ca.crt"
+    assert session.request.call_args.kwargs["verify"] == str(ca)
 
 
 def test_https_registry_with_unknown_ca_is_not_taken_for_http():

@@ -49,7 +49,7 @@ def test_push_username_needs_password(capsys):
 
 
 def test_push_workers_at_least_one(capsys):
-    fails(image_push, {"name": "localhost:5100/a:1", "workers": 0}, capsys, "workers must be at least 1, got 0")
+    fails(image_push, {"name": "localhost:5100/a:1", "workers": 0}, capsys, "workers must be between 1 and 64, got 0")
 
 
 def test_push_scheme_choices(capsys):
