@@ -21,7 +21,7 @@ options:
     type: int
     default: 120
 requirements:
-  - docker (Python SDK) >= 7.0
+  - docker (Python SDK) >= 5.0.3 (Debian 12 ships 5.0.3, Debian 13 7.1.0; both tested)
 """
 
     REGISTRY_AUTH = r"""

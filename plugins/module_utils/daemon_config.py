@@ -226,6 +226,11 @@ def converge(
         "warnings": [],
         "diff": {"before": text or "", "after": text or "", "before_header": path, "after_header": path},
     }
+    for entry in settings.get("insecure-registries", []):
+        result["warnings"].append(
+            "insecure-registries holds %s in %s: this engine pulls from and pushes to it over plain HTTP, unencrypted and "
+            "without checking who answers (and skips certificate checks if it speaks HTTPS); give the registry TLS instead" % (entry, path)
+        )
     if not keys:
         return result
     restart_keys = [key for key in keys if key not in RELOADABLE]
