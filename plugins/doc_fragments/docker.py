@@ -66,7 +66,7 @@ notes:
     O(client_key)) can be set once for every module of the collection that talks to the engine, with the action group
     C(group/dockhand.registry.docker) in C(module_defaults)."
 requirements:
-  - docker (Python SDK) >= 7.0
+  - docker (Python SDK) >= 5.0.3 (Debian 12 ships 5.0.3, Debian 13 7.1.0; both tested)
 """
 
     # Options of the modules that talk to a registry's HTTP API: REGISTRY_ARGSPEC in module_utils/common.py.

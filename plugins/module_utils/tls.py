@@ -125,9 +125,20 @@ def key_matches(cert: Any, key: Any) -> bool:
     return _public(cert) == _public(key)
 
 
+def not_before(cert: Any) -> datetime.datetime:
+    """The start of validity, timezone-aware (``*_utc`` came with cryptography 42; Debian 12 ships 38)."""
+    value = getattr(cert, "not_valid_before_utc", None)
+    return value if value is not None else cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+
+
+def not_after(cert: Any) -> datetime.datetime:
+    value = getattr(cert, "not_valid_after_utc", None)
+    return value if value is not None else cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
 def _valid_for(cert: Any, days: int) -> bool:
     now = _now()
-    return cert.not_valid_before_utc <= now and cert.not_valid_after_utc > now + datetime.timedelta(days=days)
+    return not_before(cert) <= now and not_after(cert) > now + datetime.timedelta(days=days)
 
 
 def ca_usable(cert: Any, key: Any, renew_days: int) -> bool:
@@ -141,7 +152,19 @@ def ca_usable(cert: Any, key: Any, renew_days: int) -> bool:
 
 def signed_by(cert: Any, ca: Any) -> bool:
     try:
-        cert.verify_directly_issued_by(ca)
+        if hasattr(cert, "verify_directly_issued_by"):
+            cert.verify_directly_issued_by(ca)
+            return True
+        # cryptography < 40 (Debian 12): the same checks by hand, for the EC keys this module makes and reads.
+        if cert.issuer != ca.subject:
+            return False
+        public = ca.public_key()
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+        else:
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
         return True
     except (ValueError, TypeError, InvalidSignature):
         return False
@@ -202,7 +225,7 @@ def make_server(ca_cert: Any, ca_key: Any, sans: list[Any], days: int) -> tuple[
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .not_valid_after(min(now + datetime.timedelta(days=days), not_after(ca_cert)))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -241,7 +264,7 @@ def _describe(cert: Any) -> dict[str, Any]:
     return {
         "subject": cert.subject.rfc4514_string(),
         "names": [_san_text(e) for e in cert_sans(cert)],
-        "not_after": cert.not_valid_after_utc.isoformat(),
+        "not_after": not_after(cert).isoformat(),
         "serial": "%x" % cert.serial_number,
     }
 
@@ -336,7 +359,7 @@ def provided(cert_path: str, key_path: str, ca_path: str | None = None) -> dict[
         raise TlsError("private key %s does not match certificate %s" % (key_path, cert_path))
     if not _valid_for(cert, 0):
         raise TlsError("certificate %s is not valid now (valid %s to %s)" % (
-            cert_path, cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat()))
+            cert_path, not_before(cert).isoformat(), not_after(cert).isoformat()))
     if ca_path:
         ca = load_cert(ca_path, required=True)
         if not signed_by(cert, ca):

@@ -60,7 +60,7 @@ options:
     description: The CA certificate that signed O(certificate) directly, checked when given.
     type: path
 requirements:
-  - cryptography >= 42
+  - cryptography >= 38 (Debian 12 ships 38.0.4)
 """
 
 EXAMPLES = r"""

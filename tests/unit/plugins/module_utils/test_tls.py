@@ -129,3 +129,32 @@ def test_private_keys_never_returned(tmp_path):
     ).decode()
     body = "".join(pem.splitlines()[1:-1])
     assert body[:40] not in repr(result)
+
+
+class _OldCert:
+    """A certificate as cryptography 38 (Debian 12) shows it: no ``*_utc`` dates, no ``verify_directly_issued_by``."""
+
+    def __init__(self, cert):
+        self._cert = cert
+
+    def __getattr__(self, name):
+        if name in ("not_valid_before_utc", "not_valid_after_utc", "verify_directly_issued_by"):
+            raise AttributeError(name)
+        if name in ("not_valid_before", "not_valid_after"):
+            return getattr(self._cert, name + "_utc").replace(tzinfo=None)
+        return getattr(self._cert, name)
+
+
+def test_works_with_the_api_of_cryptography_38(tmp_path):
+    generate(str(tmp_path), ["registry.example"])
+
+    def load(name):
+        return x509.load_pem_x509_certificate((tmp_path / name).read_bytes())
+
+    ca, server, other_ca = load("ca.crt"), load("server.crt"), None
+    assert tls.signed_by(_OldCert(server), ca) and tls.signed_by(server, ca)
+    generate(str(tmp_path / "other"), ["registry.example"])
+    other_ca = load("other/ca.crt")
+    assert not tls.signed_by(_OldCert(server), other_ca) and not tls.signed_by(server, other_ca)
+    assert tls.not_after(_OldCert(server)) == server.not_valid_after_utc
+    assert tls.not_before(_OldCert(server)) == server.not_valid_before_utc

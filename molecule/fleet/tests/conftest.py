@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCENARIO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SCENARIO.parent / "shared"))
+
+from moltest import scenario_vars  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fleet_vars() -> dict:
+    return scenario_vars(SCENARIO)

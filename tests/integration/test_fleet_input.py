@@ -1,0 +1,51 @@
+"""site.yml with a fleet inventory: bad input fails first, with one line naming the host and the value, and nothing
+is created (issue 11: an address that does not resolve, an empty registry group, a missing registry_address).
+
+Two inventory hosts that are both this machine (local connection); the run must stop in the first play.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import PREFIX, ROOT, docker, env
+
+
+def _site(tmp_path, inventory: dict, extra: dict) -> str:
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps(inventory))
+    extra = dict(extra, registry_container_name=PREFIX + "fleet-input", registry_data_path=str(tmp_path / "data"))
+    done = subprocess.run(
+        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(path), str(ROOT / "site.yml"), "-e", json.dumps(extra)],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout[-3000:]
+    return done.stdout + done.stderr
+
+
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv/bin/python")}
+TWO = {"one": LOCAL, "two": LOCAL}
+
+
+@pytest.mark.parametrize(
+    ("inventory", "extra", "message"),
+    [
+        ({"all": {"hosts": TWO}}, {}, "registry_address is required with more than one host"),
+        (
+            {"all": {"hosts": TWO, "children": {"registry_hosts": {"hosts": {}}, "publish_hosts": {"hosts": {"one": {}}}}}},
+            {"registry_address": "localhost:5999"},
+            "inventory group registry_hosts is empty",
+        ),
+        ({"all": {"hosts": TWO}}, {"registry_address": "no-such-host.invalid:5000"}, "registry_address no-such-host.invalid:5000 does not resolve on one"),
+        ({"all": {"hosts": TWO}}, {"registry_address": "http://registry:5000"}, "invalid registry_address 'http://registry:5000' on one"),
+    ],
+)
+def test_fleet_bad_input_fails_before_anything_changes(tmp_path, inventory, extra, message):
+    output = _site(tmp_path, inventory, extra)
+    assert message in " ".join(output.split()), output[-3000:]
+    assert "PLAY [Docker engines]" not in output, "the run went past the checks"
+    assert not docker("ps", "-aq", "--filter", "name=^/%sfleet-input$" % PREFIX).strip()
+    assert not (tmp_path / "data").exists()
