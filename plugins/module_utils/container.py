@@ -461,3 +461,43 @@ class RegistryContainer:
             "container": after,
             "diff": {"before": before, "after": after},
         }
+
+
+def spec_from_container(container: dict[str, Any], image_env: dict[str, str], image: str | None = None) -> RegistrySpec:
+    """The RegistrySpec that describes a running registry container as it is (for a caller that recreates it
+    with one setting changed, such as the read-only switch of a garbage collection)."""
+    host = container.get("HostConfig") or {}
+    bindings = (host.get("PortBindings") or {}).get(REGISTRY_PORT) or [{}]
+    data_path = volume = None
+    mounts = []
+    for mount in container.get("Mounts") or []:
+        if mount.get("Destination") == DATA_TARGET:
+            if mount.get("Type") == "volume":
+                volume = mount.get("Name")
+            else:
+                data_path = mount.get("Source")
+            continue
+        mounts.append(
+            {
+                "type": mount.get("Type") or "bind",
+                "source": mount.get("Name") if mount.get("Type") == "volume" else mount.get("Source"),
+                "target": mount.get("Destination"),
+                "read_only": not mount.get("RW", True),
+            }
+        )
+    view = current_view(container, image_env)
+    policy = host.get("RestartPolicy") or {}
+    return RegistrySpec(
+        name=(container.get("Name") or "").lstrip("/"),
+        image=image or (container.get("Config") or {}).get("Image"),
+        state="started",
+        port=int(bindings[0].get("HostPort") or 5000),
+        bind_address=bindings[0].get("HostIp") or "0.0.0.0",
+        data_path=data_path,
+        volume=volume,
+        env=dict(view["env"]),
+        restart_policy=policy.get("Name") or "no",
+        restart_retries=policy.get("MaximumRetryCount") or 0,
+        mounts=mounts,
+        config_digest=view["config_digest"],
+    )

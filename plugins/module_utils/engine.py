@@ -120,6 +120,9 @@ class EngineClient:
         try:
             for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
                 error = _stream_error(chunk)
+                if error and "HTTP 405" in error and "Method not allowed" in error:
+                    # distribution in maintenance mode (storage.maintenance.readonly) answers every write 405.
+                    error = "the registry is read-only (maintenance mode, e.g. a garbage collection): push again after it"
                 if error:
                     raise EngineError("push of %s:%s refused: %s" % (repository, tag, error))
                 aux = chunk.get("aux") or {}
@@ -241,6 +244,16 @@ class EngineClient:
 
     def update_restart_policy(self, container: str, restart_policy: dict[str, Any]) -> None:
         self._container_call("update", container, self.api.update_container, restart_policy=restart_policy)
+
+    def exec_run(self, container: str, command: list[str]) -> tuple[int, str]:
+        """Run ``command`` in the running ``container`` (with its environment); return (exit code, output)."""
+        try:
+            created = self.api.exec_create(container, command, stdout=True, stderr=True)
+            output = self.api.exec_start(created["Id"], stream=False, demux=False) or b""
+            code = self.api.exec_inspect(created["Id"]).get("ExitCode")
+        except DockerException as exc:
+            raise EngineError("cannot run %s in container %s: %s" % (" ".join(command), container, _explain(exc))) from None
+        return (code if code is not None else -1), output.decode("utf-8", "replace")
 
     def logs(self, container: str, tail: int = 5) -> str:
         try:
