@@ -212,6 +212,7 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
     gc_seconds = 0.0
     try:
         actions.append("switch the %s to read-only" % backend.description)
+        at = len(actions)
         backend.set_read_only(True)
         ready = time.monotonic()
         found = _collect(backend, False, delete_untagged)
@@ -227,7 +228,7 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
     removed = len(found["digests"])
     if before is not None and after is not None:
         removed = max(before["blobs"] - after["blobs"], 0)
-    actions.insert(1, "garbage-collect%s: %d blobs removed" % (flag, removed))
+    actions.insert(at, "garbage-collect%s: %d blobs removed" % (flag, removed))
     result.update(
         changed=True,
         blobs_removed=removed,
