@@ -75,6 +75,8 @@ class RegistrySpec:
     capabilities: list[str] = field(default_factory=list)
     security_opts: list[str] = field(default_factory=lambda: ["no-new-privileges"])
     config_changed: bool = False
+    # Set by spec_from_container: the running container's config label, kept as it is instead of computed again.
+    config_label: str | None = None
 
     @property
     def all_env(self) -> dict[str, str]:
@@ -269,6 +271,8 @@ def _config_files(spec: RegistrySpec) -> list[tuple[str, str]]:
 def config_digest(spec: RegistrySpec) -> str:
     """SHA-256 over the content of every file under the read-only bind mounts (htpasswd, TLS certificate and key:
     what the registry reads only at start) and the user's ``config_digest``; empty when there is neither."""
+    if spec.config_label is not None:
+        return spec.config_label
     files = _config_files(spec)
     if not files and not spec.config_digest:
         return ""
@@ -750,3 +754,48 @@ class RegistryContainer:
         if self.warnings:
             result["warnings"] = self.warnings
         return result
+
+
+def spec_from_container(container: dict[str, Any], image_env: dict[str, str], image: str | None = None) -> RegistrySpec:
+    """The RegistrySpec that describes a running registry container as it is (for a caller that recreates it
+    with one setting changed, such as the read-only switch of a garbage collection)."""
+    host = container.get("HostConfig") or {}
+    bindings = (host.get("PortBindings") or {}).get(REGISTRY_PORT) or [{}]
+    data_path = volume = None
+    mounts = []
+    for mount in container.get("Mounts") or []:
+        if mount.get("Destination") == DATA_TARGET:
+            if mount.get("Type") == "volume":
+                volume = mount.get("Name")
+            else:
+                data_path = mount.get("Source")
+            continue
+        mounts.append(
+            {
+                "type": mount.get("Type") or "bind",
+                "source": mount.get("Name") if mount.get("Type") == "volume" else mount.get("Source"),
+                "target": mount.get("Destination"),
+                "read_only": not mount.get("RW", True),
+            }
+        )
+    view = current_view(container, image_env)
+    policy = host.get("RestartPolicy") or {}
+    return RegistrySpec(
+        name=(container.get("Name") or "").lstrip("/"),
+        image=image or (container.get("Config") or {}).get("Image"),
+        state="started",
+        port=int(bindings[0].get("HostPort") or 5000),
+        bind_address=bindings[0].get("HostIp") or "0.0.0.0",
+        data_path=data_path,
+        volume=volume,
+        env=dict(view["env"]),
+        restart_policy=policy.get("Name") or "no",
+        restart_retries=policy.get("MaximumRetryCount") or 0,
+        mounts=mounts,
+        read_only=bool(host.get("ReadonlyRootfs")),
+        cap_drop=list(host.get("CapDrop") or []),
+        capabilities=list(host.get("CapAdd") or []),
+        security_opts=list(host.get("SecurityOpt") or []),
+        # The label as it is: the files it was computed from are still the same.
+        config_label=view["config_digest"],
+    )

@@ -79,6 +79,9 @@ def _read_stream(chunks: Iterable[dict[str, Any]], failed: str) -> Iterator[dict
     ``<failed>: <the engine's message>`` at the first error chunk."""
     for chunk in chunks:
         error = _stream_error(chunk)
+        if error and "HTTP 405" in error and "Method not allowed" in error:
+            # distribution in maintenance mode (storage.maintenance.readonly) answers every write 405.
+            error = "the registry is read-only (maintenance mode, e.g. a garbage collection): push again after it"
         if error:
             raise EngineError("%s: %s" % (failed, error))
         yield chunk
@@ -337,6 +340,16 @@ class EngineClient:
 
     def update_restart_policy(self, container: str, restart_policy: dict[str, Any]) -> None:
         self._container_call("update", container, self.api.update_container, restart_policy=restart_policy)
+
+    def exec_run(self, container: str, command: list[str]) -> tuple[int, str]:
+        """Run ``command`` in the running ``container`` (with its environment); return (exit code, output)."""
+        try:
+            created = self.api.exec_create(container, command, stdout=True, stderr=True)
+            output = self.api.exec_start(created["Id"], stream=False, demux=False) or b""
+            code = self.api.exec_inspect(created["Id"]).get("ExitCode")
+        except DockerException as exc:
+            raise EngineError("cannot run %s in container %s: %s" % (" ".join(command), container, _explain(exc))) from None
+        return (code if code is not None else -1), output.decode("utf-8", "replace")
 
     def logs(self, container: str, tail: int | str = 5, since: int | None = None) -> str:
         """The container's last ``tail`` log lines (``"all"``: every line), from ``since`` (Unix time) on."""

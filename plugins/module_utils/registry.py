@@ -4,7 +4,10 @@
 
 Every question the collection asks a registry goes through :class:`RegistryClient`:
 is it up (``/v2/``), which digest does ``<name>:<tag>`` have (manifest ``HEAD``),
-which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged).
+which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged), what a
+manifest and an image configuration hold (manifest ``GET``, config blob ``GET``), and the one
+deletion the registry API offers (manifest ``DELETE`` by digest). :meth:`RegistryClient.map`
+runs many of these questions at once over the client's one pooled session.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry
@@ -38,6 +43,12 @@ MANIFEST_MEDIA_TYPES = (
 )
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
 PAGE_SIZE = 1000
+INDEX_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+T = TypeVar("T")
+R = TypeVar("R")
 
 _LINK_NEXT_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -59,6 +70,10 @@ class RegistryUnreachable(RegistryError):
 
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (or wants some and none were given)."""
+
+
+class RegistryDeleteDisabled(RegistryError):
+    """The registry refuses deletes (``storage.delete.enabled`` is off)."""
 
 
 def _reason(exc: Exception) -> str:
@@ -117,6 +132,9 @@ class RegistryClient:
         self.warnings: list[str] = []
         self._tokens: dict[str, str] = {}
         self._basic = False
+        self.pool_size = max(pool_size, 1)
+        # Parallel requests share the scheme probe and the auth challenge: one thread answers, the others wait.
+        self._lock = threading.Lock()
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1))
@@ -133,7 +151,9 @@ class RegistryClient:
     @property
     def base_url(self) -> str:
         if self._scheme is None:
-            self._scheme = self._probe_scheme()
+            with self._lock:
+                if self._scheme is None:
+                    self._scheme = self._probe_scheme()
         return "%s://%s" % (self._scheme, self.registry)
 
     def _probe_scheme(self) -> str:
@@ -228,7 +248,8 @@ class RegistryClient:
         try:
             response = self._send(method, url, scope, headers, kwargs)
             if response.status_code == 401:
-                self._answer_challenge(response, scope, url)
+                with self._lock:
+                    self._answer_challenge(response, scope, url)
                 response = self._send(method, url, scope, headers, kwargs)
                 if response.status_code == 401:
                     raise self._refused()
@@ -301,6 +322,62 @@ class RegistryClient:
 
     def catalog(self) -> list[str]:
         return self._paged("/v2/_catalog", "repositories", "registry:catalog:*")
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, str, dict[str, Any]] | None:
+        """``GET`` the manifest ``repository:reference`` (a tag or a digest): (digest, media type, body),
+        or None when it is absent."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        response = self.request("GET", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
+        if response.status_code == 404:
+            return None
+        self._check(response, "GET " + path)
+        digest = response.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise RegistryError("registry %s gave no Docker-Content-Digest for %s:%s" % (self.registry, repository, reference))
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryError("registry %s sent a manifest of %s:%s that is not JSON" % (self.registry, repository, reference)) from None
+        media_type = body.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+        return digest, media_type, body
+
+    def blob_json(self, repository: str, digest: str) -> dict[str, Any]:
+        """``GET`` a small JSON blob (an image configuration) of ``repository`` by digest."""
+        path = "/v2/%s/blobs/%s" % (repository, digest)
+        response = self.request("GET", path, scope="repository:%s:pull" % repository)
+        self._check(response, "GET " + path)
+        try:
+            return response.json()
+        except ValueError:
+            raise RegistryError("registry %s sent blob %s of %s that is not JSON" % (self.registry, digest, repository)) from None
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """``DELETE`` the manifest ``repository@digest`` (every tag pointing at it goes with it).
+
+        True when deleted, False when it was already gone; raises RegistryDeleteDisabled when
+        the registry refuses deletes."""
+        path = "/v2/%s/manifests/%s" % (repository, digest)
+        response = self.request("DELETE", path, scope="repository:%s:delete" % repository)
+        if response.status_code == 404:
+            return False
+        if response.status_code == 405:
+            raise RegistryDeleteDisabled(
+                "registry %s refuses deletes (405): enable them with storage.delete.enabled"
+                " (env REGISTRY_STORAGE_DELETE_ENABLED=true; the registry role's registry_delete_enabled)" % self.registry
+            )
+        self._check(response, "DELETE " + path)
+        return True
+
+    def map(self, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[call(item) for item in items]``, up to ``pool_size`` at once on this client's pooled session;
+        the first error is raised once every call has ended."""
+        items = list(items)
+        if len(items) <= 1 or self.pool_size <= 1:
+            return [call(item) for item in items]
+        self.base_url  # noqa: B018 - probe the scheme once, before the threads start
+        with ThreadPoolExecutor(max_workers=min(self.pool_size, len(items))) as pool:
+            futures = [pool.submit(call, item) for item in items]
+        return [future.result() for future in futures]
 
 
 def wait_ready(address: str, scheme: str, timeout: float, still_running: Callable[[], bool] | None = None) -> float:

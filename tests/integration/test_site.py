@@ -40,12 +40,14 @@ def test_site_twice(workdir):
         "publish_images": [{"name": image, "tag": "1.0"}],
     }
     runs = []
+    outputs = []
     for _run in range(2):
         done = run_playbook(ROOT / "site.yml", extra)
         output = done.stdout + done.stderr
         if done.returncode != 0:
             pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
         runs.append(recap(output))
+        outputs.append(output)
     first, second = runs
     assert first["changed"] > 0 and first["failed"] == 0
     assert second["changed"] == 0, "second run of site.yml changed %d tasks" % second["changed"]
@@ -56,3 +58,12 @@ def test_site_twice(workdir):
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", "%s/%s:1.0" % (registry, image)))
     assert "%s/%s@%s" % (registry, image, served) in digests
     assert docker("inspect", "-f", "{{.State.Running}}", PREFIX + "site").strip() == "true"
+
+    # The summary at the end, without -v: address, what the registry holds, what this run published.
+    digest = answer.headers["Docker-Content-Digest"]
+    # (the YAML callback folds long lines: compare with whitespace collapsed)
+    summary = " ".join(outputs[0].split("TASK [Summary]", 1)[1].split())
+    assert "registry %s: 1 repositories, 1 tags" % registry in summary
+    assert "%s: 1.0" % image in summary
+    assert "published %s/%s:1.0 %s pushed now" % (registry, image, digest) in summary
+    assert "published %s/%s:1.0 %s already there" % (registry, image, digest) in " ".join(outputs[1].split("TASK [Summary]", 1)[1].split())

@@ -1,0 +1,136 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""registry_info on a registry holding N tags (default 1,000): how long does the listing take?
+
+A fresh registry container (registry:2, data in a fresh directory) gets N distinct images written
+straight through the registry API (one shared layer blob; per image its own configuration blob with its
+own created time, and its own manifest), spread over a few repositories. Then, each R times:
+
+* ``library``  - ``inventory()`` of module_utils/inventory.py in this process (catalog, tags, every manifest
+  and every configuration: digests, sizes, created times), 16 requests at a time on one pooled session;
+* ``module``   - ``ansible -m dockhand.registry.registry_info`` against the registry, the whole command
+  (Ansible start, module transfer and run);
+* ``serial``   - the same library call with one request at a time (pool of 1), for comparison.
+
+Environment: BENCH_INFO_TAGS (1000), BENCH_INFO_REPOS (4), BENCH_INFO_RUNS (5), BENCH_INFO_PORT (5548),
+BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_IMAGE (registry:2). Prints one JSON line per method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.dockhand.registry.plugins.module_utils.inventory import inventory  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient  # noqa: E402
+
+TAGS = int(os.environ.get("BENCH_INFO_TAGS", "1000"))
+REPOS = int(os.environ.get("BENCH_INFO_REPOS", "4"))
+RUNS = int(os.environ.get("BENCH_INFO_RUNS", "5"))
+PORT = int(os.environ.get("BENCH_INFO_PORT", "5548"))
+DIR = Path(os.environ.get("BENCH_INFO_DIR", "/tmp/dh-bench-info"))
+IMAGE = os.environ.get("BENCH_INFO_IMAGE", "registry:2")
+NAME = "dh-bench-info"
+BASE = "http://127.0.0.1:%d" % PORT
+V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def upload(session: requests.Session, repo: str, data: bytes) -> str:
+    digest = sha(data)
+    if session.head("%s/v2/%s/blobs/%s" % (BASE, repo, digest)).status_code == 200:
+        return digest
+    start = session.post("%s/v2/%s/blobs/uploads/" % (BASE, repo))
+    start.raise_for_status()
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else BASE + location
+    done = session.put(location, params={"digest": digest}, data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+    done.raise_for_status()
+    return digest
+
+
+def fill() -> None:
+    session = requests.Session()
+    layer = b"dockhand bench layer\n" * 100
+    def one(index: int) -> None:
+        repo = "bench/repo%d" % (index % REPOS)
+        layer_digest = upload(session, repo, layer)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:%02d:%02dZ" % (index // 60 % 60, index % 60),
+                             "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}, "index": index}).encode()
+        config_digest = upload(session, repo, config)
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": V2,
+                               "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config), "digest": config_digest},
+                               "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer), "digest": layer_digest}]})
+        put = session.put("%s/v2/%s/manifests/t%d" % (BASE, repo, index), data=manifest, headers={"Content-Type": V2})
+        put.raise_for_status()
+    for repo in range(REPOS):  # the shared layer once per repository, before the parallel writes
+        upload(session, "bench/repo%d" % repo, layer)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(TAGS)))
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
+
+
+def main() -> None:
+    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+    shutil.rmtree(DIR, ignore_errors=True)
+    DIR.mkdir(parents=True)
+    docker("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(BASE + "/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        started = time.monotonic()
+        fill()
+        print(json.dumps({"fill_seconds": round(time.monotonic() - started, 2), "tags": TAGS, "repositories": REPOS}))
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"))
+        ansible = str(ROOT / ".venv" / "bin" / "ansible")
+        for method in ("library", "serial", "module"):
+            times = []
+            for _ in range(RUNS):
+                started = time.monotonic()
+                if method == "module":
+                    command = [ansible, "localhost", "-i", str(ROOT / "inventory" / "localhost.yml"), "-m", "dockhand.registry.registry_info",
+                               "-a", "registry=127.0.0.1:%d registry_scheme=http" % PORT, "-o"]
+                    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+                    assert done.returncode == 0, done.stdout[-2000:]
+                    listed = done.stdout.count('"digest"')
+                else:
+                    client = RegistryClient("127.0.0.1:%d" % PORT, scheme="http", pool_size=16 if method == "library" else 1)
+                    held = inventory(client)
+                    listed = sum(len(r["tags"]) for r in held["repositories"])
+                    assert all(t["size"] and t["created"] for r in held["repositories"] for t in r["tags"])
+                times.append(time.monotonic() - started)
+            assert listed >= TAGS, "%s listed %d" % (method, listed)
+            print(json.dumps({"method": method, "tags": listed, "median_s": round(statistics.median(times), 3),
+                              "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": RUNS}))
+    finally:
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+        shutil.rmtree(DIR, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

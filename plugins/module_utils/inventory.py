@@ -1,0 +1,353 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a registry holds, and which of its tags a retention policy lets go.
+
+:func:`inventory` reads repositories, tags, manifests and image configurations through
+:class:`RegistryClient` (many requests at once on its pooled session); :func:`plan_prune`
+decides, without touching anything, which manifests a set of retention rules deletes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
+
+_DIGITS_RE = re.compile(r"(\d+)")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class InvalidPattern(DockhandError):
+    """A repository or tag pattern is not a regular expression."""
+
+
+def compile_patterns(patterns: list[str] | None, what: str) -> list[re.Pattern[str]]:
+    """Regular expressions matched against the whole name; raise naming the first bad one."""
+    compiled = []
+    for pattern in patterns or []:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise InvalidPattern("%s %r is not a regular expression: %s" % (what, pattern, exc)) from None
+    return compiled
+
+
+def matches(name: str, patterns: list[re.Pattern[str]]) -> bool:
+    return any(p.fullmatch(name) for p in patterns)
+
+
+def parse_created(text: str | None) -> datetime.datetime | None:
+    """An RFC 3339 time of an image configuration (nanoseconds and ``Z`` allowed), or None."""
+    if not text:
+        return None
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
+    if not match:
+        return None
+    fraction = (match.group(2) or ".0")[:7]
+    zone = match.group(3) or "Z"
+    zone = "+00:00" if zone == "Z" else zone
+    try:
+        return datetime.datetime.fromisoformat(match.group(1) + fraction + zone)
+    except ValueError:
+        return None
+
+
+@dataclass
+class TagInfo:
+    repository: str
+    tag: str
+    digest: str = ""
+    media_type: str = ""
+    size: int = 0
+    created: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    config_digest: str = ""
+
+    def created_time(self) -> datetime.datetime:
+        return parse_created(self.created) or _EPOCH
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "tag": self.tag,
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "size": self.size,
+            "created": self.created,
+        }
+        if self.platforms:
+            result["platforms"] = self.platforms
+        return result
+
+
+def natural_key(tag: str) -> list[Any]:
+    """``1.10`` after ``1.9``: digit runs compare as numbers, the rest as text; numbers before text (``1.0`` before
+    ``latest``), a name before its own extensions (``1.9`` before ``1.9-rc1``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS_RE.split(tag) if part]
+
+
+def newest_first(tags: list[TagInfo]) -> list[TagInfo]:
+    """Newest created time first; equal times (one build tagged several ways, or images built with a fixed
+    time such as reproducible builds) by the tag name in version order, highest first: ``latest`` before
+    ``1.10`` before ``1.9-rc1`` before ``1.9`` (see :func:`natural_key`). Deterministic whatever order the
+    registry lists tags in."""
+    return sorted(tags, key=lambda t: (t.created_time(), natural_key(t.tag)), reverse=True)
+
+
+def _platform(entry: dict[str, Any]) -> str:
+    platform = entry.get("platform") or {}
+    text = "%s/%s" % (platform.get("os", "?"), platform.get("architecture", "?"))
+    return text + ("/" + platform["variant"] if platform.get("variant") else "")
+
+
+class Reader:
+    """Reads one registry with a RegistryClient, asking for each manifest and configuration once."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+        self._configs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def repositories(self, patterns: list[re.Pattern[str]]) -> list[str]:
+        return sorted(r for r in self.client.catalog() if not patterns or matches(r, patterns))
+
+    def tags(self, repositories: list[str], patterns: list[re.Pattern[str]]) -> dict[str, list[str]]:
+        lists = self.client.map(self.client.tags, repositories)
+        return {
+            repo: sorted((t for t in tags if not patterns or matches(t, patterns)), key=natural_key)
+            for repo, tags in zip(repositories, lists)
+        }
+
+    def details(self, tags: dict[str, list[str]]) -> dict[str, list[TagInfo]]:
+        """Digest, media type, size, created time and platforms of every tag."""
+        wanted = [TagInfo(repo, tag) for repo, names in tags.items() for tag in names]
+        manifests = self.client.map(lambda t: self.client.manifest(t.repository, t.tag), wanted)
+        children: list[tuple[TagInfo, str]] = []
+        for info, manifest in zip(wanted, manifests):
+            if manifest is None:  # deleted between tags/list and here
+                continue
+            info.digest, info.media_type, body = manifest
+            if info.media_type in INDEX_MEDIA_TYPES or "manifests" in body:
+                for entry in body.get("manifests") or []:
+                    info.platforms.append(_platform(entry))
+                    info.children.append(entry.get("digest", ""))
+                    children.append((info, entry.get("digest", "")))
+            else:
+                self._single(info, body)
+        # Indexes: size and created of their platform images (one GET per child manifest).
+        unique_children = sorted({(i.repository, d) for i, d in children})
+        child_manifests = dict(
+            zip(unique_children, self.client.map(lambda rd: self.client.manifest(rd[0], rd[1]), unique_children))
+        )
+        child_infos: dict[tuple[str, str], TagInfo] = {}
+        for (repo, digest), manifest in child_manifests.items():
+            child = TagInfo(repo, digest)
+            if manifest is not None:
+                self._single(child, manifest[2])
+            child_infos[(repo, digest)] = child
+        self._fetch_configs()
+        for info in wanted:
+            if info.children:
+                parts = [child_infos[(info.repository, d)] for d in info.children if (info.repository, d) in child_infos]
+                info.size = sum(p.size for p in parts)
+                times = [self._created(p) for p in parts]
+                info.created = max((t for t in times if t), key=lambda t: parse_created(t) or _EPOCH, default=None)
+            elif info.digest:
+                info.created = self._created(info)
+        result: dict[str, list[TagInfo]] = {repo: [] for repo in tags}
+        for info in wanted:
+            if info.digest:
+                result[info.repository].append(info)
+        return result
+
+    # -- single-platform images: config digest and layer sizes from the manifest --------------------
+    def _single(self, info: TagInfo, body: dict[str, Any]) -> None:
+        config = body.get("config") or {}
+        info.config_digest = config.get("digest") or ""
+        info.size = int(config.get("size") or 0) + sum(int(layer.get("size") or 0) for layer in body.get("layers") or [])
+        if config.get("digest"):
+            self._configs.setdefault((info.repository, config["digest"]), {})
+
+    def _fetch_configs(self) -> None:
+        missing = [key for key, value in self._configs.items() if not value]
+        bodies = self.client.map(lambda key: self.client.blob_json(key[0], key[1]), missing)
+        for key, body in zip(missing, bodies):
+            self._configs[key] = body or {"_empty": True}
+
+    def _created(self, info: TagInfo) -> str | None:
+        config = self._configs.get((info.repository, info.config_digest)) or {}
+        return config.get("created")
+
+
+def inventory(
+    client: RegistryClient,
+    repositories: list[str] | None = None,
+    tags: list[str] | None = None,
+    details: bool = True,
+) -> dict[str, Any]:
+    """Every repository matching ``repositories`` and its tags matching ``tags`` (regular expressions, whole name)."""
+    repo_patterns = compile_patterns(repositories, "repository pattern")
+    tag_patterns = compile_patterns(tags, "tag pattern")
+    reader = Reader(client)
+    names = reader.repositories(repo_patterns)
+    tag_lists = reader.tags(names, tag_patterns)
+    if not details:
+        return {
+            "repositories": [{"name": repo, "tags": [{"tag": t} for t in tag_lists[repo]]} for repo in names],
+        }
+    infos = reader.details(tag_lists)
+    return {
+        "repositories": [{"name": repo, "tags": [i.as_dict() for i in infos[repo]]} for repo in names],
+        "infos": infos,
+    }
+
+
+# -- retention ----------------------------------------------------------------------------------------
+@dataclass
+class Rule:
+    repository: re.Pattern[str]
+    keep_last: int | None
+    keep_tags: list[re.Pattern[str]]
+    older_than_days: int | None
+
+
+def compile_rules(rules: list[dict[str, Any]]) -> list[Rule]:
+    """Validate every rule before anything is read or deleted; raise naming the first bad value."""
+    compiled = []
+    for number, rule in enumerate(rules, 1):
+        keep_last = rule.get("keep_last")
+        older = rule.get("older_than_days")
+        if keep_last is None and older is None:
+            raise InvalidPattern(
+                "retention rule %d (repository %r) sets neither keep_last nor older_than_days: it would delete every"
+                " tag not matching keep_tags" % (number, rule.get("repository"))
+            )
+        if keep_last is not None and keep_last < 0:
+            raise InvalidPattern("retention rule %d: keep_last %r must be 0 or more" % (number, keep_last))
+        if older is not None and older < 0:
+            raise InvalidPattern("retention rule %d: older_than_days %r must be 0 or more" % (number, older))
+        compiled.append(
+            Rule(
+                repository=compile_patterns([rule.get("repository") or ".*"], "repository pattern")[0],
+                keep_last=keep_last,
+                keep_tags=compile_patterns(rule.get("keep_tags"), "keep_tags pattern"),
+                older_than_days=older,
+            )
+        )
+    return compiled
+
+
+def rule_for(repository: str, rules: list[Rule]) -> Rule | None:
+    """The first rule whose repository pattern matches (rules are tried in order)."""
+    for rule in rules:
+        if rule.repository.fullmatch(repository):
+            return rule
+    return None
+
+
+def plan_prune(infos: list[TagInfo], rule: Rule, now: datetime.datetime) -> dict[str, Any]:
+    """Which tags of one repository go: ``{"keep": {tag: why}, "delete": {digest: [tags]}}``.
+
+    A tag goes when it is not among the ``keep_last`` newest (of the tags no pattern keeps), matches no ``keep_tags`` pattern and (when
+    ``older_than_days`` is set) is older than that. A manifest is deleted only when every tag pointing at
+    it goes: a digest that a kept tag (or a kept index) references stays, with all its tags.
+    """
+    ordered = newest_first(infos)
+    keep: dict[str, str] = {}
+    candidates: list[TagInfo] = []
+    rank = 0  # among the tags keep_tags does not keep: "keep 3 + latest" keeps 4
+    for info in ordered:
+        if matches(info.tag, rule.keep_tags):
+            keep[info.tag] = "matches keep_tags"
+            continue
+        rank += 1
+        if rule.keep_last is not None and rank <= rule.keep_last:
+            keep[info.tag] = "one of the %d newest" % rule.keep_last
+        elif rule.older_than_days is not None and info.created_time() > now - datetime.timedelta(days=rule.older_than_days):
+            keep[info.tag] = "younger than %d days" % rule.older_than_days
+        else:
+            candidates.append(info)
+    protected: dict[str, str] = {}
+    for info in ordered:
+        if info.tag in keep:
+            protected.setdefault(info.digest, info.tag)
+            for child in info.children:
+                protected.setdefault(child, info.tag)
+    delete: dict[str, list[str]] = {}
+    for info in candidates:
+        if info.digest in protected:
+            keep[info.tag] = "shares digest %s with kept tag %s" % (info.digest, protected[info.digest])
+        else:
+            delete.setdefault(info.digest, []).append(info.tag)
+    return {"order": [i.tag for i in ordered], "keep": keep, "delete": delete}
+
+
+PROBE_DIGEST = "sha256:" + "0" * 64
+
+
+def run_prune(
+    client: RegistryClient, rules: list[dict[str, Any]], check_mode: bool = False, now: datetime.datetime | None = None
+) -> dict[str, Any]:
+    """Apply retention ``rules`` to every repository one matches; in check mode, say what would go."""
+    compiled = compile_rules(rules)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    reader = Reader(client)
+    repos = [r for r in reader.repositories([]) if rule_for(r, compiled)]
+    infos = reader.details(reader.tags(repos, []))
+    plans = {repo: plan_prune(infos[repo], rule_for(repo, compiled), now) for repo in repos}  # type: ignore[arg-type]
+    work = [(repo, digest, tags) for repo, plan in plans.items() for digest, tags in sorted(plan["delete"].items())]
+    if work:
+        # Asks before anything goes: a DELETE of a digest no registry holds answers 404 with deletes on, 405 off.
+        client.delete_manifest(work[0][0], PROBE_DIGEST)
+    actions = ["delete %s@%s (tags %s)" % (repo, digest, ", ".join(sorted(tags, key=natural_key))) for repo, digest, tags in work]
+    deleted_flags = [True] * len(work)
+    if work and not check_mode:
+        deleted_flags = client.map(lambda item: client.delete_manifest(item[0], item[1]), work)
+    deleted = [
+        {"repository": repo, "digest": digest, "tags": sorted(tags, key=natural_key)}
+        for (repo, digest, tags), done in zip(work, deleted_flags)
+        if done
+    ]
+    before = {repo: sorted((i.tag for i in infos[repo]), key=natural_key) for repo in repos}
+    gone = {(d["repository"], t) for d in deleted for t in d["tags"]}
+    after = {repo: [t for t in tags if (repo, t) not in gone] for repo, tags in before.items()}
+    return {
+        "changed": bool(deleted),
+        "actions": actions,
+        "deleted": deleted,
+        "kept": {repo: plan["keep"] for repo, plan in plans.items()},
+        "diff": {"before": {"tags": before}, "after": {"tags": after}},
+    }
+
+
+# Registry HTTP options of registry_info and registry_prune (the project's agreed names; doc fragment registry_api).
+REGISTRY_API_ARGSPEC: dict = {
+    "registry": {"type": "str", "required": True},
+    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
+    "registry_timeout": {"type": "float", "default": 10},
+    "registry_validate_certs": {"type": "bool", "default": True},
+    "registry_ca_cert": {"type": "path"},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "workers": {"type": "int", "default": 16},
+}
+
+
+def client_from_params(params: dict[str, Any]) -> RegistryClient:
+    if params["workers"] < 1 or params["workers"] > 64:
+        raise InvalidPattern("workers %r must be between 1 and 64" % params["workers"])
+    if params["registry_timeout"] <= 0:
+        raise InvalidPattern("registry_timeout %r must be more than 0" % params["registry_timeout"])
+    return RegistryClient(
+        params["registry"],
+        username=params["username"],
+        password=params["password"],
+        ca_cert=params["registry_ca_cert"],
+        validate_certs=params["registry_validate_certs"],
+        scheme=None if params["registry_scheme"] == "auto" else params["registry_scheme"],
+        timeout=params["registry_timeout"],
+        pool_size=params["workers"],
+    )

@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_gc
+short_description: Garbage-collect a registry's storage while the registry is read-only
+version_added: 0.2.0
+description:
+  - Runs C(registry garbage-collect) against the registry's own storage and configuration, inside its container.
+  - First a dry run on the registry as it runs. When nothing can be removed, that is all (no read-only window,
+    not changed).
+  - Otherwise the registry is recreated with C(storage.maintenance.readonly) on (data kept, see
+    M(dockhand.registry.registry_container)): pulls keep being served, pushes are refused with the registry's
+    read-only error. The collection runs, then the registry is recreated read-write, also when the collection
+    fails or the module receives SIGTERM. A registry left read-only by a run that was killed outright is made
+    read-write again by the next run, first.
+  - Each switch restarts the registry process, a short gap (typically well under a second) in which the port does
+    not answer.
+  - Reports the blobs and bytes removed, measured on the registry's storage (when it is on the module's host), and
+    how long the registry was read-only.
+author:
+  - dockhand.registry contributors (@dockhand)
+extends_documentation_fragment:
+  - dockhand.registry.docker
+  - dockhand.registry.docker.attributes
+options:
+  name:
+    description: Name of the registry container.
+    type: str
+    default: registry
+  delete_untagged:
+    description: Also remove manifests no tag points at (C(--delete-untagged)), as left by M(dockhand.registry.registry_prune) or by re-pushed tags.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait for the registry to answer after each switch.
+    type: int
+    default: 60
+notes:
+  - In check mode the module runs C(garbage-collect --dry-run) and reports what would be removed; the registry is not
+    switched.
+  - A Swarm service (several replicas on shared storage) is not handled yet.
+seealso:
+  - module: dockhand.registry.registry_prune
+  - module: dockhand.registry.registry_container
+"""
+
+EXAMPLES = r"""
+- name: Reclaim the space of deleted tags
+  dockhand.registry.registry_gc:
+    name: registry
+    delete_untagged: true
+  register: gc
+
+- name: Say what it did
+  ansible.builtin.debug:
+    msg: "{{ gc.blobs_removed }} blobs, {{ gc.bytes_removed }} bytes; read-only for {{ gc.read_only_seconds }} s"
+"""
+
+RETURN = r"""
+blobs_removed:
+  description: Blobs removed (in check mode, that would be removed).
+  returned: always
+  type: int
+  sample: 16
+bytes_removed:
+  description: Bytes removed from the storage (in check mode, that would be); null when the storage is not on this host.
+  returned: always
+  type: int
+  sample: 4212
+manifests_removed:
+  description: Manifests the collection found eligible for deletion (untagged ones, with O(delete_untagged)).
+  returned: always
+  type: int
+  sample: 8
+removed:
+  description: Digests of the blobs removed (in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+  sample: ["sha256:6f2c9f1a3c0b66e3f0b2f5e5a1d8b9d3c1f0e5a2b4c6d8e0f1a3b5c7d9e1f3a5"]
+read_only_seconds:
+  description: How long pushes were refused (from the switch to read-only until the read-write registry answered); 0 when not switched.
+  returned: always
+  type: float
+  sample: 1.84
+gc_seconds:
+  description: How long the collection itself ran.
+  returned: always
+  type: float
+  sample: 0.05
+before:
+  description: Blobs and bytes in the storage before (null when the storage is not on this host).
+  returned: always
+  type: dict
+  sample: {blobs: 40, bytes: 12345}
+after:
+  description: Blobs and bytes in the storage after.
+  returned: always
+  type: dict
+  sample: {blobs: 24, bytes: 8133}
+actions:
+  description: What was done (in check mode, what would be done).
+  returned: always
+  type: list
+  elements: str
+  sample: ["switch the registry container registry to read-only", "garbage-collect: 16 blobs removed"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, GcError, run_gc
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            DOCKER_ARGSPEC,
+            name=dict(type="str", default="registry"),
+            delete_untagged=dict(type="bool", default=False),
+            wait_timeout=dict(type="int", default=60),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    def action() -> dict:
+        if p["wait_timeout"] < 1:
+            raise GcError("wait_timeout %r must be 1 or more" % p["wait_timeout"])
+        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        backend = ContainerBackend(engine, p["name"], p["wait_timeout"])
+        result = run_gc(backend, module.check_mode, p["delete_untagged"])
+        result["diff"] = {"before": result["before"], "after": result["after"]}
+        return result
+
+    run_module(
+        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
+    )
+
+
+if __name__ == "__main__":
+    main()

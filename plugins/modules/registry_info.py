@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_info
+short_description: List what a Docker Registry holds (repositories, tags, digests, sizes, created times)
+version_added: 0.2.0
+description:
+  - Reads the registry's catalog and tag lists (paged), then for every tag its manifest digest and media type, the
+    platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
+    images) and the created time (from the image configuration; for an index the newest of its platform images).
+  - Many requests run at the same time on one pool of connections (O(workers)).
+  - Read-only; in check mode it returns the same.
+author:
+  - dockhand.registry contributors (@dockhand)
+extends_documentation_fragment:
+  - dockhand.registry.registry_api
+options:
+  repositories:
+    description:
+      - Python regular expressions; only repositories whose whole name matches one of them are listed. Empty lists all.
+    type: list
+    elements: str
+    default: []
+  tags:
+    description:
+      - Python regular expressions; only tags whose whole name matches one of them are listed. Empty lists all.
+    type: list
+    elements: str
+    default: []
+  details:
+    description:
+      - Read manifests and configurations (digest, media type, size, created, platforms). V(false) lists names only.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+seealso:
+  - module: dockhand.registry.registry_prune
+"""
+
+EXAMPLES = r"""
+- name: Everything the registry on localhost:5000 holds
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+  register: held
+
+- name: Release tags of the team's repositories, over HTTPS with a private CA
+  dockhand.registry.registry_info:
+    registry: registry.example.org:5000
+    registry_ca_cert: /etc/dockhand/registry/tls/ca.crt
+    username: reader
+    password: "{{ reader_password }}"
+    repositories: ['team/.*']
+    tags: ['v?\d+\.\d+\.\d+']
+"""
+
+RETURN = r"""
+registry:
+  description: The registry address that was read.
+  returned: always
+  type: str
+  sample: localhost:5000
+repositories:
+  description: Every listed repository with its tags, in name order; tags in version order (C(1.9) before C(1.10)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: team/app
+      tags:
+        - tag: "1.0"
+          digest: sha256:6f2c9f1a3c0b66e3f0b2f5e5a1d8b9d3c1f0e5a2b4c6d8e0f1a3b5c7d9e1f3a5
+          media_type: application/vnd.docker.distribution.manifest.v2+json
+          size: 2871
+          created: "2026-11-30T02:00:00.123456789Z"
+counts:
+  description: How many repositories, tags and distinct manifest digests were listed.
+  returned: always
+  type: dict
+  sample: {repositories: 1, tags: 12, digests: 11}
+actions:
+  description: Always empty (the module changes nothing).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
+    REGISTRY_API_ARGSPEC,
+    client_from_params,
+    compile_patterns,
+    inventory,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            REGISTRY_API_ARGSPEC,
+            repositories=dict(type="list", elements="str", default=[]),
+            tags=dict(type="list", elements="str", default=[]),
+            details=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    def action() -> dict:
+        compile_patterns(p["repositories"], "repository pattern")
+        compile_patterns(p["tags"], "tag pattern")
+        client = client_from_params(p)
+        held = inventory(client, p["repositories"], p["tags"], p["details"])
+        repositories = held["repositories"]
+        return {
+            "changed": False,
+            "actions": [],
+            "registry": client.registry,
+            "repositories": repositories,
+            "counts": {
+                "repositories": len(repositories),
+                "tags": sum(len(r["tags"]) for r in repositories),
+                "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
+            },
+        }
+
+    run_module(module, action, ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+
+
+if __name__ == "__main__":
+    main()

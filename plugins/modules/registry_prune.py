@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_prune
+short_description: Delete the tags a retention policy lets go from a Docker Registry
+version_added: 0.2.0
+description:
+  - For every repository matched by a rule (the first matching rule applies), orders the tags newest first by the
+    created time of their image configuration; equal times are ordered by tag name in version order, highest first
+    (C(1.10) before C(1.9)), so the outcome does not depend on the order the registry lists them in.
+  - A tag goes when it is not among the O(rules[].keep_last) newest, matches none of O(rules[].keep_tags) and, when
+    O(rules[].older_than_days) is set, is older than that.
+  - Deletes through the registry API (manifest C(DELETE) by digest), which removes every tag of that digest. A digest
+    that a kept tag (or a kept image index) still references is never deleted; its tags stay and say why in RV(kept).
+  - Deletes need C(storage.delete.enabled) on the registry (the P(dockhand.registry.registry#role) role turns it on
+    when retention is configured); the module asks before deleting anything and fails with one line naming the fix.
+  - Space is reclaimed only by a garbage collection afterwards (M(dockhand.registry.registry_gc)).
+author:
+  - dockhand.registry contributors (@dockhand)
+extends_documentation_fragment:
+  - dockhand.registry.registry_api
+options:
+  rules:
+    description: Retention rules, tried in order for each repository.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      repository:
+        description: Python regular expression matched against the whole repository name.
+        type: str
+        default: ".*"
+      keep_last:
+        description: Keep the N newest tags.
+        type: int
+      keep_tags:
+        description: Python regular expressions; tags whose whole name matches one are always kept.
+        type: list
+        elements: str
+        default: []
+      older_than_days:
+        description:
+          - Delete only tags older than this many days (created time). At least one of O(rules[].keep_last) and
+            O(rules[].older_than_days) is required.
+        type: int
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+seealso:
+  - module: dockhand.registry.registry_info
+  - module: dockhand.registry.registry_gc
+"""
+
+EXAMPLES = r"""
+- name: Keep the 3 newest tags, latest and every release of each repository
+  dockhand.registry.registry_prune:
+    registry: localhost:5000
+    rules:
+      - repository: ".*"
+        keep_last: 3
+        keep_tags: [latest, 'v?\d+\.\d+\.\d+']
+
+- name: Drop CI builds older than two weeks, keep at least 5
+  dockhand.registry.registry_prune:
+    registry: localhost:5000
+    rules:
+      - repository: ci/.*
+        keep_last: 5
+        older_than_days: 14
+"""
+
+RETURN = r"""
+deleted:
+  description: The manifests deleted (in check mode, that would be deleted), with the tags that pointed at them.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{repository: app, digest: "sha256:6f2c9f1a3c0b66e3f0b2f5e5a1d8b9d3c1f0e5a2b4c6d8e0f1a3b5c7d9e1f3a5", tags: ["1.0"]}]
+kept:
+  description: Per repository, every kept tag and why.
+  returned: always
+  type: dict
+  sample: {app: {latest: matches keep_tags, "1.3": one of the 3 newest}}
+actions:
+  description: What was done (in check mode, what would be done).
+  returned: always
+  type: list
+  elements: str
+  sample: ["delete app@sha256:6f2c9f1a3c0b66e3f0b2f5e5a1d8b9d3c1f0e5a2b4c6d8e0f1a3b5c7d9e1f3a5 (tags 1.0)"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
+    REGISTRY_API_ARGSPEC,
+    client_from_params,
+    compile_rules,
+    run_prune,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            REGISTRY_API_ARGSPEC,
+            rules=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    repository=dict(type="str", default=".*"),
+                    keep_last=dict(type="int"),
+                    keep_tags=dict(type="list", elements="str", default=[]),
+                    older_than_days=dict(type="int"),
+                ),
+            ),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+
+    def action() -> dict:
+        compile_rules(p["rules"])
+        return run_prune(client_from_params(p), p["rules"], module.check_mode)
+
+    run_module(module, action, ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+
+
+if __name__ == "__main__":
+    main()
