@@ -10,9 +10,11 @@ Used by the image_sync tests and the sync benchmark. Plain HTTP registries on lo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +29,18 @@ SESSION = requests.Session()
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def tar_layer(name: str, content: str) -> bytes:
+    """A layer the engine can unpack: an uncompressed tar holding one file (fixed mtime: same input, same digest)."""
+    data = content.encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def push_blob(registry: str, repository: str, data: bytes | Path, media_type: str = OCI_LAYER) -> dict:
@@ -73,7 +87,7 @@ def push_image(
             "architecture": arch,
             "os": os_name,
             "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in layer_descriptors]},
-            "config": {},
+            "config": {"Cmd": ["/file"]},
         }
     ).encode()
     manifest = {
@@ -90,7 +104,7 @@ def push_image(
 def push_index(registry: str, repository: str, tag: str, marker: str = "") -> str:
     """Two platform images (linux/amd64, linux/arm64) stored by digest, and an OCI index of them under ``tag``."""
     children = [
-        push_image(registry, repository, None, [("%s layer of %s %s\n" % (arch, repository, marker)).encode()], "linux", arch)
+        push_image(registry, repository, None, [tar_layer(arch, "%s layer of %s %s\n" % (arch, repository, marker))], "linux", arch)
         for arch in ("amd64", "arm64")
     ]
     _, digest = put_manifest(
@@ -104,7 +118,7 @@ def push_images(registry: str, repository: str, count: int, marker: str = "", wo
 
     def one(number: int) -> str:
         tag = "t%03d" % number
-        return push_image(registry, repository, tag, [("image %d of %s %s\n" % (number, repository, marker)).encode()])["digest"]
+        return push_image(registry, repository, tag, [tar_layer("file", "image %d of %s %s\n" % (number, repository, marker))])["digest"]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, range(count)))
