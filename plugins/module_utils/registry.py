@@ -214,7 +214,8 @@ class RegistryClient:
             params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
             query: dict[str, Any] = {"service": params.get("service", "")}
             if scope or params.get("scope"):
-                query["scope"] = (scope or params["scope"]).split(" ")
+                scopes = (scope or params["scope"]).split(" ")  # a mount asks for two: pull,push here, pull there
+                query["scope"] = scopes if len(scopes) > 1 else scopes[0]
             try:
                 answer = self.session.get(
                     params.get("realm", ""),
