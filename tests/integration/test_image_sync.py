@@ -277,3 +277,23 @@ def test_pull_through_cache(workdir, dh_vars):
     docker("stop", upstream)
     docker("pull", "%s@%s" % (cached, digest))  # upstream down: served from the cache
     docker("rmi", "-f", "%s@%s" % (cached, digest), check=False)
+
+
+def test_publish_role_sync_list(two_registries, dh_vars):
+    """The publish role's publish_sync promotes between registries: changed, then changed=0."""
+    workdir = two_registries
+    repo = PREFIX + "promote"
+    digest = api.push_index(SRC, repo, "2.0", dh_vars["dh_marker"])
+    play = workdir / "promote.yml"
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "dockhand.registry.publish"}]}]))
+    role_vars = {
+        "publish_registry": DEST,
+        "publish_images": [],
+        "publish_builds": [],
+        "publish_sync": [{"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/prod/%s" % (DEST, repo), "tags": ["2.0"]}],
+    }
+    first = ansible_playbook(play, role_vars)
+    assert first.returncode == 0 and "changed=1" in first.stdout, first.stdout[-3000:]
+    assert head_digest(DEST, "prod/" + repo, "2.0") == digest
+    again = ansible_playbook(play, role_vars)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
