@@ -121,6 +121,8 @@ class EngineClient:
             for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
                 error = _stream_error(chunk)
                 if error:
+                    if error.strip().lower() == "unsupported":  # distribution's 405 UNSUPPORTED, as the engine says it
+                        error += " (the registry refuses pushes: a pull-through cache or read-only; push to its upstream)"
                     raise EngineError("push of %s:%s refused: %s" % (repository, tag, error))
                 aux = chunk.get("aux") or {}
                 if aux.get("Digest"):

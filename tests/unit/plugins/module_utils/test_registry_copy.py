@@ -89,3 +89,15 @@ def test_cache_refuses_uploads_in_one_line():
 def test_has_blob():
     reg, _ = client(lambda m, u, **k: FakeResponse(200 if u.endswith("yes") else 404, {}))
     assert reg.has_blob("app", "yes") and not reg.has_blob("app", "no")
+
+
+def test_engine_push_to_a_cache_names_it():
+    from unittest import mock
+
+    from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
+
+    engine = EngineClient.__new__(EngineClient)
+    engine.api = mock.Mock()
+    engine.api.push.return_value = iter([{"status": "Preparing"}, {"errorDetail": {"message": "unsupported"}, "error": "unsupported"}])
+    with pytest.raises(EngineError, match=r"refused: unsupported \(the registry refuses pushes: a pull-through cache"):
+        engine.push("localhost:5000/app", "1")
