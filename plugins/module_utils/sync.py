@@ -306,8 +306,8 @@ class Syncer:
         """With a tag pattern: the source repository's tags that match it (fully), sorted."""
         if pattern is None:
             return items
-        sreg, srepo, _ = _full(str(src_repository), "src_repository")
-        dreg, drepo, _ = _full(str(dest_repository), "dest_repository")
+        sreg, srepo = _full(str(src_repository), "src_repository")[:2]
+        dreg, drepo = _full(str(dest_repository), "dest_repository")[:2]
         tags = sorted(t for t in self.client("src", sreg).tags(srepo) if pattern.fullmatch(t))
         return [Item(sreg, srepo, t, dreg, drepo, t) for t in tags]
 
