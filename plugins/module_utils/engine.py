@@ -82,6 +82,8 @@ def _read_stream(chunks: Iterable[dict[str, Any]], failed: str) -> Iterator[dict
         if error and "HTTP 405" in error and "Method not allowed" in error:
             # distribution in maintenance mode (storage.maintenance.readonly) answers every write 405.
             error = "the registry is read-only (maintenance mode, e.g. a garbage collection): push again after it"
+        elif error and error.strip().lower() == "unsupported":  # distribution's 405 UNSUPPORTED, as the engine says it
+            error += " (the registry refuses pushes: a pull-through cache or read-only; push to its upstream)"
         if error:
             raise EngineError("%s: %s" % (failed, error))
         yield chunk

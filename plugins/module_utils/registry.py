@@ -12,7 +12,9 @@ runs many of these questions at once over the client's one pooled session.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import threading
@@ -20,7 +22,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urljoin
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry
@@ -74,6 +77,59 @@ class RegistryAuthError(RegistryError):
 
 class RegistryDeleteDisabled(RegistryError):
     """The registry refuses deletes (``storage.delete.enabled`` is off)."""
+
+
+class ManifestMissing(RegistryError):
+    """The registry does not hold the manifest or blob asked for."""
+
+
+class RegistryReadOnly(RegistryError):
+    """The registry refuses uploads: a pull-through cache (distribution's proxy mode) or a read-only registry."""
+
+
+# Blobs stream through in pieces of this size: the memory a copy takes, whatever the layer size.
+CHUNK_SIZE = 256 * 1024
+
+
+class Manifest(NamedTuple):
+    """A manifest as the registry stores it (``data`` verbatim), its media type and digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+
+class BlobStream:
+    """A blob being read from a registry, as the body of the upload to another one.
+
+    requests sends a file-like body with a length as one request with a Content-Length, reading it
+    piece by piece (never all in memory); the length comes from the manifest's descriptor."""
+
+    def __init__(self, response: requests.Response, size: int) -> None:
+        self.response = response
+        self.size = size
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, amount: int = CHUNK_SIZE) -> bytes:
+        if amount is None or amount < 0 or amount > CHUNK_SIZE:
+            amount = CHUNK_SIZE
+        data = self.response.raw.read(amount, decode_content=False)
+        self.sent += len(data)
+        return data
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def _pull(repository: str) -> str:
+    return "repository:%s:pull" % repository
+
+
+def _push(repository: str) -> str:
+    return "repository:%s:pull,push" % repository
 
 
 def _reason(exc: Exception) -> str:
@@ -209,9 +265,10 @@ class RegistryClient:
         if kind == "bearer":
             params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
             self._check_clear_text(params.get("realm", ""))
-            query = {"service": params.get("service", "")}
+            query: dict[str, Any] = {"service": params.get("service", "")}
             if scope or params.get("scope"):
-                query["scope"] = scope or params["scope"]
+                scopes = (scope or params["scope"]).split(" ")  # a mount asks for two: pull,push here, pull there
+                query["scope"] = scopes if len(scopes) > 1 else scopes[0]
             try:
                 answer = self.session.get(
                     params.get("realm", ""),
@@ -324,22 +381,13 @@ class RegistryClient:
         return self._paged("/v2/_catalog", "repositories", "registry:catalog:*")
 
     def manifest(self, repository: str, reference: str) -> tuple[str, str, dict[str, Any]] | None:
-        """``GET`` the manifest ``repository:reference`` (a tag or a digest): (digest, media type, body),
+        """The manifest ``repository:reference`` (a tag or a digest) read as JSON: (digest, media type, body),
         or None when it is absent."""
-        path = "/v2/%s/manifests/%s" % (repository, reference)
-        response = self.request("GET", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
-        if response.status_code == 404:
-            return None
-        self._check(response, "GET " + path)
-        digest = response.headers.get("Docker-Content-Digest")
-        if not digest:
-            raise RegistryError("registry %s gave no Docker-Content-Digest for %s:%s" % (self.registry, repository, reference))
         try:
-            body = response.json()
-        except ValueError:
-            raise RegistryError("registry %s sent a manifest of %s:%s that is not JSON" % (self.registry, repository, reference)) from None
-        media_type = body.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
-        return digest, media_type, body
+            found = self.get_manifest(repository, reference)
+        except ManifestMissing:
+            return None
+        return found.digest, found.media_type, json.loads(found.data)
 
     def blob_json(self, repository: str, digest: str) -> dict[str, Any]:
         """``GET`` a small JSON blob (an image configuration) of ``repository`` by digest."""
@@ -378,6 +426,101 @@ class RegistryClient:
         with ThreadPoolExecutor(max_workers=min(self.pool_size, len(items))) as pool:
             futures = [pool.submit(call, item) for item in items]
         return [future.result() for future in futures]
+
+    # -- copying between registries (image_sync) ---------------------------------------
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """``GET`` a manifest (tag or digest) as the registry stores it: bytes, media type, digest.
+
+        The bytes are kept verbatim (never re-serialised): that is what keeps the digest when they are put elsewhere.
+        Raises ManifestMissing when the registry does not hold it."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        response = self.request("GET", path, scope=_pull(repository), headers={"Accept": ACCEPT_MANIFESTS})
+        if response.status_code == 404:
+            raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repository, reference))
+        self._check(response, "GET " + path)
+        data = response.content
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if reference.startswith("sha256:") and reference != digest:
+            raise RegistryError("registry %s sent %s@%s with the digest %s" % (self.registry, repository, reference, digest))
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            media_type = json.loads(data).get("mediaType") or media_type
+        except (ValueError, AttributeError):
+            raise RegistryError("registry %s sent a manifest for %s:%s that is not JSON" % (self.registry, repository, reference)) from None
+        return Manifest(data, media_type, digest)
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str:
+        """``PUT`` the manifest's bytes verbatim under ``reference`` (a tag or its digest); return the stored digest."""
+        path = "/v2/%s/manifests/%s" % (repository, reference)
+        response = self.request(
+            "PUT", path, scope=_push(repository), headers={"Content-Type": manifest.media_type}, data=manifest.data
+        )
+        self._check_write(response, "PUT " + path)
+        return response.headers.get("Docker-Content-Digest") or manifest.digest
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """``HEAD /v2/<name>/blobs/<digest>``: does the repository hold (or may it use) the blob."""
+        path = "/v2/%s/blobs/%s" % (repository, digest)
+        response = self.request("HEAD", path, scope=_push(repository), allow_redirects=False)
+        if response.status_code == 404:
+            return False
+        if response.status_code in (200, 307, 302):
+            return True
+        self._check(response, "HEAD " + path)
+        return False
+
+    def start_upload(self, repository: str, mount: str | None = None, mount_from: str | None = None) -> str | None:
+        """Open a blob upload in ``repository``; with ``mount`` + ``mount_from`` ask for a cross-repository mount.
+
+        Returns None when the blob was mounted (201), else the upload URL (202) to send the blob to."""
+        path = "/v2/%s/blobs/uploads/" % repository
+        scope = _push(repository)
+        params = None
+        if mount and mount_from:
+            params = {"mount": mount, "from": mount_from}
+            scope = "%s %s" % (scope, _pull(mount_from))
+        response = self.request("POST", path, scope=scope, params=params, allow_redirects=False)
+        if response.status_code == 201 and mount:
+            return None
+        if response.status_code != 202:
+            self._check_write(response, "POST " + path)
+            raise RegistryError("registry %s answered %d to POST %s" % (self.registry, response.status_code, path))
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError("registry %s gave no upload Location for %s" % (self.registry, repository))
+        return urljoin(self.base_url + path, location)
+
+    def upload_blob(self, repository: str, location: str, digest: str, stream: BlobStream) -> None:
+        """Finish an upload with one streamed ``PUT <location>?digest=`` (monolithic upload, bounded memory:
+        the body is read from the source in CHUNK_SIZE pieces while it is sent)."""
+        separator = "&" if "?" in location else "?"
+        url = "%s%sdigest=%s" % (location, separator, digest)
+        response = self.request(
+            "PUT", url, scope=_push(repository), headers={"Content-Type": "application/octet-stream"}, data=stream,
+            timeout=(self.timeout, max(self.timeout, 60.0)),
+        )
+        self._check_write(response, "PUT blob %s" % digest)
+
+    def open_blob(self, repository: str, digest: str, size: int) -> BlobStream:
+        """``GET`` a blob as a stream (redirects to storage followed); read it with ``read(n)``."""
+        path = "/v2/%s/blobs/%s" % (repository, digest)
+        response = self.request("GET", path, scope=_pull(repository), stream=True, timeout=(self.timeout, max(self.timeout, 60.0)))
+        if response.status_code == 404:
+            response.close()
+            raise ManifestMissing("blob %s is not in %s/%s" % (digest, self.registry, repository))
+        if response.status_code >= 400:
+            response.close()
+            self._check(response, "GET " + path)
+        return BlobStream(response, size)
+
+    def _check_write(self, response: requests.Response, what: str) -> None:
+        """As _check, naming a registry that refuses every write (a pull-through cache answers 405 UNSUPPORTED)."""
+        if response.status_code == 405 or (response.status_code >= 400 and "UNSUPPORTED" in response.text[:500]):
+            raise RegistryReadOnly(
+                "registry %s refuses writes (HTTP %d to %s): it is a pull-through cache or read-only; "
+                "push to its upstream instead" % (self.registry, response.status_code, what.split(" ", 1)[0])
+            )
+        self._check(response, what)
 
 
 def wait_ready(address: str, scheme: str, timeout: float, still_running: Callable[[], bool] | None = None) -> float:

@@ -1,0 +1,299 @@
+"""image_sync and the pull-through cache against real registry containers (issue 14).
+
+Registries on DH_PORT_BASE+10.. (source, destination, upstream, cache). Images are built in the registries through
+the API (tests/support/registry_api.py): no engine, except for the cache test, which pulls with the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.dockhand.registry.tests.support import registry_api as api
+
+from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, ansible_playbook, docker
+
+SRC_PORT, DEST_PORT, UPSTREAM_PORT, CACHE_PORT = PORT_BASE + 10, PORT_BASE + 11, PORT_BASE + 12, PORT_BASE + 13
+SRC, DEST = "localhost:%d" % SRC_PORT, "localhost:%d" % DEST_PORT
+RSS_LIMIT_KIB = 100 * 1024
+
+
+def start_registry(name: str, port: int, data: Path) -> str:
+    data.mkdir(parents=True, exist_ok=True)
+    docker("rm", "-f", PREFIX + name, check=False)
+    docker("run", "-d", "--name", PREFIX + name, "-p", "127.0.0.1:%d:5000" % port, "-v", "%s:/var/lib/registry" % data, REGISTRY_IMAGE)
+    wait_up(port)
+    return PREFIX + name
+
+
+def wait_up(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None) -> dict:
+    """One image_sync task through ansible-playbook; its registered result (failed runs too)."""
+    out = workdir / "result.json"
+    out.unlink(missing_ok=True)
+    playbook = workdir / "sync.yml"
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "tasks": [
+                        {
+                            "dockhand.registry.image_sync": "{{ sync_args }}",
+                            "check_mode": check_mode,
+                            "diff": True,
+                            "register": "r",
+                            "ignore_errors": True,
+                        },
+                        {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(out), "mode": "0600"}, "check_mode": False},
+                    ],
+                }
+            ]
+        )
+    )
+    extra: dict = {"sync_args": args}
+    if python:
+        extra["ansible_python_interpreter"] = python
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        done = ansible_playbook(playbook, extra)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def raw(reference: str) -> bytes:
+    return subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + reference], capture_output=True, check=True
+    ).stdout
+
+
+def head_digest(registry: str, repository: str, tag: str) -> str | None:
+    request = urllib.request.Request(
+        "http://%s/v2/%s/manifests/%s" % (registry, repository, tag), method="HEAD", headers={"Accept": ", ".join(api_types())}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.headers["Docker-Content-Digest"]
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def api_types() -> list[str]:
+    return [
+        api.OCI_MANIFEST,
+        api.OCI_INDEX,
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+
+
+@pytest.fixture
+def two_registries(workdir):
+    start_registry("sync-src", SRC_PORT, workdir / "src")
+    start_registry("sync-dest", DEST_PORT, workdir / "dest")
+    return workdir
+
+
+def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
+    workdir = two_registries
+    repo = PREFIX + "multi"
+    source_digest = api.push_index(SRC, repo, "1.0", dh_vars["dh_marker"])
+    args = {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/mirror/%s" % (DEST, repo), "tags": ["1.0"]}
+
+    check = run_sync(workdir, args, check_mode=True)
+    assert check["changed"] and check["synced"] == ["%s/mirror/%s:1.0" % (DEST, repo)], check
+    assert check["actions"][0].startswith("would copy"), check
+    assert head_digest(DEST, "mirror/" + repo, "1.0") is None, "check mode wrote to the destination"
+
+    first = run_sync(workdir, args)
+    assert first["changed"] and not first.get("failed"), first
+    item = first["images"][0]
+    assert item["digest"] == source_digest == item["source_digest"] and item["digest_preserved"], item
+    assert item["platforms"] == ["linux/amd64", "linux/arm64"], item
+    assert item["blobs"]["copied"] == 4, item  # two configs + two layers
+    assert first["diff"]["before"].strip().endswith("(absent)") and source_digest in first["diff"]["after"], first
+    assert head_digest(DEST, "mirror/" + repo, "1.0") == source_digest
+    assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo)), "skopeo inspect --raw differs"
+
+    again = run_sync(workdir, args)
+    assert not again["changed"] and again["images"][0]["action"] == "present", again
+
+    moved = api.push_index(SRC, repo, "1.0", dh_vars["dh_marker"] + "-moved")
+    assert moved != source_digest
+    third = run_sync(workdir, args)
+    assert third["changed"] and third["images"][0]["digest"] == moved and third["images"][0]["digest_before"] == source_digest, third
+    assert head_digest(DEST, "mirror/" + repo, "1.0") == moved
+    assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo))
+    assert not run_sync(workdir, args)["changed"]
+
+
+def test_pattern_platforms_mounts_and_failures(two_registries, dh_vars):
+    workdir = two_registries
+    repo = PREFIX + "many"
+    digests = api.push_images(SRC, repo, 5, dh_vars["dh_marker"])
+    api.push_index(SRC, repo, "multi", dh_vars["dh_marker"])
+
+    bad = run_sync(workdir, {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/%s" % (DEST, repo), "tag_pattern": "t(0"})
+    assert bad.get("failed") and "invalid tag_pattern 't(0'" in bad["msg"] and "\n" not in bad["msg"], bad
+
+    args = {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/%s" % (DEST, repo), "tag_pattern": "t00[0-3]", "workers": 3}
+    first = run_sync(workdir, args)
+    assert [i["dest"] for i in first["images"]] == ["%s/%s:t00%d" % (DEST, repo, n) for n in range(4)], first
+    assert [i["digest"] for i in first["images"]] == digests[:4]
+    assert not run_sync(workdir, args)["changed"]
+
+    # Same registry, another repository: blobs are mounted, not copied; only one platform: a new index.
+    arm = run_sync(
+        workdir,
+        {"images": [{"src": "%s/%s:multi" % (DEST, repo), "dest": "%s/%sarm:1" % (DEST, PREFIX)}], "platforms": ["linux/arm64"]},
+    )
+    # The index is not at the destination yet: copy it first.
+    assert arm.get("failed") and "is not in the registry" in arm["msg"], arm
+    run_sync(workdir, {"images": [{"src": "%s/%s:multi" % (SRC, repo), "dest": "%s/%s:multi" % (DEST, repo)}]})
+    arm = run_sync(
+        workdir,
+        {"images": [{"src": "%s/%s:multi" % (DEST, repo), "dest": "%s/%sarm:1" % (DEST, PREFIX)}], "platforms": ["linux/arm64"]},
+    )
+    item = arm["images"][0]
+    assert arm["changed"] and not item["digest_preserved"] and item["platforms"] == ["linux/arm64"], arm
+    assert item["blobs"] == {"copied": 0, "mounted": 2, "present": 0}, item
+    assert json.loads(raw("%s/%sarm:1" % (DEST, PREFIX)))["manifests"][0]["platform"]["architecture"] == "arm64"
+
+    # A missing tag fails alone; the other tag of the list is copied and reported.
+    mixed = run_sync(
+        workdir,
+        {
+            "images": [
+                {"src": "%s/%s:t004" % (SRC, repo), "dest": "%s/%s:t004" % (DEST, repo)},
+                {"src": "%s/%s:nope" % (SRC, repo), "dest": "%s/%s:nope" % (DEST, repo)},
+            ]
+        },
+    )
+    assert mixed.get("failed") and "1 of 2 tags" in mixed["msg"] and ":nope" in mixed["msg"], mixed
+    assert mixed["results"][0]["changed"] and mixed["results"][1]["failed"], mixed
+    assert head_digest(DEST, repo, "t004") == digests[4]
+
+
+def test_big_layer_streams_in_bounded_memory(two_registries):
+    workdir = two_registries
+    layer = api.big_layer(workdir / "layer", 256)
+    digest = api.push_image(SRC, PREFIX + "big", "1", [layer])["digest"]
+    log = workdir / "rss.log"
+    result = run_sync(
+        workdir,
+        {"images": [{"src": "%s/%sbig:1" % (SRC, PREFIX), "dest": "%s/%sbig:1" % (DEST, PREFIX)}]},
+        python=str(ROOT / "bench" / "python-rss"),
+        env={"DH_BENCH_RSS_LOG": str(log), "DH_BENCH_PYTHON": str(ROOT / ".venv" / "bin" / "python")},
+    )
+    assert result["changed"] and result["images"][0]["digest"] == digest, result
+    assert result["images"][0]["bytes_copied"] >= 256 << 20
+    # One line per module process, in task order (pipelining: no file name on the command line): the first is image_sync.
+    peak = int(log.read_text().splitlines()[0].split()[0])
+    print("image_sync peak RSS for a 256 MiB layer: %.1f MiB" % (peak / 1024))
+    assert peak < RSS_LIMIT_KIB, "peak RSS %d KiB" % peak
+    shutil.rmtree(workdir / "layer", ignore_errors=True)
+
+
+def test_pull_through_cache(workdir, dh_vars):
+    upstream = start_registry("upstream", UPSTREAM_PORT, workdir / "upstream")
+    address = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", upstream).strip()
+    repo = PREFIX + "cached"
+    digest = api.push_images("localhost:%d" % UPSTREAM_PORT, repo, 1, dh_vars["dh_marker"])[0]
+    cache_vars = {
+        "registry_container_name": PREFIX + "cache",
+        "registry_image": REGISTRY_IMAGE,
+        "registry_image_pull": False,
+        "registry_port": CACHE_PORT,
+        "registry_data_path": str(workdir / "cache"),
+        "registry_proxy": {"url": "http://%s:5000" % address, "username": "mirror", "password": "s3cret-" + dh_vars["dh_marker"]},
+        "registry_proxy_config": str(workdir / "etc" / "config.yml"),
+        "registry_wait_timeout": 30,
+    }
+    play = workdir / "cache.yml"
+    play.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "roles": [{"role": "dockhand.registry.registry"}],
+                }
+            ]
+        )
+    )
+    done = ansible_playbook(play, cache_vars)
+    assert done.returncode == 0 and "changed=0" not in done.stdout, done.stdout[-3000:]
+    done = ansible_playbook(play, cache_vars)
+    assert done.returncode == 0 and "changed=0" in done.stdout, done.stdout[-3000:]
+    assert "s3cret" not in done.stdout and "s3cret" not in docker("inspect", PREFIX + "cache")
+    assert oct((workdir / "etc" / "config.yml").stat().st_mode & 0o777) == "0o600"
+
+    cached = "localhost:%d/%s" % (CACHE_PORT, repo)
+    docker("pull", cached + ":t000")
+    assert digest in docker("image", "inspect", "-f", "{{json .RepoDigests}}", cached + ":t000")
+    # Publishing to the cache is refused with one line, before anything is built or pushed.
+    publish = workdir / "publish.yml"
+    publish.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "dockhand.registry.publish"}]}]))
+    done = ansible_playbook(
+        publish,
+        dict(cache_vars, publish_registry="localhost:%d" % CACHE_PORT, publish_images=[{"name": repo, "tag": "t000"}]),
+    )
+    assert done.returncode != 0
+    assert "is a pull-through cache of http://%s:5000 (registry_proxy): a cache refuses pushes" % address in done.stdout, done.stdout[-2000:]
+
+    # image_sync into the cache: one line naming the cache.
+    result = run_sync(workdir, {"images": [{"src": "%s:t000" % cached, "dest": "localhost:%d/%sother:1" % (CACHE_PORT, PREFIX)}]})
+    assert result.get("failed") and "pull-through cache" in result["msg"] and "\n" not in result["msg"], result
+
+    docker("rmi", "-f", cached + ":t000")
+    docker("stop", upstream)
+    docker("pull", "%s@%s" % (cached, digest))  # upstream down: served from the cache
+    docker("rmi", "-f", "%s@%s" % (cached, digest), check=False)
+
+
+def test_publish_role_sync_list(two_registries, dh_vars):
+    """The publish role's publish_sync promotes between registries: changed, then changed=0."""
+    workdir = two_registries
+    repo = PREFIX + "promote"
+    digest = api.push_index(SRC, repo, "2.0", dh_vars["dh_marker"])
+    play = workdir / "promote.yml"
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "dockhand.registry.publish"}]}]))
+    role_vars = {
+        "publish_registry": DEST,
+        "publish_images": [],
+        "publish_builds": [],
+        "publish_sync": [{"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/prod/%s" % (DEST, repo), "tags": ["2.0"]}],
+    }
+    first = ansible_playbook(play, role_vars)
+    assert first.returncode == 0 and "changed=1" in first.stdout, first.stdout[-3000:]
+    assert head_digest(DEST, "prod/" + repo, "2.0") == digest
+    again = ansible_playbook(play, role_vars)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]

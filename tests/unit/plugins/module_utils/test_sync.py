@@ -1,0 +1,240 @@
+"""image_sync's copy logic (module_utils/sync.py) against in-memory registries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from ansible_collections.dockhand.registry.plugins.module_utils.reference import InvalidReference
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    BlobStream,
+    Manifest,
+    ManifestMissing,
+    RegistryReadOnly,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.sync import SyncError, sync_images
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class FakeRaw:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def read(self, amount, decode_content=False):
+        piece = self.data[self.offset : self.offset + amount]
+        self.offset += len(piece)
+        return piece
+
+
+class FakeResponse:
+    def __init__(self, data: bytes) -> None:
+        self.raw = FakeRaw(data)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeRegistry:
+    """Manifests and blobs per repository; records every write."""
+
+    def __init__(self, name: str, read_only: bool = False) -> None:
+        self.registry = name
+        self.manifests: dict[str, dict[str, Manifest]] = {}
+        self.blobs: dict[str, dict[str, bytes]] = {}
+        self.writes: list[tuple] = []
+        self.read_only = read_only
+
+    # what the tests build with
+    def add_blob(self, repo: str, data: bytes) -> dict:
+        self.blobs.setdefault(repo, {})[digest(data)] = data
+        return {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(data), "size": len(data)}
+
+    def add_manifest(self, repo: str, ref: str | None, body: dict) -> Manifest:
+        data = json.dumps(body).encode()
+        manifest = Manifest(data, body["mediaType"], digest(data))
+        self.manifests.setdefault(repo, {})[manifest.digest] = manifest
+        if ref:
+            self.manifests[repo][ref] = manifest
+        return manifest
+
+    def add_image(self, repo: str, ref: str | None, content: bytes, arch: str = "amd64") -> dict:
+        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": self.add_blob(repo, b"config " + content),
+                "layers": [self.add_blob(repo, content)]}
+        manifest = self.add_manifest(repo, ref, body)
+        return {"mediaType": OCI_MANIFEST, "digest": manifest.digest, "size": len(manifest.data),
+                "platform": {"os": "linux", "architecture": arch}}
+
+    # the RegistryClient interface sync.py uses
+    def ping(self) -> int:
+        return 200
+
+    def tags(self, repo: str) -> list[str]:
+        return [ref for ref in self.manifests.get(repo, {}) if not ref.startswith("sha256:")]
+
+    def get_manifest(self, repo: str, ref: str) -> Manifest:
+        try:
+            return self.manifests[repo][ref]
+        except KeyError:
+            raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repo, ref)) from None
+
+    def manifest_digest(self, repo: str, ref: str) -> str | None:
+        found = self.manifests.get(repo, {}).get(ref)
+        return found.digest if found else None
+
+    def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
+        if self.read_only:
+            raise RegistryReadOnly("registry %s refuses writes" % self.registry)
+        self.writes.append(("manifest", repo, ref))
+        self.manifests.setdefault(repo, {})[ref] = manifest
+        self.manifests[repo][manifest.digest] = manifest
+        return manifest.digest
+
+    def has_blob(self, repo: str, blob: str) -> bool:
+        return blob in self.blobs.get(repo, {})
+
+    def start_upload(self, repo: str, mount: str | None = None, mount_from: str | None = None) -> str | None:
+        if self.read_only:
+            raise RegistryReadOnly("registry %s refuses writes (HTTP 405 to POST): it is a pull-through cache" % self.registry)
+        if mount and mount in self.blobs.get(mount_from or "", {}):
+            self.writes.append(("mount", repo, mount))
+            self.blobs.setdefault(repo, {})[mount] = self.blobs[mount_from][mount]
+            return None
+        return "upload:" + repo
+
+    def open_blob(self, repo: str, blob: str, size: int) -> BlobStream:
+        return BlobStream(FakeResponse(self.blobs[repo][blob]), size)
+
+    def upload_blob(self, repo: str, location: str, blob: str, stream: BlobStream) -> None:
+        pieces = []
+        while True:
+            piece = stream.read(7)
+            if not piece:
+                break
+            pieces.append(piece)
+        data = b"".join(pieces)
+        assert digest(data) == blob
+        self.writes.append(("blob", repo, blob))
+        self.blobs.setdefault(repo, {})[blob] = data
+
+
+def run(src: FakeRegistry, dest: FakeRegistry, **kwargs) -> dict:
+    registries = {src.registry: src, dest.registry: dest}
+    return sync_images(registries.__getitem__, registries.__getitem__, **kwargs)
+
+
+@pytest.fixture
+def src():
+    return FakeRegistry("src.example:5000")
+
+
+@pytest.fixture
+def dest():
+    return FakeRegistry("dest.example:5000")
+
+
+def index_of(registry: FakeRegistry, repo: str, tag: str, children: list[dict]) -> Manifest:
+    return registry.add_manifest(repo, tag, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+
+
+def test_index_copied_verbatim_then_nothing(src, dest):
+    children = [src.add_image("app", None, b"amd", "amd64"), src.add_image("app", None, b"arm", "arm64")]
+    index = index_of(src, "app", "1.0", children)
+    args = dict(src_repository="src.example:5000/app", dest_repository="dest.example:5000/team/app", tags=["1.0"])
+
+    check = run(src, dest, check_mode=True, **args)
+    assert check["changed"] and check["synced"] == ["dest.example:5000/team/app:1.0"] and dest.writes == []
+
+    first = run(src, dest, **args)
+    item = first["images"][0]
+    assert first["changed"] and item["digest"] == index.digest and item["digest_preserved"]
+    assert dest.manifests["team/app"]["1.0"].data == index.data  # verbatim bytes
+    assert item["blobs"] == {"copied": 4, "mounted": 0, "present": 0}
+    assert item["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert first["diff"] == {"before": "dest.example:5000/team/app:1.0 (absent)\n", "after": "dest.example:5000/team/app:1.0 %s\n" % index.digest}
+
+    again = run(src, dest, **args)
+    assert not again["changed"] and again["images"][0]["action"] == "present" and again["actions"] == []
+
+
+def test_child_in_another_repository_fails_that_tag_only(src, dest):
+    """The decision for an index whose children live elsewhere: fail that tag, naming the child; tag nothing."""
+    elsewhere = src.add_image("other", None, b"arm", "arm64")
+    index_of(src, "app", "multi", [src.add_image("app", None, b"amd"), elsewhere])
+    src.add_image("app", "plain", b"plain")
+    with pytest.raises(SyncError) as caught:
+        run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tags=["multi", "plain"])
+    message = str(caught.value)
+    assert "1 of 2 tags" in message and elsewhere["digest"] in message and "linux/arm64" in message
+    assert "must live in its own repository" in message
+    results = caught.value.results
+    assert results[0]["failed"] and not results[0]["changed"] and results[1]["changed"]
+    assert "multi" not in dest.manifests["app"] and "plain" in dest.manifests["app"]
+
+    # Without the missing platform, the rest copies (under a new index digest).
+    done = run(src, dest, images=[{"src": "src.example:5000/app:multi", "dest": "dest.example:5000/app:multi"}], platforms=["linux/amd64"])
+    assert done["changed"] and not done["images"][0]["digest_preserved"]
+
+
+def test_platforms_pattern_and_mount_in_one_registry(src):
+    index_of(src, "app", "v1", [src.add_image("app", None, b"amd", "amd64"), src.add_image("app", None, b"arm", "arm64")])
+    src.add_image("app", "v2", b"two")
+    src.add_image("app", "x", b"x")
+    result = run(src, src, src_repository="src.example:5000/app", dest_repository="src.example:5000/copy", tag_pattern="v[0-9]",
+                 platforms=["linux/arm64"])
+    assert [i["dest"] for i in result["images"]] == ["src.example:5000/copy:v1", "src.example:5000/copy:v2"]
+    assert result["images"][0]["platforms"] == ["linux/arm64"] and not result["images"][0]["digest_preserved"]
+    assert result["images"][1]["digest_preserved"]  # a single image: platforms do not apply
+    assert all(kind == "mount" for kind, _, _ in [w for w in src.writes if w[0] != "manifest"])
+    assert json.loads(src.manifests["copy"]["v1"].data)["manifests"][0]["platform"]["architecture"] == "arm64"
+
+
+def test_shared_layer_is_copied_once(src, dest):
+    for tag in ("a", "b", "c"):
+        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": src.add_blob("app", b"config " + tag.encode()),
+                "layers": [src.add_blob("app", b"shared layer")]}
+        src.add_manifest("app", tag, body)
+    result = run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tags=["a", "b", "c"], workers=3)
+    assert result["changed"]
+    assert len([w for w in dest.writes if w[0] == "blob"]) == 4  # three configs, one shared layer
+
+
+def test_cache_destination_fails_with_one_line(src):
+    src.add_image("app", "1", b"one")
+    cache = FakeRegistry("cache.example:5000", read_only=True)
+    with pytest.raises(SyncError) as caught:
+        run(src, cache, images=[{"src": "src.example:5000/app:1", "dest": "cache.example:5000/app:1"}])
+    assert "pull-through cache" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"src_repository": "src.example:5000/app", "dest_repository": "dest.example:5000/app", "tag_pattern": "("}, "invalid tag_pattern '('"),
+        ({"src_repository": "src.example:5000/app", "dest_repository": "dest.example:5000/app", "tags": ["bad tag"]}, "invalid tag 'bad tag'"),
+        ({"src_repository": "app", "dest_repository": "dest.example:5000/app", "tags": ["1"]}, "name the registry"),
+        ({"images": [{"src": "src.example:5000/app:1"}]}, "give src and dest"),
+        ({"images": [{"src": "src.example:5000/app@sha256:" + "a" * 64, "dest": "dest.example:5000/app:1"}]}, "not a digest"),
+        ({"images": [{"src": "src.example:5000/app:1", "dest": "dest.example:5000/app:1"}], "platforms": ["linux"]}, "invalid platform 'linux'"),
+        ({"images": [], "workers": 0}, "invalid workers 0"),
+    ],
+)
+def test_bad_input_fails_before_any_write(src, dest, kwargs, expected):
+    src.add_image("app", "1", b"one")
+    with pytest.raises(InvalidReference, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        run(src, dest, **kwargs)
+    assert dest.writes == []
+
+
+def test_blob_stream_reads_in_bounded_pieces():
+    stream = BlobStream(FakeResponse(b"x" * 1000), 1000)
+    assert len(stream) == 1000
+    assert len(stream.read(10**9)) == 1000 and stream.read(10) == b"" and stream.sent == 1000

@@ -1,0 +1,58 @@
+"""image_sync's argument handling: one-line errors before any registry is asked."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.dockhand.registry.plugins.modules import image_sync
+
+
+def fails(args, capsys, *fragments) -> dict:
+    with mock.patch.object(image_sync, "RegistryClient") as client, patch_module_args(args), pytest.raises(SystemExit):
+        image_sync.main()
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert result.get("failed") is True, result
+    for fragment in fragments:
+        assert fragment in result["msg"], result["msg"]
+    assert "\n" not in result["msg"]
+    client.assert_not_called()
+    return result
+
+
+def test_images_and_repository_exclusive(capsys):
+    fails({"images": [], "src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tags": ["1"]}, capsys, "mutually exclusive")
+
+
+def test_repository_needs_tags_or_pattern(capsys):
+    fails({"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a"}, capsys, "needs tags or tag_pattern")
+
+
+def test_repository_needs_dest(capsys):
+    fails({"src_repository": "localhost:5000/a", "tags": ["1"]}, capsys, "dest_repository")
+
+
+def test_tags_and_pattern_exclusive(capsys):
+    fails(
+        {"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tags": ["1"], "tag_pattern": "1"},
+        capsys,
+        "mutually exclusive",
+    )
+
+
+def test_bad_pattern_named_and_password_hidden(capsys):
+    result = fails(
+        {"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tag_pattern": "[",
+         "dest_username": "u", "dest_password": "hunter2-secret"},
+        capsys,
+        "invalid tag_pattern '['",
+    )
+    assert "hunter2-secret" not in json.dumps(result)
+
+
+def test_password_needs_user(capsys):
+    fails({"images": [], "src_password": "x"}, capsys, "src_username")
