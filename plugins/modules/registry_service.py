@@ -199,6 +199,7 @@ update_order:
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
+
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
@@ -280,6 +281,7 @@ def main() -> None:
     )
 
     def action() -> dict:
+        spec.validate()  # every bad value, before the engine is asked anything
         engine = EngineClient(p["docker_host"], p["timeout"])
         return RegistryService(engine, spec, module.check_mode).converge()
 

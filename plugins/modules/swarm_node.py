@@ -112,6 +112,7 @@ join_tokens:
 """
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
+
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import SwarmNode
@@ -134,9 +135,9 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        engine = EngineClient(p["docker_host"], p["timeout"])
-        node = SwarmNode(engine, p["role"], p["join_addr"], p["join_token"], p["advertise_addr"], p["listen_addr"], p["swarm_id"], module.check_mode)
-        return node.converge()
+        args = (p["role"], p["join_addr"], p["join_token"], p["advertise_addr"], p["listen_addr"], p["swarm_id"], module.check_mode)
+        SwarmNode(None, *args).validate()  # type: ignore[arg-type]  # every bad value, before the engine is asked
+        return SwarmNode(EngineClient(p["docker_host"], p["timeout"]), *args).converge()
 
     run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR))
 
