@@ -15,13 +15,13 @@ description:
     name that health-checks C(/v2/) in front) or V(ingress) mode (the routing mesh answers on every node).
   - Storage is a directory every node shares at the same path (O(data_path), a bind mount of NFS, CephFS, ...) or a
     named volume of a driver that gives every node the same data (O(volume), O(volume_driver)). The filesystem
-    storage driver keeps uploads and manifests as files, so every replica must see the same files: a path local to
+    storage driver keeps uploads and manifests as files, so every replica must see the same files; a path local to
     each node would give each replica its own, different registry.
   - The registry's C(http.secret), which lets one replica finish an upload another started, is generated once (kept
     in O(http_secret_path) on this manager, or given as O(http_secret)) and reaches the replicas only inside the
     registry's configuration, kept as a B(Swarm secret) (the configuration holds the secret, so it is not a Swarm
     config). The htpasswd file and the TLS certificate and key become Swarm secrets too. Secret names carry the
-    digest of their content: a rotated file is a new secret and a changed service spec, rolled out like any other
+    digest of their content, so a rotated file is a new secret and a changed service spec, rolled out like any other
     change; secrets no longer used are removed afterwards.
   - Compares the wanted spec with the running service (image and its ID on this manager, arguments, environment,
     mounts, secrets, mode and replicas, placement, ports, update policy) and changes only what differs, as a rolling
@@ -99,7 +99,7 @@ options:
     default: {}
   read_only:
     description:
-      - Put every replica in read-only mode (C(storage.maintenance.readonly)): pulls work, pushes are refused. A
+      - Put every replica in read-only mode (C(storage.maintenance.readonly)); pulls work, pushes are refused. A
         change rolls the service. Meant for garbage collection on shared storage, which needs no writer.
     type: bool
     default: false
@@ -127,7 +127,7 @@ options:
     description:
       - Order of a rolling update. V(start-first) starts the new task before stopping the old one.
       - V(auto) is V(start-first), except in V(host) publish mode with V(global) mode or one task per node, where the old
-        task holds the node's port until it stops, so the new task could not start: V(stop-first) there (the registry
+        task holds the node's port until it stops, so the new task could not start; V(stop-first) there (the registry
         finishes requests in flight first; clients go to another node meanwhile).
     type: str
     choices: [auto, start-first, stop-first]
