@@ -398,6 +398,10 @@ class RegistryService:
     def converge(self) -> dict[str, Any]:
         self.spec.validate()
         state = self.engine.swarm_state()
+        if not state.get("ControlAvailable") and self.check_mode and self.spec.state != "absent":
+            # Check mode before the swarm exists (the swarm role would form it first): the service would be created.
+            self.actions.append("create service %s once this host is a swarm manager" % self.spec.name)
+            return self._result(True, None, None, [])
         if not state.get("ControlAvailable"):
             raise SwarmError(
                 "this host is not a swarm manager (swarm state %s): run registry_service on a manager" % (state.get("LocalNodeState") or "inactive")

@@ -260,3 +260,12 @@ def test_not_a_manager_is_refused(spec):
     api.info.return_value = {"Swarm": {"LocalNodeState": "active", "ControlAvailable": False}}
     with pytest.raises(SwarmError, match="not a swarm manager"):
         RegistryService(EngineClient(api=api), spec).converge()
+
+
+def test_check_mode_before_the_swarm_exists_says_it_would_create(spec):
+    api = service_api()
+    api.info.return_value = {"Swarm": {"LocalNodeState": "inactive"}}
+    result = RegistryService(EngineClient(api=api), spec, check_mode=True).converge()
+    assert result["changed"] is True
+    assert "create service reg" in result["actions"][0]
+    api.create_service.assert_not_called()
