@@ -373,3 +373,142 @@ class EngineClient:
             self.api.create_volume(name)
         except DockerException as exc:
             raise EngineError("cannot create volume %s: %s" % (name, _explain(exc))) from None
+
+    # -- swarm ------------------------------------------------------------------------
+    # Every call exists in docker SDK 5.0.3 (Debian 12's python3-docker) and 7.x; specs are passed as the engine's
+    # own JSON (dicts), so no SDK type whose arguments changed between versions is needed.
+    def swarm_state(self) -> dict[str, Any]:
+        """The ``Swarm`` part of ``docker info``: LocalNodeState, NodeID, ControlAvailable, Cluster, RemoteManagers."""
+        try:
+            return self.api.info().get("Swarm") or {}
+        except DockerException as exc:
+            raise EngineError("cannot read the engine's swarm state: %s" % _explain(exc)) from None
+
+    def swarm(self) -> dict[str, Any]:
+        """``docker swarm inspect`` (managers only): ID, JoinTokens, Spec."""
+        try:
+            return self.api.inspect_swarm()
+        except DockerException as exc:
+            raise EngineError("cannot inspect the swarm: %s" % _explain(exc)) from None
+
+    def swarm_init(self, advertise_addr: str | None, listen_addr: str) -> None:
+        try:
+            self.api.init_swarm(advertise_addr=advertise_addr, listen_addr=listen_addr)
+        except DockerException as exc:
+            raise EngineError("cannot initialise a swarm: %s" % _explain(exc)) from None
+
+    def swarm_join(self, remote_addrs: list[str], join_token: str, advertise_addr: str | None, listen_addr: str) -> None:
+        try:
+            self.api.join_swarm(remote_addrs, join_token, listen_addr=listen_addr, advertise_addr=advertise_addr)
+        except DockerException as exc:
+            # The engine's message never holds the token; say which manager was asked.
+            raise EngineError("cannot join the swarm of %s: %s" % (", ".join(remote_addrs), _explain(exc))) from None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        try:
+            return self.api.nodes()
+        except DockerException as exc:
+            raise EngineError("cannot list the swarm's nodes: %s" % _explain(exc)) from None
+
+    def update_node(self, node_id: str, version: int, spec: dict[str, Any]) -> None:
+        try:
+            self.api.update_node(node_id, version, spec)
+        except DockerException as exc:
+            raise EngineError("cannot update swarm node %s: %s" % (node_id, _explain(exc))) from None
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        """``docker service inspect``; None when there is no such service."""
+        try:
+            return self.api.inspect_service(name)
+        except NotFound:
+            return None
+        except DockerException as exc:
+            raise EngineError("cannot inspect service %s: %s" % (name, _explain(exc))) from None
+
+    def create_service(self, spec: dict[str, Any]) -> str:
+        try:
+            created = self.api.create_service(
+                spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=spec.get("Labels"),
+                mode=spec.get("Mode"),
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+        except DockerException as exc:
+            raise EngineError("cannot create service %s: %s" % (spec["Name"], _explain(exc))) from None
+        return created["ID"]
+
+    def update_service(self, service_id: str, version: int, spec: dict[str, Any]) -> None:
+        """Replace the service's spec by ``spec`` (the engine rolls the tasks by the spec's UpdateConfig)."""
+        try:
+            self.api.update_service(
+                service_id,
+                version,
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=spec.get("Labels"),
+                mode=spec.get("Mode"),
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+        except DockerException as exc:
+            raise EngineError("cannot update service %s: %s" % (spec["Name"], _explain(exc))) from None
+
+    def remove_service(self, name: str) -> None:
+        try:
+            self.api.remove_service(name)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise EngineError("cannot remove service %s: %s" % (name, _explain(exc))) from None
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        try:
+            return self.api.tasks(filters={"service": service})
+        except DockerException as exc:
+            raise EngineError("cannot list the tasks of service %s: %s" % (service, _explain(exc))) from None
+
+    def secrets(self, label: str) -> list[dict[str, Any]]:
+        """Swarm secrets carrying ``label`` (``key`` or ``key=value``)."""
+        try:
+            return self.api.secrets(filters={"label": label})
+        except DockerException as exc:
+            raise EngineError("cannot list swarm secrets: %s" % _explain(exc)) from None
+
+    def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+        try:
+            return self.api.create_secret(name, data, labels=labels)["ID"]
+        except DockerException as exc:
+            raise EngineError("cannot create swarm secret %s: %s" % (name, _explain(exc))) from None
+
+    def remove_secret(self, secret_id: str) -> None:
+        try:
+            self.api.remove_secret(secret_id)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise EngineError("cannot remove swarm secret %s: %s" % (secret_id, _explain(exc))) from None
+
+    def configs(self, label: str) -> list[dict[str, Any]]:
+        """Swarm configs carrying ``label``."""
+        try:
+            return self.api.configs(filters={"label": label})
+        except DockerException as exc:
+            raise EngineError("cannot list swarm configs: %s" % _explain(exc)) from None
+
+    def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+        try:
+            return self.api.create_config(name, data, labels=labels)["ID"]
+        except DockerException as exc:
+            raise EngineError("cannot create swarm config %s: %s" % (name, _explain(exc))) from None
+
+    def remove_config(self, config_id: str) -> None:
+        try:
+            self.api.remove_config(config_id)
+        except NotFound:
+            return
+        except DockerException as exc:
+            raise EngineError("cannot remove swarm config %s: %s" % (config_id, _explain(exc))) from None

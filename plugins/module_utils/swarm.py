@@ -1,0 +1,516 @@
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker Swarm: a host's membership (swarm_node) and the registry as a Swarm service (registry_service).
+
+The engine does the work (scheduling, rolling updates, secrets); this file decides what to ask for and says
+what changed. All engine calls go through :class:`EngineClient`, all registry HTTP through registry.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets as token_source
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+
+LABEL_SERVICE = "io.dockhand.registry.service"
+LABEL_KIND = "io.dockhand.registry.kind"
+LABEL_IMAGE = "io.dockhand.registry.image-id"
+SECRET_DIR = "/run/secrets/"
+CONFIG_FILE = "dockhand-registry.yml"
+DATA_DIR = "/var/lib/registry"
+NANO = 1_000_000_000
+
+
+class SwarmError(DockhandError):
+    """A swarm request that cannot be met (wrong swarm, wrong role, bad value)."""
+
+
+# -- swarm_node ------------------------------------------------------------------------------------------------------
+def _host(address: str) -> str:
+    """``10.0.0.1:2377`` → ``10.0.0.1`` (``[::1]:2377`` → ``::1``)."""
+    if address.startswith("["):
+        return address[1 : address.index("]")]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+class SwarmNode:
+    """Make the engine a member of one swarm: init it (no ``join_addr``) or join it as manager or worker."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        role: str,
+        join_addr: list[str],
+        join_token: str | None,
+        advertise_addr: str | None,
+        listen_addr: str,
+        swarm_id: str | None = None,
+        check_mode: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.role = role
+        self.join_addr = join_addr
+        self.join_token = join_token
+        self.advertise_addr = advertise_addr
+        self.listen_addr = listen_addr
+        self.swarm_id = swarm_id
+        self.check_mode = check_mode
+
+    def validate(self) -> None:
+        if self.join_addr and not self.join_token:
+            raise SwarmError("join_addr %s needs join_token" % ", ".join(self.join_addr))
+        if not self.join_addr and self.role != "manager":
+            raise SwarmError("role=%s needs join_addr: only a manager starts a new swarm" % self.role)
+
+    def _membership(self, state: dict[str, Any]) -> tuple[str, str | None]:
+        """(role, swarm ID or None) of a host already in a swarm; a worker cannot see the swarm's ID."""
+        if state.get("ControlAvailable"):
+            return "manager", (state.get("Cluster") or {}).get("ID")
+        return "worker", None
+
+    def _same_swarm(self, state: dict[str, Any], swarm_id: str | None) -> bool:
+        if swarm_id is not None:
+            return not self.swarm_id or swarm_id == self.swarm_id
+        managers = {_host(m.get("Addr", "")) for m in state.get("RemoteManagers") or []}
+        return not self.join_addr or bool(managers & {_host(a) for a in self.join_addr})
+
+    def converge(self) -> dict[str, Any]:
+        self.validate()
+        state = self.engine.swarm_state()
+        local = state.get("LocalNodeState") or "inactive"
+        actions: list[str] = []
+        if local in ("active", "pending"):
+            role, swarm_id = self._membership(state)
+            if not self._same_swarm(state, swarm_id):
+                raise SwarmError(
+                    "this host (node %s) is in another swarm (%s); leave it by hand (docker swarm leave) if that is meant"
+                    % (state.get("NodeID"), swarm_id or "managers " + ", ".join(m.get("Addr", "") for m in state.get("RemoteManagers") or []))
+                )
+            if role != self.role:
+                raise SwarmError(
+                    "this host (node %s) is a %s of the swarm, wanted %s: %s it on a manager (docker node %s %s)"
+                    % (state.get("NodeID"), role, self.role, "promote" if self.role == "manager" else "demote",
+                       "promote" if self.role == "manager" else "demote", state.get("NodeID"))
+                )  # fmt: skip
+            return self._result(False, actions, state, before=role)
+        if local == "locked":
+            raise SwarmError("this host's swarm is locked (autolock): unlock it with docker swarm unlock first")
+        if local == "error":
+            raise SwarmError("this host's swarm state is 'error': %s" % (state.get("Error") or "no detail"))
+        if not self.join_addr:
+            actions.append("initialise a new swarm (advertise %s)" % (self.advertise_addr or "the default address"))
+            if not self.check_mode:
+                self.engine.swarm_init(self.advertise_addr, self.listen_addr)
+        else:
+            actions.append("join the swarm of %s as %s" % (", ".join(self.join_addr), self.role))
+            if not self.check_mode:
+                self.engine.swarm_join(self.join_addr, self.join_token or "", self.advertise_addr, self.listen_addr)
+        after = state if self.check_mode else self.engine.swarm_state()
+        return self._result(True, actions, after, before="none")
+
+    def _result(self, changed: bool, actions: list[str], state: dict[str, Any], before: str) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "changed": changed,
+            "actions": actions,
+            "node_id": state.get("NodeID") or None,
+            "role": self.role,
+            "diff": {"before": {"swarm_role": before}, "after": {"swarm_role": self.role}},
+        }
+        if state.get("ControlAvailable") and not self.check_mode:
+            swarm = self.engine.swarm()
+            result["swarm_id"] = swarm.get("ID")
+            managers = [n for n in self.engine.nodes() if n.get("ManagerStatus")]
+            result["managers"] = sorted(n["ManagerStatus"].get("Addr") for n in managers if n["ManagerStatus"].get("Addr"))
+            if not self.join_addr:
+                # Needed by the hosts that join (only the host that starts the swarm hands them out); the role keeps
+                # the task that reads them under no_log.
+                tokens = swarm.get("JoinTokens") or {}
+                result["join_tokens"] = {"manager": tokens.get("Manager"), "worker": tokens.get("Worker")}
+        else:
+            result["swarm_id"] = (state.get("Cluster") or {}).get("ID") or self.swarm_id
+        return result
+
+
+# -- registry_service ------------------------------------------------------------------------------------------------
+@dataclass
+class ServiceSpec:
+    """What the user asks of the registry service (the module's options)."""
+
+    name: str
+    image: str = ""
+    state: str = "present"
+    mode: str = "replicated"
+    replicas: int = 1
+    max_replicas_per_node: int = 1
+    constraints: list[str] = field(default_factory=list)
+    port: int = 5000
+    publish_mode: str = "host"
+    data_path: str | None = None
+    volume: str | None = None
+    volume_driver: str | None = None
+    volume_options: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    read_only: bool = False
+    http_secret: str | None = None
+    http_secret_path: str = "/etc/dockhand/registry/http-secret"
+    htpasswd: str | None = None
+    auth_realm: str = "dockhand.registry"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    update_order: str = "auto"
+    update_delay: float = 2
+    update_monitor: float = 5
+    stop_grace_period: float = 15
+    wait_timeout: int = 300
+
+    def validate(self) -> None:
+        if self.state == "absent":
+            return
+        if not self.image:
+            raise SwarmError("image is required unless state=absent")
+        if not 1 <= self.port <= 65535:
+            raise SwarmError("port %s is not between 1 and 65535" % self.port)
+        if self.mode == "replicated" and self.replicas < 0:
+            raise SwarmError("replicas %s is negative" % self.replicas)
+        if self.max_replicas_per_node < 0:
+            raise SwarmError("max_replicas_per_node %s is negative" % self.max_replicas_per_node)
+        if bool(self.data_path) == bool(self.volume):
+            raise SwarmError("exactly one of data_path and volume is required")
+        if self.data_path and (not os.path.isabs(self.data_path) or os.path.normpath(self.data_path) in ("/", "/etc", "/var", "/usr")):
+            raise SwarmError("data_path %s is not a dedicated absolute directory" % self.data_path)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SwarmError("tls_cert and tls_key go together")
+        if self.wait_timeout <= 0:
+            raise SwarmError("wait_timeout %s is not a positive number of seconds" % self.wait_timeout)
+        for what, path in (("htpasswd", self.htpasswd), ("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if path and not os.path.isfile(path):
+                raise SwarmError("%s %s is not a file on this host" % (what, path))
+        for key in self.env:
+            if key.upper() == "REGISTRY_HTTP_SECRET":
+                raise SwarmError("env REGISTRY_HTTP_SECRET would show in docker service inspect: use http_secret")
+
+    @property
+    def order(self) -> str:
+        """start-first unless host-mode ports leave no free node for the new task (then stop-first)."""
+        if self.update_order != "auto":
+            return self.update_order
+        if self.publish_mode == "host" and (self.mode == "global" or self.max_replicas_per_node == 1):
+            # A host-mode port is held by the old task until it stops: start-first can only place the new task
+            # on a node without one, which global mode and one-per-node replicas on every node do not leave.
+            return "stop-first"
+        return "start-first"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
+    """The registry's configuration (JSON is YAML), with the shared ``http.secret``; kept as a Swarm secret."""
+    http: dict[str, Any] = {
+        "addr": ":5000",
+        "secret": http_secret,
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+        # On SIGTERM (rolling update, drain), finish the requests in flight before exiting.
+        "draintimeout": "%ds" % max(int(spec.stop_grace_period) - 3, 1),
+    }
+    if spec.tls_cert:
+        http["tls"] = {"certificate": SECRET_DIR + "server.crt", "key": SECRET_DIR + "server.key"}
+    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_DIR}}
+    # No in-memory blob descriptor cache: with replicas on shared storage it would go stale after a delete elsewhere.
+    if spec.read_only:
+        storage["maintenance"] = {"readonly": {"enabled": True}}
+    config: dict[str, Any] = {
+        "version": "0.1",
+        "log": {"fields": {"service": "registry"}},
+        "storage": storage,
+        "http": http,
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+    if spec.htpasswd:
+        config["auth"] = {"htpasswd": {"realm": spec.auth_realm, "path": SECRET_DIR + "htpasswd"}}
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _image_name(image: str) -> str:
+    return image.split("@", 1)[0] if "@sha256:" in image else image
+
+
+def view(spec: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a service spec this module owns, in a form that compares (the engine adds defaults)."""
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    mode = spec.get("Mode") or {}
+    placement = task.get("Placement") or {}
+    update = spec.get("UpdateConfig") or {}
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or []
+    return {
+        "image": _image_name(container.get("Image", "")),
+        "image_id": (container.get("Labels") or {}).get(LABEL_IMAGE, ""),
+        "args": list(container.get("Args") or []),
+        "env": sorted(container.get("Env") or []),
+        "mounts": sorted(
+            "%s:%s:%s%s%s"
+            % (m.get("Type", "volume"), m.get("Source", ""), m.get("Target", ""), ":ro" if m.get("ReadOnly") else "", _driver_text(m.get("VolumeOptions")))
+            for m in container.get("Mounts") or []
+        ),
+        "secrets": sorted("%s→%s" % (s.get("SecretName"), (s.get("File") or {}).get("Name")) for s in container.get("Secrets") or []),
+        "mode": ("global" if "Global" in mode else "replicated %d" % ((mode.get("Replicated") or {}).get("Replicas", 1))),
+        "max_replicas_per_node": placement.get("MaxReplicas", 0),
+        "constraints": sorted(placement.get("Constraints") or []),
+        "ports": sorted("%s:%s/%s" % (p.get("PublishedPort"), p.get("TargetPort"), p.get("PublishMode", "ingress")) for p in ports),
+        "update": "parallelism=%s order=%s failure=%s" % (update.get("Parallelism"), update.get("Order"), update.get("FailureAction")),
+        "stop_grace_period": container.get("StopGracePeriod"),
+    }
+
+
+def _same_task(task: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """A task runs the wanted container spec (what a rolling update replaces)."""
+    keys = ("image", "image_id", "args", "env", "mounts", "secrets")
+    mine = view({"TaskTemplate": task.get("Spec") or {}})
+    theirs = view(wanted)
+    return all(mine[k] == theirs[k] for k in keys)
+
+
+def _driver_text(options: dict[str, Any] | None) -> str:
+    driver = (options or {}).get("DriverConfig") or {}
+    if not driver.get("Name"):
+        return ""
+    return " driver=%s%s" % (driver["Name"], "".join(" %s=%s" % kv for kv in sorted((driver.get("Options") or {}).items())))
+
+
+class RegistryService:
+    """Converge the registry Swarm service to a ServiceSpec (run on a manager)."""
+
+    def __init__(self, engine: EngineClient, spec: ServiceSpec, check_mode: bool = False) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.check_mode = check_mode
+        self.actions: list[str] = []
+
+    # -- the inputs that become Swarm secrets ------------------------------------------------------------
+    def _http_secret(self) -> str:
+        if self.spec.http_secret:
+            return self.spec.http_secret
+        path = self.spec.http_secret_path
+        try:
+            with open(path, encoding="ascii") as handle:
+                value = handle.read().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SwarmError("cannot read the http secret file %s: %s" % (path, exc)) from None
+        value = token_source.token_hex(32)
+        self.actions.append("generate the registry's shared http secret (kept in %s)" % path)
+        if not self.check_mode:
+            write_atomic(path, (value + "\n").encode(), 0o600)
+        return value
+
+    def _read(self, path: str) -> bytes:
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise SwarmError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+
+    def _wanted_secrets(self) -> dict[str, tuple[str, bytes]]:
+        """target file name → (secret name, data): the name carries the content's digest, so a new content is a new
+        secret and a new service spec (Swarm secrets cannot change): rotating one rolls the service."""
+        files: dict[str, bytes] = {CONFIG_FILE: registry_config(self.spec, self._http_secret())}
+        if self.spec.htpasswd:
+            files["htpasswd"] = self._read(self.spec.htpasswd)
+        if self.spec.tls_cert and self.spec.tls_key:
+            files["server.crt"] = self._read(self.spec.tls_cert)
+            files["server.key"] = self._read(self.spec.tls_key)
+        kinds = {CONFIG_FILE: "config", "htpasswd": "htpasswd", "server.crt": "tls-cert", "server.key": "tls-key"}
+        return {target: ("%s-%s-%s" % (self.spec.name, kinds[target], _digest(data)[:12]), data) for target, data in files.items()}
+
+    def _secret_refs(self, wanted: dict[str, tuple[str, bytes]]) -> list[dict[str, Any]]:
+        existing = {s["Spec"]["Name"]: s["ID"] for s in self.engine.secrets("%s=%s" % (LABEL_SERVICE, self.spec.name))}
+        refs = []
+        for target, (name, data) in sorted(wanted.items()):
+            secret_id = existing.get(name)
+            if secret_id is None:
+                self.actions.append("create swarm secret %s" % name)
+                if not self.check_mode:
+                    secret_id = self.engine.create_secret(name, data, {LABEL_SERVICE: self.spec.name, LABEL_KIND: name.rsplit("-", 1)[0]})
+            mode = 0o400 if target in ("server.key", CONFIG_FILE, "htpasswd") else 0o444
+            refs.append({"File": {"Name": target, "UID": "0", "GID": "0", "Mode": mode}, "SecretID": secret_id or "", "SecretName": name})
+        return refs
+
+    # -- the spec ----------------------------------------------------------------------------------------------
+    def wanted(self) -> dict[str, Any]:
+        spec = self.spec
+        if spec.data_path:
+            mount: dict[str, Any] = {"Type": "bind", "Source": spec.data_path, "Target": DATA_DIR}
+        else:
+            mount = {"Type": "volume", "Source": spec.volume, "Target": DATA_DIR}
+            if spec.volume_driver:
+                mount["VolumeOptions"] = {"DriverConfig": {"Name": spec.volume_driver, "Options": dict(spec.volume_options)}}
+        image = self.engine.image(spec.image)
+        container: dict[str, Any] = {
+            "Image": spec.image,
+            "Args": ["serve", SECRET_DIR + CONFIG_FILE],
+            "Env": sorted("%s=%s" % kv for kv in spec.env.items()),
+            "Mounts": [mount],
+            "Secrets": self._secret_refs(self._wanted_secrets()),
+            "StopGracePeriod": int(spec.stop_grace_period * NANO),
+            # The image each node runs is the one it holds under that tag; its ID on this manager, as a label,
+            # makes a rebuilt image a spec change (rolled out like any other).
+            "Labels": {LABEL_IMAGE: image["Id"]} if image else {},
+        }
+        placement: dict[str, Any] = {"Constraints": list(spec.constraints)}
+        if spec.mode == "replicated" and spec.max_replicas_per_node:
+            placement["MaxReplicas"] = spec.max_replicas_per_node
+        update = {
+            "Parallelism": 1,
+            "Delay": int(spec.update_delay * NANO),
+            "FailureAction": "rollback",
+            "Monitor": int(spec.update_monitor * NANO),
+            "MaxFailureRatio": 0,
+            "Order": spec.order,
+        }
+        rollback = dict(update, FailureAction="pause")
+        return {
+            "Name": spec.name,
+            "Labels": {LABEL_SERVICE: spec.name},
+            "TaskTemplate": {
+                "ContainerSpec": container,
+                "Placement": placement,
+                "RestartPolicy": {"Condition": "any", "Delay": 2 * NANO},
+            },
+            "Mode": {"Global": {}} if spec.mode == "global" else {"Replicated": {"Replicas": spec.replicas}},
+            "UpdateConfig": update,
+            "RollbackConfig": rollback,
+            "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 5000, "PublishedPort": spec.port, "PublishMode": spec.publish_mode}]},
+        }
+
+    def converge(self) -> dict[str, Any]:
+        self.spec.validate()
+        state = self.engine.swarm_state()
+        if not state.get("ControlAvailable") and self.check_mode and self.spec.state != "absent":
+            # Check mode before the swarm exists (the swarm role would form it first): the service would be created.
+            self.actions.append("create service %s once this host is a swarm manager" % self.spec.name)
+            return self._result(True, None, None, [])
+        if not state.get("ControlAvailable"):
+            raise SwarmError(
+                "this host is not a swarm manager (swarm state %s): run registry_service on a manager" % (state.get("LocalNodeState") or "inactive")
+            )
+        current = self.engine.service(self.spec.name)
+        before = view(current["Spec"]) if current else None
+        if self.spec.state == "absent":
+            if current:
+                self.actions.append("remove service %s" % self.spec.name)
+                if not self.check_mode:
+                    self.engine.remove_service(self.spec.name)
+            return self._result(bool(current), before, None, [])
+        wanted = self.wanted()
+        after = view(wanted)
+        changed = before != after
+        if current is None:
+            self.actions.append(
+                "create service %s (%s, port %d published in %s mode)" % (self.spec.name, after["mode"], self.spec.port, self.spec.publish_mode)
+            )
+            if not self.check_mode:
+                self.engine.create_service(wanted)
+        previous = ((current or {}).get("UpdateStatus") or {}).get("StartedAt")
+        if current is not None and changed:
+            differ = sorted(k for k in after if before is None or before.get(k) != after[k])
+            self.actions.append("rolling update of service %s (%s; %s, one task at a time)" % (self.spec.name, ", ".join(differ), self.spec.order))
+            if not self.check_mode:
+                self.engine.update_service(current["ID"], current["Version"]["Index"], wanted)
+        health: list[dict[str, Any]] = []
+        if not self.check_mode:
+            health = self._wait_tasks(wanted, previous)
+            if changed:
+                self._forget_secrets(wanted)
+        return self._result(changed, before, after, health)
+
+    # -- waiting and reporting ----------------------------------------------------------------------------------
+    def _update_failed(self, previous: str | None) -> str | None:
+        """Why the rolling update the engine started after ``previous`` (StartedAt of the last one) stopped, if it did."""
+        status = (self.engine.service(self.spec.name) or {}).get("UpdateStatus") or {}
+        if status.get("StartedAt") != previous and status.get("State") in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
+            return "rolling update of service %s stopped (%s): %s" % (self.spec.name, status["State"], status.get("Message") or "no message")
+        return None
+
+    def _node_addresses(self) -> dict[str, tuple[str, str]]:
+        """node ID → (host name, address)."""
+        nodes = {}
+        for node in self.engine.nodes():
+            address = (node.get("Status") or {}).get("Addr") or ""
+            if address in ("", "0.0.0.0"):
+                address = _host((node.get("ManagerStatus") or {}).get("Addr", ""))
+            nodes[node["ID"]] = ((node.get("Description") or {}).get("Hostname", node["ID"]), address)
+        return nodes
+
+    def _wait_tasks(self, wanted_spec: dict[str, Any], previous: str | None) -> list[dict[str, Any]]:
+        """Wait until every wanted task runs the wanted spec and answers /v2/ on its node; per-node health."""
+        deadline = time.monotonic() + self.spec.wait_timeout
+        wanted = None if self.spec.mode == "global" else self.spec.replicas
+        nodes = self._node_addresses()
+        while True:
+            tasks = [t for t in self.engine.tasks(self.spec.name) if t.get("DesiredState") == "running"]
+            running = [t for t in tasks if (t.get("Status") or {}).get("State") == "running" and _same_task(t, wanted_spec)]
+            failed = self._update_failed(previous)
+            if failed:
+                raise SwarmError(failed)
+            if running and len(running) == len(tasks) and (wanted is None or len(running) >= wanted):
+                break
+            if wanted == 0 and not tasks:
+                return []
+            if time.monotonic() > deadline:
+                waiting = [(t.get("Status") or {}) for t in tasks if t not in running]
+                reasons = "; ".join(sorted({(s.get("Err") or s.get("Message") or s.get("State") or "?") for s in waiting})) or "no task"
+                raise SwarmError(
+                    "service %s: %d of %s tasks running after %ss (%s)" % (self.spec.name, len(running), wanted or len(tasks), self.spec.wait_timeout, reasons)
+                )
+            time.sleep(1)
+        scheme = "https" if self.spec.tls_cert else "http"
+        health = []
+        for task in sorted(running, key=lambda t: nodes.get(t.get("NodeID", ""), ("",))[0]):
+            hostname, address = nodes.get(task.get("NodeID", ""), (task.get("NodeID", "?"), ""))
+            entry: dict[str, Any] = {"node": hostname, "address": address, "task": task["ID"], "state": "running"}
+            host = "[%s]" % address if ":" in address else address
+            try:
+                entry["seconds"] = round(wait_ready("%s:%d" % (host, self.spec.port), scheme, max(deadline - time.monotonic(), 1)), 2)
+                entry["answers"] = True
+            except RegistryUnreachable as exc:
+                entry["answers"] = False
+                entry["error"] = str(exc)
+            health.append(entry)
+        silent = [h for h in health if not h["answers"]]
+        if silent:
+            raise SwarmError("service %s: no /v2/ answer from %s" % (self.spec.name, "; ".join(h["error"] for h in silent)))
+        return health
+
+    def _forget_secrets(self, wanted: dict[str, Any]) -> None:
+        """Remove this service's secrets that the new spec no longer uses (one still held by a stopping task stays)."""
+        used = {s["SecretName"] for s in wanted["TaskTemplate"]["ContainerSpec"]["Secrets"]}
+        for secret in self.engine.secrets("%s=%s" % (LABEL_SERVICE, self.spec.name)):
+            if secret["Spec"]["Name"] not in used:
+                try:
+                    self.engine.remove_secret(secret["ID"])
+                    self.actions.append("remove unused swarm secret %s" % secret["Spec"]["Name"])
+                except EngineError:
+                    pass
+
+    def _result(self, changed: bool, before: Any, after: Any, health: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "changed": changed,
+            "actions": self.actions,
+            "service": after,
+            "nodes": health,
+            "update_order": self.spec.order if self.spec.state != "absent" else None,
+            "diff": {"before": before or {}, "after": after or {}},
+        }
