@@ -38,6 +38,7 @@ class Answer:
         self._body = body
         self.headers = headers or {}
         self.text = json.dumps(body) if body is not None else ""
+        self.content = self.text.encode()
 
     def json(self):
         return self._body
