@@ -46,15 +46,18 @@ def test_site_twice(workdir):
         "publish_images": [{"name": image, "tag": "1.0"}],
     }
     runs = []
-    for _run in range(2):
-        done = ansible_playbook(ROOT / "site.yml", extra)
+    # Issue 10 (check_mode_site_converged): after the real runs, --check on the converged host predicts changed=0
+    # too (the demo image build included: its context did not change).
+    for args in ((), (), ("--check",)):
+        done = ansible_playbook(ROOT / "site.yml", extra, *args)
         output = done.stdout + done.stderr
         if done.returncode != 0:
-            pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
+            pytest.fail("site.yml %s failed (rc %d):\n%s" % (" ".join(args), done.returncode, output[-4000:]), pytrace=False)
         runs.append(recap(output))
-    first, second = runs
+    first, second, check = runs
     assert first["changed"] > 0 and first["failed"] == 0
     assert second["changed"] == 0, "second run of site.yml changed %d tasks" % second["changed"]
+    assert check["changed"] == 0, "site.yml --check on a converged host reports changed=%d" % check["changed"]
 
     # The registry serves the demo image with the digest the engine recorded for it.
     answer = requests.head(
