@@ -77,7 +77,7 @@ options:
         configuration can be set as C(REGISTRY_<PATH>).
       - Returned values of keys that look secret (containing C(SECRET), C(PASSWORD), C(KEY), C(TOKEN),
         C(AUTHORIZATION), C(CREDENTIAL)) are masked, but O(env) itself is printed with the module's invocation at
-        C(-vvv): put secrets in O(secret_env).
+        C(-vvv); put secrets in O(secret_env).
     type: dict
     default: {}
   secret_env:
@@ -145,7 +145,7 @@ options:
   config_digest:
     description:
       - The module computes a digest over the content of every file under a read-only bind mount of O(mounts) (the
-        htpasswd file, TLS certificate and key: what the registry reads only at start) and this value, keeps it as
+        htpasswd file, TLS certificate and key, what the registry reads only at start) and this value, keeps it as
         the container label C(io.dockhand.registry.config-digest) and compares it like the environment; when a
         mounted file changes, the container is recreated (data kept), so the registry starts again on the new
         files, and the task reports C(changed).

@@ -41,16 +41,19 @@ def test_site_twice(workdir):
     }
     runs = []
     outputs = []
-    for _run in range(2):
-        done = run_playbook(ROOT / "site.yml", extra)
+    # Issue 10 (check_mode_site_converged): after the real runs, --check on the converged host predicts changed=0
+    # too (the demo image build included: its context did not change).
+    for args in ((), (), ("--check",)):
+        done = run_playbook(ROOT / "site.yml", extra, args=args)
         output = done.stdout + done.stderr
         if done.returncode != 0:
-            pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
+            pytest.fail("site.yml %s failed (rc %d):\n%s" % (" ".join(args), done.returncode, output[-4000:]), pytrace=False)
         runs.append(recap(output))
         outputs.append(output)
-    first, second = runs
+    first, second, check = runs
     assert first["changed"] > 0 and first["failed"] == 0
     assert second["changed"] == 0, "second run of site.yml changed %d tasks" % second["changed"]
+    assert check["changed"] == 0, "site.yml --check on a converged host reports changed=%d" % check["changed"]
 
     # The registry serves the demo image with the digest the engine recorded for it.
     served = client("127.0.0.1:%d" % port(0)).manifest_digest(image, "1.0")
@@ -60,7 +63,7 @@ def test_site_twice(workdir):
     assert docker("inspect", "-f", "{{.State.Running}}", PREFIX + "site").strip() == "true"
 
     # The summary at the end, without -v: address, what the registry holds, what this run published.
-    digest = answer.headers["Docker-Content-Digest"]
+    digest = served
     # (the YAML callback folds long lines: compare with whitespace collapsed)
     summary = " ".join(outputs[0].split("TASK [Summary]", 1)[1].split())
     assert "registry %s: 1 repositories, 1 tags" % registry in summary
