@@ -13,7 +13,9 @@ own created time, and its own manifest), spread over a few repositories. Then, e
 * ``serial``   - the same library call with one request at a time (pool of 1), for comparison.
 
 Environment: BENCH_INFO_TAGS (1000), BENCH_INFO_REPOS (4), BENCH_INFO_RUNS (5), BENCH_INFO_PORT (5548),
-BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_IMAGE (registry:2). Prints one JSON line per method.
+BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_IMAGE (registry:2), BENCH_INFO_METHODS ("library serial module"),
+BENCH_INFO_KEEP (1: keep the filled registry afterwards and reuse it on the next run). Prints one JSON line per
+method, with the benchmark process's own CPU seconds for the library methods.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +47,8 @@ PORT = int(os.environ.get("BENCH_INFO_PORT", "5548"))
 DIR = Path(os.environ.get("BENCH_INFO_DIR", "/tmp/dh-bench-info"))
 IMAGE = os.environ.get("BENCH_INFO_IMAGE", "registry:2")
 NAME = "dh-bench-info"
+METHODS = os.environ.get("BENCH_INFO_METHODS", "library serial module").split()
+KEEP = os.environ.get("BENCH_INFO_KEEP") == "1"
 BASE = "http://127.0.0.1:%d" % PORT
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -91,10 +96,17 @@ def docker(*args: str) -> str:
 
 
 def main() -> None:
-    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
-    shutil.rmtree(DIR, ignore_errors=True)
-    DIR.mkdir(parents=True)
-    docker("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
+    reuse = False
+    if KEEP:
+        try:
+            reuse = len(requests.get(BASE + "/v2/_catalog", timeout=2).json()["repositories"]) == REPOS
+        except (requests.RequestException, ValueError, KeyError):
+            reuse = False
+    if not reuse:
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+        shutil.rmtree(DIR, ignore_errors=True)
+        DIR.mkdir(parents=True)
+        docker("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
     try:
         for _ in range(100):
             try:
@@ -104,14 +116,17 @@ def main() -> None:
                 pass
             time.sleep(0.1)
         started = time.monotonic()
-        fill()
+        if not reuse:
+            fill()
         print(json.dumps({"fill_seconds": round(time.monotonic() - started, 2), "tags": TAGS, "repositories": REPOS}))
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"))
         ansible = str(ROOT / ".venv" / "bin" / "ansible")
-        for method in ("library", "serial", "module"):
+        for method in METHODS:
             times = []
+            cpu = []
             for _ in range(RUNS):
                 started = time.monotonic()
+                usage = resource.getrusage(resource.RUSAGE_SELF)
                 if method == "module":
                     command = [ansible, "localhost", "-i", str(ROOT / "inventory" / "localhost.yml"), "-m", "dockhand.registry.registry_info",
                                "-a", "registry=127.0.0.1:%d registry_scheme=http" % PORT, "-o"]
@@ -124,12 +139,16 @@ def main() -> None:
                     listed = sum(len(r["tags"]) for r in held["repositories"])
                     assert all(t["size"] and t["created"] for r in held["repositories"] for t in r["tags"])
                 times.append(time.monotonic() - started)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                cpu.append(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime)
             assert listed >= TAGS, "%s listed %d" % (method, listed)
             print(json.dumps({"method": method, "tags": listed, "median_s": round(statistics.median(times), 3),
-                              "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": RUNS}))
+                              "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": RUNS,
+                              "own_cpu_s": round(statistics.median(cpu), 3), "load": os.getloadavg()[0]}))
     finally:
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
-        shutil.rmtree(DIR, ignore_errors=True)
+        if not KEEP:
+            subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+            shutil.rmtree(DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":
