@@ -249,6 +249,10 @@ def test_pull_through_cache(workdir, dh_vars):
             ]
         )
     )
+    bad = ansible_playbook(play, dict(cache_vars, registry_proxy={"url": "%s:5000" % address}))
+    assert bad.returncode != 0 and 'registry_proxy.url "%s:5000" is not a registry URL' % address in bad.stdout, bad.stdout[-2000:]
+    assert not docker("ps", "-aq", "--filter", "name=^/%scache$" % PREFIX).strip(), "a bad registry_proxy created the cache"
+
     done = ansible_playbook(play, cache_vars)
     assert done.returncode == 0 and "changed=0" not in done.stdout, done.stdout[-3000:]
     done = ansible_playbook(play, cache_vars)
