@@ -170,6 +170,9 @@ class Syncer:
         self._blob_home: dict[tuple[str, str], str] = {}
         self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._done: set[tuple[str, str, str]] = set()
+        # Tags of destination repositories that several items write to, listed once (tags/list, paged): a tag
+        # not listed needs no HEAD. Filled by run().
+        self._dest_tags: dict[tuple[str, str], set[str]] = {}
 
     def client(self, side: str, registry: str) -> RegistryClient:
         with self._lock:
@@ -259,7 +262,11 @@ class Syncer:
         try:
             source, target, children = self._source_manifest(item)
             dest = self.client("dest", item.dest_registry)
-            before = dest.manifest_digest(item.dest_repository, item.dest_tag)
+            listed = self._dest_tags.get((item.dest_registry, item.dest_repository))
+            if listed is not None and item.dest_tag not in listed:
+                before = None
+            else:
+                before = dest.manifest_digest(item.dest_repository, item.dest_tag)
             result.update(
                 source_digest=source.digest,
                 digest_before=before,
@@ -323,6 +330,12 @@ class Syncer:
     def run(self, items: list[Item]) -> list[dict]:
         if not items:
             return []
+        counts: dict[tuple[str, str], int] = {}
+        for item in items:
+            counts[(item.dest_registry, item.dest_repository)] = counts.get((item.dest_registry, item.dest_repository), 0) + 1
+        for (registry, repository), count in counts.items():
+            if count > 2:
+                self._dest_tags[(registry, repository)] = set(self.client("dest", registry).tags(repository))
         if self.workers == 1 or len(items) == 1:
             return [self.sync_one(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:

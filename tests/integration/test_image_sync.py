@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -249,6 +250,10 @@ def test_pull_through_cache(workdir, dh_vars):
             ]
         )
     )
+    bad = ansible_playbook(play, dict(cache_vars, registry_proxy={"url": "%s:5000" % address}))
+    assert bad.returncode != 0 and 'registry_proxy.url "%s:5000" is not a registry URL' % address in bad.stdout, bad.stdout[-2000:]
+    assert not docker("ps", "-aq", "--filter", "name=^/%scache$" % PREFIX).strip(), "a bad registry_proxy created the cache"
+
     done = ansible_playbook(play, cache_vars)
     assert done.returncode == 0 and "changed=0" not in done.stdout, done.stdout[-3000:]
     done = ansible_playbook(play, cache_vars)
@@ -297,3 +302,63 @@ def test_publish_role_sync_list(two_registries, dh_vars):
     assert head_digest(DEST, "prod/" + repo, "2.0") == digest
     again = ansible_playbook(play, role_vars)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+
+
+def test_credentials_on_each_side(workdir, dh_vars):
+    """Source and destination with their own htpasswd users: each side logs in with its own credentials."""
+    import bcrypt
+
+    users = {"src": ("alice", "src-pw-" + dh_vars["dh_marker"]), "dest": ("bob", "dest-pw-" + dh_vars["dh_marker"])}
+    for side, port in (("src", SRC_PORT), ("dest", DEST_PORT)):
+        user, password = users[side]
+        auth = workdir / ("auth-" + side)
+        auth.mkdir()
+        (auth / "htpasswd").write_text("%s:%s\n" % (user, bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()))
+        docker("rm", "-f", PREFIX + "auth-" + side, check=False)
+        docker(
+            "run", "-d", "--name", PREFIX + "auth-" + side, "-p", "127.0.0.1:%d:5000" % port,
+            "-v", "%s:/auth:ro" % auth, "-e", "REGISTRY_AUTH=htpasswd", "-e", "REGISTRY_AUTH_HTPASSWD_REALM=test",
+            "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", REGISTRY_IMAGE,
+        )
+        wait_up_any(port)
+    repo = PREFIX + "authed"
+    api.SESSION.auth = users["src"]
+    try:
+        digest = api.push_images(SRC, repo, 1, dh_vars["dh_marker"])[0]
+    finally:
+        api.SESSION.auth = None
+    args = {
+        "images": [{"src": "%s/%s:t000" % (SRC, repo), "dest": "%s/%s:t000" % (DEST, repo)}],
+        "src_username": users["src"][0], "src_password": users["src"][1],
+        "dest_username": users["dest"][0], "dest_password": "wrong",
+    }
+    refused = run_sync(workdir, args)
+    assert refused.get("failed") and "registry %s refused the login of user 'bob'" % DEST in refused["msg"], refused
+    assert head_digest_auth(DEST, repo, "t000", users["dest"]) is None
+    args["dest_password"] = users["dest"][1]
+    done = run_sync(workdir, args)
+    assert done["changed"] and done["images"][0]["digest"] == digest, done
+    assert users["src"][1] not in json.dumps(done) and users["dest"][1] not in json.dumps(done)
+    assert not run_sync(workdir, args)["changed"]
+
+
+def wait_up_any(port: int) -> None:
+    """Up when /v2/ answers at all (401 with auth on)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def head_digest_auth(registry: str, repository: str, tag: str, auth: tuple[str, str]) -> str | None:
+    answer = api.SESSION.head(
+        "http://%s/v2/%s/manifests/%s" % (registry, repository, tag), auth=auth, headers={"Accept": ", ".join(api_types())}
+    )
+    return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
