@@ -98,12 +98,14 @@ class PullLoop:
     digest: str
     max_pulls: int = 300
     max_seconds: float = 120
+    pause: float = 0.25
     total: int = 0
     failed: int = 0
     rerouted: int = 0
     errors: list[str] = field(default_factory=list)
     affected_at: list[float] = field(default_factory=list)
     started: float = 0.0
+    ended_by: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -144,7 +146,9 @@ class PullLoop:
                 self.affected_at.append(time.monotonic() - self.started)
                 if len(self.errors) < 20 and not order:
                     self.errors.append("no node answered")
-            time.sleep(0.1)
+            time.sleep(self.pause)
+        self.ended_by = "stop" if self.stop.is_set() else ("count" if self.total >= self.max_pulls else "time")
 
     def figures(self) -> dict:
-        return {"total": self.total, "failed": self.failed, "rerouted": self.rerouted, "seconds": round(time.monotonic() - self.started, 1)}
+        seconds = round(time.monotonic() - self.started, 1)
+        return {"total": self.total, "failed": self.failed, "rerouted": self.rerouted, "seconds": seconds, "ended_by": self.ended_by}

@@ -115,6 +115,8 @@ def test_rolling_update_under_a_pull_loop_has_no_failed_pull(mol_vars):
     puller.join(timeout=30)
     print("FIGURES rolling update: %s, converge %.0f s" % (loop.figures(), update_seconds))
     assert converge.returncode == 0, converge.stdout[-3000:]
+    # The loop covered the whole update (it was stopped after the converge, not by its bounds).
+    assert loop.ended_by == "stop", loop.figures()
     assert loop.failed == 0, loop.errors[:5]
     assert loop.total > 0
     spec = json.loads(on("n1", "docker service inspect %s" % mol_vars["registry_service_name"]))[0]["Spec"]
@@ -127,7 +129,7 @@ def test_rolling_update_under_a_pull_loop_has_no_failed_pull(mol_vars):
 def test_node_failure_other_nodes_serve_and_the_node_catches_up(mol_vars):
     port = mol_vars["registry_port"]
     container = json.loads(Path("/tmp/dh-ha/fleet/fleet.json").read_text())["hosts"]["n3"]["container"]
-    loop = PullLoop(NODES, port, "ha/alpha", STATE["digest"], max_pulls=300, max_seconds=30)
+    loop = PullLoop(NODES, port, "ha/alpha", STATE["digest"], max_pulls=300, max_seconds=20)
     puller = threading.Thread(target=loop.run)
     puller.start()
     time.sleep(2)

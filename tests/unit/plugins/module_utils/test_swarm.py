@@ -269,3 +269,48 @@ def test_check_mode_before_the_swarm_exists_says_it_would_create(spec):
     assert result["changed"] is True
     assert "create service reg" in result["actions"][0]
     api.create_service.assert_not_called()
+
+
+# -- EngineClient's swarm calls --------------------------------------------------------------------------------------
+def test_engine_service_missing_is_none_and_errors_are_one_line():
+    from docker.errors import APIError
+
+    from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineError
+
+    client, api = engine()
+    api.inspect_service.side_effect = NotFound("no such service")
+    assert client.service("reg") is None
+    response = mock.Mock(status_code=500, reason="x")
+    api.create_service.side_effect = APIError("boom", response=response, explanation="port 5000 is\nalready in use")
+    with pytest.raises(EngineError) as err:
+        client.create_service({"Name": "reg", "TaskTemplate": {"ContainerSpec": {"Image": "registry:2"}}})
+    assert str(err.value) == "cannot create service reg: port 5000 is already in use"
+    api.join_swarm.side_effect = APIError("x", response=response, explanation="timeout")
+    with pytest.raises(EngineError) as err:
+        client.swarm_join(["10.0.0.1:2377"], "SWMTKN-secret", None, "0.0.0.0:2377")
+    assert "SWMTKN" not in str(err.value)
+    assert "10.0.0.1:2377" in str(err.value)
+
+
+def test_engine_passes_specs_as_the_engine_json():
+    client, api = engine()
+    api.create_service.return_value = {"ID": "svc"}
+    spec = {
+        "Name": "reg",
+        "Labels": {"a": "b"},
+        "TaskTemplate": {"ContainerSpec": {"Image": "registry:2"}},
+        "Mode": {"Replicated": {"Replicas": 3}},
+        "UpdateConfig": {"Order": "stop-first"},
+        "RollbackConfig": {"Order": "stop-first"},
+        "EndpointSpec": {"Ports": []},
+    }
+    assert client.create_service(spec) == "svc"
+    api.create_service.assert_called_once_with(
+        spec["TaskTemplate"],
+        name="reg",
+        labels={"a": "b"},
+        mode={"Replicated": {"Replicas": 3}},
+        update_config={"Order": "stop-first"},
+        rollback_config={"Order": "stop-first"},
+        endpoint_spec={"Ports": []},
+    )
