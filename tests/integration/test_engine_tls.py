@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.engine import PrivateEngine, make_tls_files
-from support.isolation import PORT_BASE, PREFIX, name, path, port
+from support.isolation import PREFIX, bridge, name, path, port, subnet
 from support.runner import recap, run_module, run_playbook
 
 PLAYBOOK = Path(__file__).parent / "files" / "engine_tls.yml"
@@ -34,8 +34,8 @@ def engine():
     private = PrivateEngine(
         base,
         run_dir=Path("/run") / (PREFIX + "tls-engine"),
-        bridge=(PREFIX + "tls")[:15],
-        subnet="10.%d.%d.1/24" % (200 + PORT_BASE // 256 % 50, PORT_BASE % 256),
+        bridge=bridge("tls"),
+        subnet=subnet(1),
         tls_port=port(40),
     )
     private.destroy()  # leftovers of an interrupted run
