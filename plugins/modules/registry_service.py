@@ -29,6 +29,8 @@ description:
     C(GET /v2/) on its node, and returns per-node health.
 author:
   - dockhand.registry contributors (@dockhand)
+extends_documentation_fragment:
+  - dockhand.registry.docker.attributes
 options:
   docker_host:
     description:
@@ -148,11 +150,6 @@ options:
     description: Seconds to wait for the tasks to run the wanted spec and answer C(/v2/).
     type: int
     default: 300
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 requirements:
   - docker (Python SDK) >= 5.0.3
   - requests

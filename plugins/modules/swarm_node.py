@@ -12,13 +12,15 @@ description:
   - Without O(join_addr), initialises a new swarm on the host (it becomes its first manager), unless the host is
     already a manager of a swarm.
   - With O(join_addr) and O(join_token), joins the swarm of those managers as O(role).
-  - A host already in the wanted swarm with the wanted role is left as it is (RV(changed=false)).
+  - A host already in the wanted swarm with the wanted role is left as it is (not changed).
   - A host in another swarm, or with another role, is an error naming the node; it is never made to leave or
     change role silently.
   - On a manager, returns the join tokens; keep the task under C(no_log) (the P(dockhand.registry.swarm#role) role
     does).
 author:
   - dockhand.registry contributors (@dockhand)
+extends_documentation_fragment:
+  - dockhand.registry.docker.attributes
 options:
   docker_host:
     description:
@@ -55,11 +57,6 @@ options:
     description: Address the swarm's control plane listens on.
     type: str
     default: 0.0.0.0:2377
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
 requirements:
   - docker (Python SDK) >= 5.0.3
 seealso:
