@@ -30,17 +30,9 @@ description:
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker
   - dockhand.registry.docker.attributes
 options:
-  docker_host:
-    description:
-      - The Docker engine's API address. If not given, E(DOCKER_HOST), then V(unix:///var/run/docker.sock).
-    type: str
-    default: unix:///var/run/docker.sock
-  timeout:
-    description: Seconds to wait for an answer of the engine's API (E(DOCKER_TIMEOUT)).
-    type: int
-    default: 60
   name:
     description: Name of the service.
     type: str
@@ -195,11 +187,11 @@ update_order:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec
 
 
@@ -212,8 +204,7 @@ def _env_value(value: object) -> str:
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            docker_host=dict(type="str", default="unix:///var/run/docker.sock", fallback=(env_fallback, ["DOCKER_HOST"])),
-            timeout=dict(type="int", default=60, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+            DOCKER_ARGSPEC,
             name=dict(type="str", default="registry"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             image=dict(type="str"),
@@ -279,10 +270,10 @@ def main() -> None:
 
     def action() -> dict:
         spec.validate()  # every bad value, before the engine is asked anything
-        engine = EngineClient(p["docker_host"], p["timeout"])
+        engine = EngineClient.from_params(p)
         return RegistryService(engine, spec, module.check_mode).converge()
 
-    run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+    run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,9 @@ description:
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker
   - dockhand.registry.docker.attributes
 options:
-  docker_host:
-    description:
-      - The Docker engine's API address. If not given, E(DOCKER_HOST), then V(unix:///var/run/docker.sock).
-    type: str
-    default: unix:///var/run/docker.sock
-  timeout:
-    description: Seconds to wait for an answer of the engine's API (E(DOCKER_TIMEOUT)).
-    type: int
-    default: 60
   role:
     description: V(manager) or V(worker).
     type: str
@@ -108,18 +100,17 @@ join_tokens:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import SwarmNode
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            docker_host=dict(type="str", default="unix:///var/run/docker.sock", fallback=(env_fallback, ["DOCKER_HOST"])),
-            timeout=dict(type="int", default=60, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+            DOCKER_ARGSPEC,
             role=dict(type="str", choices=["manager", "worker"], default="manager"),
             join_addr=dict(type="list", elements="str", default=[]),
             join_token=dict(type="str", no_log=True),
@@ -134,9 +125,9 @@ def main() -> None:
     def action() -> dict:
         args = (p["role"], p["join_addr"], p["join_token"], p["advertise_addr"], p["listen_addr"], p["swarm_id"], module.check_mode)
         SwarmNode(None, *args).validate()  # type: ignore[arg-type]  # every bad value, before the engine is asked
-        return SwarmNode(EngineClient(p["docker_host"], p["timeout"]), *args).converge()
+        return SwarmNode(EngineClient.from_params(p), *args).converge()
 
-    run_module(module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR))
+    run_module(module, action, DOCKER_LIBRARY)
 
 
 if __name__ == "__main__":
