@@ -362,3 +362,35 @@ def head_digest_auth(registry: str, repository: str, tag: str, auth: tuple[str, 
         "http://%s/v2/%s/manifests/%s" % (registry, repository, tag), auth=auth, headers={"Accept": ", ".join(api_types())}
     )
     return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
+
+
+def test_tls_destination_with_its_own_ca(workdir, dh_vars):
+    """A plain-HTTP source and a TLS destination with a private CA: dest_registry_ca_cert, and a one-line refusal without."""
+    start_registry("sync-src", SRC_PORT, workdir / "src")
+    certs = workdir / "certs"
+    certs.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(certs / "server.key"), "-out", str(certs / "server.crt")],
+        check=True, capture_output=True,
+    )
+    docker("rm", "-f", PREFIX + "sync-tls", check=False)
+    docker(
+        "run", "-d", "--name", PREFIX + "sync-tls", "-p", "127.0.0.1:%d:5000" % DEST_PORT, "-v", "%s:/certs:ro" % certs,
+        "-e", "REGISTRY_HTTP_TLS_CERTIFICATE=/certs/server.crt", "-e", "REGISTRY_HTTP_TLS_KEY=/certs/server.key", REGISTRY_IMAGE,
+    )
+    deadline = time.monotonic() + 30
+    while subprocess.run(["curl", "-sf", "--cacert", str(certs / "server.crt"), "https://localhost:%d/v2/" % DEST_PORT],
+                         capture_output=True, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the TLS registry did not start"
+        time.sleep(0.3)
+    repo = PREFIX + "tls"
+    digest = api.push_index(SRC, repo, "1", dh_vars["dh_marker"])
+    args = {"images": [{"src": "%s/%s:1" % (SRC, repo), "dest": "%s/%s:1" % (DEST, repo)}], "dest_registry_scheme": "https"}
+    refused = run_sync(workdir, args)
+    assert refused.get("failed") and "certificate" in refused["msg"].lower() and "\n" not in refused["msg"], refused
+    args["dest_registry_ca_cert"] = str(certs / "server.crt")
+    done = run_sync(workdir, args)
+    assert done["changed"] and done["images"][0]["digest"] == digest, done
+    assert not run_sync(workdir, args)["changed"]

@@ -97,7 +97,7 @@ def push_image(
         "layers": layer_descriptors,
     }
     data = json.dumps(manifest, indent=2).encode()
-    _, digest = put_manifest(registry, repository, tag or _digest(data), manifest, OCI_MANIFEST)
+    digest = put_manifest(registry, repository, tag or _digest(data), manifest, OCI_MANIFEST)[1]
     return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(data), "platform": {"architecture": arch, "os": os_name}}
 
 
@@ -107,9 +107,9 @@ def push_index(registry: str, repository: str, tag: str, marker: str = "") -> st
         push_image(registry, repository, None, [tar_layer(arch, "%s layer of %s %s\n" % (arch, repository, marker))], "linux", arch)
         for arch in ("amd64", "arm64")
     ]
-    _, digest = put_manifest(
+    digest = put_manifest(
         registry, repository, tag, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}, OCI_INDEX
-    )
+    )[1]
     return digest
 
 
@@ -130,7 +130,7 @@ def big_layer(directory: Path, mebibytes: int) -> Path:
     path = directory / ("layer-%d.bin" % mebibytes)
     if not path.exists() or path.stat().st_size != mebibytes << 20:
         with path.open("wb") as stream:
-            for _ in range(mebibytes):
+            for _mebibyte in range(mebibytes):
                 stream.write(os.urandom(1 << 20))
     return path
 

@@ -38,6 +38,7 @@ def client(handler) -> tuple[RegistryClient, FakeSession]:
     session = FakeSession(handler)
     return RegistryClient("localhost:5100", session=session, scheme="http"), session
 
+
 BODY = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {}, "layers": []}'
 DIGEST = "sha256:" + hashlib.sha256(BODY).hexdigest()
 
@@ -59,7 +60,7 @@ def test_get_manifest_keeps_bytes_and_checks_the_digest():
 
 
 def test_get_manifest_missing():
-    reg, _ = client(lambda m, u, **k: BytesResponse(404, {}, b"{}"))
+    reg = client(lambda m, u, **k: BytesResponse(404, {}, b"{}"))[0]
     with pytest.raises(ManifestMissing, match="app:1 is not in the registry"):
         reg.get_manifest("app", "1")
 
@@ -81,13 +82,13 @@ def test_mount_then_upload_location():
 
 
 def test_cache_refuses_uploads_in_one_line():
-    reg, _ = client(lambda m, u, **k: FakeResponse(405, {}, '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'))
+    reg = client(lambda m, u, **k: FakeResponse(405, {}, '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}'))[0]
     with pytest.raises(RegistryReadOnly, match=r"localhost:5100 refuses writes .*pull-through cache"):
         reg.start_upload("app")
 
 
 def test_has_blob():
-    reg, _ = client(lambda m, u, **k: FakeResponse(200 if u.endswith("yes") else 404, {}))
+    reg = client(lambda m, u, **k: FakeResponse(200 if u.endswith("yes") else 404, {}))[0]
     assert reg.has_blob("app", "yes") and not reg.has_blob("app", "no")
 
 

@@ -193,7 +193,7 @@ def test_platforms_pattern_and_mount_in_one_registry(src):
     assert [i["dest"] for i in result["images"]] == ["src.example:5000/copy:v1", "src.example:5000/copy:v2"]
     assert result["images"][0]["platforms"] == ["linux/arm64"] and not result["images"][0]["digest_preserved"]
     assert result["images"][1]["digest_preserved"]  # a single image: platforms do not apply
-    assert all(kind == "mount" for kind, _, _ in [w for w in src.writes if w[0] != "manifest"])
+    assert all(write[0] == "mount" for write in src.writes if write[0] != "manifest")
     assert json.loads(src.manifests["copy"]["v1"].data)["manifests"][0]["platform"]["architecture"] == "arm64"
 
 
