@@ -53,7 +53,7 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
                        check=True, capture_output=True, timeout=600)
         (workdir / "gc.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
         inventory = ["-i", str(directory / "inventory.yml")]
-        for _ in range(2):
+        for _run in range(2):
             done = ansible_playbook(workdir / "gc.yml", {}, *inventory)
             assert done.returncode == 0, done.stdout[-3000:]
         node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
