@@ -74,6 +74,7 @@ def upload(session: requests.Session, repo: str, data: bytes) -> str:
 def fill() -> None:
     session = requests.Session()
     layer = b"dockhand bench layer\n" * 100
+
     def one(index: int) -> None:
         repo = "bench/repo%d" % (index % REPOS)
         layer_digest = upload(session, repo, layer)
@@ -108,7 +109,7 @@ def main() -> None:
         DIR.mkdir(parents=True)
         docker("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
     try:
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 if requests.get(BASE + "/v2/", timeout=1).status_code == 200:
                     break
@@ -124,7 +125,7 @@ def main() -> None:
         for method in METHODS:
             times = []
             cpu = []
-            for _ in range(RUNS):
+            for _run in range(RUNS):
                 started = time.monotonic()
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 if method == "module":

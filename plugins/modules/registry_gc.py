@@ -13,7 +13,7 @@ description:
   - First a dry run on the registry as it runs. When nothing can be removed, that is all (no read-only window,
     not changed).
   - Otherwise the registry is recreated with C(storage.maintenance.readonly) on (data kept, see
-    M(dockhand.registry.registry_container)): pulls keep being served, pushes are refused with the registry's
+    M(dockhand.registry.registry_container)). Pulls keep being served, pushes are refused with the registry's
     read-only error. The collection runs, then the registry is recreated read-write, also when the collection
     fails or the module receives SIGTERM. A registry left read-only by a run that was killed outright is made
     read-write again by the next run, first.

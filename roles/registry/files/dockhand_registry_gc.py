@@ -10,6 +10,7 @@ Usage: python3 dockhand_registry_gc.py --name CONTAINER [--delete-untagged] [--d
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 try:  # module_utils/common.py imports one helper of Ansible; a registry host needs no Ansible installed.
-    import ansible.module_utils.basic  # noqa: F401
+    importlib.import_module("ansible.module_utils.basic")
 except ImportError:
     basic = types.ModuleType("ansible.module_utils.basic")
     basic.env_fallback = lambda *args, **kwargs: None  # type: ignore[attr-defined]

@@ -1,0 +1,75 @@
+"""The scheduled GC on a real Debian 12 server with systemd (a fleet node: tests/support/fleet.py), over SSH.
+
+The registry role with retention (keep 1) and registry_gc_schedule installs dockhand-registry-gc-<name>.service
+and .timer; three images pushed on the node, a second role run deletes two tags; starting the service runs the
+read-only GC on the node's system Python (Debian's python3-docker 5.0.3, no Ansible), its JSON line lands in the
+journal, the registry is read-write afterwards. Slow (a node boots, the registry image is copied into it): run
+with DH_FLEET_TESTS=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import PREFIX, REGISTRY_IMAGE, ROOT, ansible_playbook
+
+pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots a fleet node)")
+
+PLAYBOOK = """
+- hosts: n1
+  gather_facts: false
+  roles:
+    - role: dockhand.registry.registry
+      vars:
+        registry_image: "%s"
+        registry_image_pull: false
+        registry_container_name: opsreg
+        registry_data_path: /var/lib/dockhand/registry
+        registry_retention_rules: [{keep_last: 1}]
+        registry_gc_schedule: true
+"""
+
+
+def node(container: str, script: str) -> str:
+    done = subprocess.run(["docker", "exec", container, "bash", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_systemd_timer_runs_the_read_only_gc(workdir):
+    prefix = PREFIX + "fl-"
+    fleet = [sys.executable, str(ROOT / "tests" / "support" / "fleet.py")]
+    directory = workdir / "fleet"
+    try:
+        subprocess.run([*fleet, "up", "--prefix", prefix, "--dir", str(directory), "--node", "n1=bookworm:docker"],
+                       check=True, capture_output=True, timeout=600)
+        container = prefix + "n1"
+        subprocess.run("docker save %s | docker exec -i %s docker load" % (REGISTRY_IMAGE, container), shell=True,
+                       check=True, capture_output=True, timeout=600)
+        (workdir / "gc.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
+        inventory = ["-i", str(directory / "inventory.yml")]
+        for _run in range(2):
+            done = ansible_playbook(workdir / "gc.yml", {}, *inventory)
+            assert done.returncode == 0, done.stdout[-3000:]
+        node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
+                        " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
+                        " docker push -q localhost:5000/app:$v >/dev/null; done")
+        done = ansible_playbook(workdir / "gc.yml", {}, *inventory)
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
+        assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")
+        node(container, "systemctl start dockhand-registry-gc-opsreg.service")
+        journal = node(container, "journalctl -u dockhand-registry-gc-opsreg.service --no-pager -o cat")
+        line = [entry for entry in journal.splitlines() if entry.startswith("{")][-1]
+        result = json.loads(line)
+        print("systemd GC:", {k: result[k] for k in ("blobs_removed", "bytes_removed", "read_only_seconds")})
+        assert result["changed"] and result["blobs_removed"] >= 4 and result["bytes_removed"] >= 60000
+        env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
+        assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    finally:
+        subprocess.run([*fleet, "down", "--prefix", prefix, "--dir", str(directory)], capture_output=True, check=False, timeout=300)
