@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, REGISTRY_ARGSPEC, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
 
 _DIGITS_RE = re.compile(r"(\d+)")
@@ -324,21 +324,16 @@ def run_prune(
 
 
 # Registry HTTP options of registry_info and registry_prune (the project's agreed names; doc fragment registry_api).
-REGISTRY_API_ARGSPEC: dict = {
-    "registry": {"type": "str", "required": True},
-    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
-    "registry_timeout": {"type": "float", "default": 10},
-    "registry_validate_certs": {"type": "bool", "default": True},
-    "registry_ca_cert": {"type": "path"},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "workers": {"type": "int", "default": 16},
-}
+REGISTRY_API_ARGSPEC: dict = dict(
+    REGISTRY_ARGSPEC,
+    registry={"type": "str", "required": True},
+    workers={"type": "int", "default": 16},
+)
 
 
 def client_from_params(params: dict[str, Any]) -> RegistryClient:
-    if params["workers"] < 1 or params["workers"] > 64:
-        raise InvalidPattern("workers %r must be between 1 and 64" % params["workers"])
+    if not 1 <= params["workers"] <= MAX_WORKERS:
+        raise InvalidPattern("workers %r must be between 1 and %d" % (params["workers"], MAX_WORKERS))
     if params["registry_timeout"] <= 0:
         raise InvalidPattern("registry_timeout %r must be more than 0" % params["registry_timeout"])
     return RegistryClient(

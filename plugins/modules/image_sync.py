@@ -182,7 +182,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY, RegistryClient
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
 
 SIDE_ARGSPEC: dict = {
@@ -249,7 +249,7 @@ def main() -> None:
             check_mode=module.check_mode,
         )
 
-    run_module(module, action, ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+    run_module(module, action, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

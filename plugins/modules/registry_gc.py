@@ -113,9 +113,9 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, GcError, run_gc
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -133,15 +133,13 @@ def main() -> None:
     def action() -> dict:
         if p["wait_timeout"] < 1:
             raise GcError("wait_timeout %r must be 1 or more" % p["wait_timeout"])
-        engine = EngineClient(p["docker_host"], p["docker_timeout"])
+        engine = EngineClient.from_params(p)
         backend = ContainerBackend(engine, p["name"], p["wait_timeout"])
         result = run_gc(backend, module.check_mode, p["delete_untagged"])
         result["diff"] = {"before": result["before"], "after": result["after"]}
         return result
 
-    run_module(
-        module, action, ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR), ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
-    )
+    run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

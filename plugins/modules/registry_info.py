@@ -17,6 +17,7 @@ description:
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
 options:
   repositories:
@@ -104,7 +105,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.inventory import
     compile_patterns,
     inventory,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -137,7 +138,7 @@ def main() -> None:
             },
         }
 
-    run_module(module, action, ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+    run_module(module, action, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":

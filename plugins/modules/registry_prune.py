@@ -22,6 +22,7 @@ description:
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
 options:
   rules:
@@ -106,7 +107,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.inventory import
     compile_rules,
     run_prune,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -133,7 +134,7 @@ def main() -> None:
         compile_rules(p["rules"])
         return run_prune(client_from_params(p), p["rules"], module.check_mode)
 
-    run_module(module, action, ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR))
+    run_module(module, action, REQUESTS_LIBRARY)
 
 
 if __name__ == "__main__":
