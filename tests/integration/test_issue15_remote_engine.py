@@ -46,8 +46,9 @@ def remote_engine():
                    check=True, capture_output=True, timeout=300)
     forward = None
     try:
-        address = next(line.split(":", 1)[1].strip() for line in (STATE / "inventory.yml").read_text().splitlines()
-                       if line.strip().startswith("ansible_host:"))
+        hosts = [line.split(":", 1)[1].strip() for line in (STATE / "inventory.yml").read_text().splitlines()
+                 if line.strip().startswith("ansible_host:")]
+        address = hosts[0]
         deadline = time.monotonic() + 120
         while _ssh(address, "systemctl", "is-active", "docker").stdout.strip() != b"active":
             assert time.monotonic() < deadline, "the node's engine did not start"

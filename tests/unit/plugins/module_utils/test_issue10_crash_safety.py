@@ -19,12 +19,15 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container import
     wait_ready_in_engine,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineError
-from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (  # noqa: F401
+from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (
     FakeEngine,
     converge,
-    no_http,  # the autouse fixture: no HTTP probes from unit tests
+    no_http,
     spec,
 )
+
+# test_container's fixture: no HTTP probes, no readiness wait from unit tests.
+pytestmark = pytest.mark.usefixtures(no_http.__name__)
 
 
 def _interrupted_recreate(engine, tmp_path, **new_spec):
@@ -317,13 +320,13 @@ def test_lock_two_tls_generations_make_one_ca(tmp_path):
     """Runs started at the same instant: without the lock, several make a CA and overwrite each other's."""
     directory = str(tmp_path / "tls")
     queue, go = multiprocessing.Queue(), multiprocessing.Event()
-    runs = [multiprocessing.Process(target=_generate_into, args=(directory, go, queue)) for _ in range(6)]
+    runs = [multiprocessing.Process(target=_generate_into, args=(directory, go, queue)) for _run in range(6)]
     for run in runs:
         run.start()
     time.sleep(0.5)
     go.set()
     for run in runs:
         run.join(60)
-    results = [queue.get(timeout=5) for _ in runs]
+    results = [queue.get(timeout=5) for _run in runs]
     assert sorted(changed for changed, _ca in results) == [False] * 5 + [True], "one run made the CA, the others found it"
     assert len({ca for _changed, ca in results}) == 1
