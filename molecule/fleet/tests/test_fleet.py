@@ -128,3 +128,23 @@ def test_registry_came_back_after_reboot_with_its_data(fleet_vars):
     auth = "%s:%s" % (fleet_vars["publish_username"], fleet_vars["publish_password"])
     catalog = json.loads(host.check_output("curl -sf --cacert %s -u %s https://%s/v2/_catalog" % (CA, shlex.quote(auth), ADDRESS)))
     assert sorted(catalog["repositories"]) == sorted(i["repository"] for i in fleet_vars["publish_images"])
+
+
+def test_a_key_that_needs_a_restart_restarts_the_engine_and_containers_come_back():
+    """Last test (it restarts reg's engine): a daemon.json key dockerd reads only at start is applied by a restart,
+    and the registry container (restart policy always) comes back by itself."""
+    host = node("reg")
+    before = host.check_output("systemctl show -p MainPID --value docker")
+    result = host.ansible("dockhand.registry.engine_daemon_config", """settings='{"log-level": "info"}'""", check=False)
+    assert result["changed"] and result["restart_keys"] == ["log-level"], result
+    assert result["applied"] == "systemctl restart docker", result
+    assert host.check_output("systemctl show -p MainPID --value docker") != before
+    config = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert config["log-level"] == "info" and "registry-mirrors" in config
+    answered = host.run(
+        "for i in $(seq 60); do curl -s -o /dev/null -w '%%{http_code}' --cacert %s https://%s/v2/ | grep -qx 401 && exit 0;"
+        " sleep 1; done; exit 1" % (CA, ADDRESS)
+    )
+    assert answered.rc == 0, "the registry did not come back after the engine restart"
+    again = host.ansible("dockhand.registry.engine_daemon_config", """settings='{"log-level": "info"}'""", check=False)
+    assert not again["changed"], again
