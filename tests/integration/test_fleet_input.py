@@ -11,7 +11,11 @@ import subprocess
 
 import pytest
 
-from .conftest import PREFIX, ROOT, docker, env
+from support import ROOT
+from support.isolation import PREFIX
+from support.runner import ansible_env
+
+from .conftest import docker
 
 
 def _site(tmp_path, inventory: dict, extra: dict) -> str:
@@ -20,7 +24,7 @@ def _site(tmp_path, inventory: dict, extra: dict) -> str:
     extra = dict(extra, registry_container_name=PREFIX + "fleet-input", registry_data_path=str(tmp_path / "data"))
     done = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(path), str(ROOT / "site.yml"), "-e", json.dumps(extra)],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode != 0, done.stdout[-3000:]
     return done.stdout + done.stderr
