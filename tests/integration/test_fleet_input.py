@@ -7,21 +7,21 @@ Two inventory hosts that are both this machine (local connection); the run must 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from .conftest import PREFIX, ROOT, docker, env
+from support import ROOT
+from support.isolation import PREFIX
+from support.runner import run_playbook
+
+from .conftest import docker
 
 
 def _site(tmp_path, inventory: dict, extra: dict) -> str:
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
     extra = dict(extra, registry_container_name=PREFIX + "fleet-input", registry_data_path=str(tmp_path / "data"))
-    done = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(path), str(ROOT / "site.yml"), "-e", json.dumps(extra)],
-        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = run_playbook(ROOT / "site.yml", extra, inventory=path, timeout=300)
     assert done.returncode != 0, done.stdout[-3000:]
     return done.stdout + done.stderr
 
