@@ -102,12 +102,22 @@ def run_module(name: str, args: dict[str, Any], docker_host: str | None = None, 
         return {"failed": True, "crashed": True, "msg": proc.stdout + proc.stderr}
 
 
+def recaps(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters (ok, changed, failed, ...) of every host: ``{host: {counter: value}}``."""
+    found: dict[str, dict[str, int]] = {}
+    for line in output.splitlines():
+        host, _sep, counters = line.partition(" : ")
+        if host.strip() and " " not in host.strip() and "changed=" in counters and "ok=" in counters:
+            found[host.strip()] = {k: int(v) for k, v in (item.split("=") for item in counters.split())}
+    return found
+
+
 def recap(output: str, host: str = "localhost") -> dict[str, int]:
     """The PLAY RECAP counters (ok, changed, failed, ...) of ``host``."""
-    for line in output.splitlines():
-        if line.split(" ", 1)[0] == host and "changed=" in line:
-            return {k: int(v) for k, v in (item.split("=") for item in line.split(":", 1)[1].split())}
-    raise AssertionError("no PLAY RECAP line for %s in the output:\n%s" % (host, output[-3000:]))
+    found = recaps(output)
+    if host not in found:
+        raise AssertionError("no PLAY RECAP line for %s in the output:\n%s" % (host, output[-3000:]))
+    return found[host]
 
 
 def failure_messages(output: str) -> list[str]:
