@@ -44,8 +44,8 @@ def test_site_retention_gc_and_cron(workdir):
         "registry_gc_lib_dir": str(workdir / "gc-lib"),
     }
     try:
-        done = run_playbook(ROOT / "site.yml", dict(extra, registry_retention_rules=[], registry_gc_on_run=False,
-                                                        registry_gc_schedule=False))
+        first = dict(extra, registry_retention_rules=[], registry_gc_on_run=False, registry_gc_schedule=False)
+        done = run_playbook(ROOT / "site.yml", first)
         assert done.returncode == 0, done.stdout[-3000:]
         for version in ("1", "2", "3"):
             context = workdir / ("ctx" + version)
