@@ -129,18 +129,3 @@ attributes:
     support: N/A
     platforms: posix
 """
-
-    # The attributes of a module that only reads (registry_info): nothing to show a diff of.
-    ATTRIBUTES_INFO = r"""
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
-"""

@@ -19,7 +19,7 @@ author:
 extends_documentation_fragment:
   - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
-  - dockhand.registry.docker.attributes_info
+  - dockhand.registry.docker.attributes
 options:
   repositories:
     description:
@@ -38,6 +38,9 @@ options:
       - Read manifests and configurations (digest, media type, size, created, platforms). V(false) lists names only.
     type: bool
     default: true
+attributes:
+  diff_mode:
+    support: none
 seealso:
   - module: dockhand.registry.registry_prune
 """
