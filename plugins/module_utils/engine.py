@@ -425,17 +425,21 @@ class EngineClient:
         except DockerException as exc:
             raise EngineError("cannot inspect service %s: %s" % (name, _explain(exc))) from None
 
+    @staticmethod
+    def _service_arguments(spec: dict[str, Any]) -> dict[str, Any]:
+        """The docker SDK's keyword arguments of create_service/update_service for a service ``spec``."""
+        return {
+            "name": spec["Name"],
+            "labels": spec.get("Labels"),
+            "mode": spec.get("Mode"),
+            "update_config": spec.get("UpdateConfig"),
+            "rollback_config": spec.get("RollbackConfig"),
+            "endpoint_spec": spec.get("EndpointSpec"),
+        }
+
     def create_service(self, spec: dict[str, Any]) -> str:
         try:
-            created = self.api.create_service(
-                spec["TaskTemplate"],
-                name=spec["Name"],
-                labels=spec.get("Labels"),
-                mode=spec.get("Mode"),
-                update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"),
-                endpoint_spec=spec.get("EndpointSpec"),
-            )
+            created = self.api.create_service(spec["TaskTemplate"], **self._service_arguments(spec))
         except DockerException as exc:
             raise EngineError("cannot create service %s: %s" % (spec["Name"], _explain(exc))) from None
         return created["ID"]
@@ -444,15 +448,7 @@ class EngineClient:
         """Replace the service's spec by ``spec`` (the engine rolls the tasks by the spec's UpdateConfig)."""
         try:
             self.api.update_service(
-                service_id,
-                version,
-                task_template=spec["TaskTemplate"],
-                name=spec["Name"],
-                labels=spec.get("Labels"),
-                mode=spec.get("Mode"),
-                update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"),
-                endpoint_spec=spec.get("EndpointSpec"),
+                service_id, version, task_template=spec["TaskTemplate"], **self._service_arguments(spec)
             )
         except DockerException as exc:
             raise EngineError("cannot update service %s: %s" % (spec["Name"], _explain(exc))) from None
