@@ -18,6 +18,11 @@ class DockhandError(Exception):
     """An error a module reports to the user as one line (``fail_json(msg=str(err))``)."""
 
 
+def pick(params: dict, *names: str) -> dict:
+    """The module parameters ``names``, as keyword arguments of the same names for a module_utils call."""
+    return {name: params[name] for name in names}
+
+
 def env_strings(values: dict) -> dict[str, str]:
     """A mapping of environment (or driver option) values as the engine takes them: strings, booleans as
     ``true``/``false`` (what YAML users write, not Python's ``True``)."""

@@ -241,7 +241,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, pick, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.container import (
     RESTART_POLICIES,
     RegistryContainer,
@@ -298,25 +298,14 @@ def main() -> None:
     )
     p = module.params
     spec = RegistrySpec(
-        name=p["name"],
-        image=p["image"],
-        state=p["state"],
-        port=p["port"],
-        bind_address=p["bind_address"],
-        data_path=p["data_path"],
-        volume=p["volume"],
         env=env_strings(p["env"]),
-        restart_policy=p["restart_policy"],
-        restart_retries=p["restart_retries"],
-        mounts=p["mounts"],
-        wait_timeout=p["wait_timeout"],
-        config_digest=p["config_digest"] or "",
-        config_changed=p["config_changed"],
         secret_env=env_strings(p["secret_env"]),
-        read_only=p["read_only"],
-        cap_drop=p["cap_drop"],
-        capabilities=p["capabilities"],
-        security_opts=p["security_opts"],
+        config_digest=p["config_digest"] or "",
+        **pick(
+            p, "name", "image", "state", "port", "bind_address", "data_path", "volume", "restart_policy",
+            "restart_retries", "mounts", "wait_timeout", "config_changed", "read_only", "cap_drop", "capabilities",
+            "security_opts",
+        ),
     )
     for warning in exposure_warnings(spec):
         module.warn(warning)
