@@ -291,6 +291,8 @@ def test_credentials_on_each_side(workdir, dh_vars):
         "images": [{"src": "%s/%s:t000" % (SRC, repo), "dest": "%s/%s:t000" % (DEST, repo)}],
         "src_username": users["src"][0], "src_password": users["src"][1],
         "dest_username": users["dest"][0], "dest_password": "wrong",
+        # Both registries are plain HTTP: a password goes over it only when the scheme says so (issue 10).
+        "src_registry_scheme": "http", "dest_registry_scheme": "http",
     }
     refused = run_sync(workdir, args)
     assert refused.get("failed") and "registry %s refused the login of user 'bob'" % DEST in refused["msg"], refused
