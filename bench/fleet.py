@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright (c) dockhand.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """site.yml on 1 and on 3 hosts (same work per host): first converge and idempotent re-run, over SSH.
 
 Each host is a Debian 12 test server (tests/support/fleet.py, engine preinstalled) that runs its own registry
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,10 +24,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import fleet  # noqa: E402
 
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+from support.runner import recaps  # noqa: E402
 
 
 def site(inventory: Path, extra: Path) -> tuple[float, dict[str, int]]:
@@ -40,12 +41,12 @@ def site(inventory: Path, extra: Path) -> tuple[float, dict[str, int]]:
     seconds = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit("site.yml failed:\n" + done.stdout[-4000:] + done.stderr[-2000:])
-    changed = {host: int(changed) for host, _ok, changed, _u, _f in RECAP.findall(done.stdout)}
+    changed = {host: counters["changed"] for host, counters in recaps(done.stdout).items()}
     return seconds, changed
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--prefix", default="dh-fl-b-")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/dh-fl/bench"))
@@ -81,7 +82,8 @@ def main() -> int:
                 again, again_changed = site(inventory, extra)
             finally:
                 fleet.down(args.prefix, state)
-            row = {"hosts": count, "run": run + 1, "first": round(first, 1), "rerun": round(again, 1), "rerun_changed": again_changed}
+            row = {"hosts": count, "run": run + 1, "first": round(first, 1), "first_changed": first_changed,
+                   "rerun": round(again, 1), "rerun_changed": again_changed}
             print(json.dumps(row), flush=True)
             results.setdefault(str(count), []).append(row)
     print(json.dumps(results, indent=2))

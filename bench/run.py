@@ -40,6 +40,10 @@ import images
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.runner import recaps  # noqa: E402  # one PLAY RECAP parser for tests and benchmarks
+
 PREFIX = "dh-bench"
 DATA = Path("/tmp/dh-bench")
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "20 200").split()]
@@ -132,10 +136,7 @@ def timed(label: str, command: list[str], env: dict[str, str] | None = None) -> 
     (OUT / "logs" / (label + ".log")).write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise SystemExit("%s failed (exit %d), see %s" % (label, done.returncode, OUT / "logs" / (label + ".log")))
-    changed = None
-    for line in done.stdout.splitlines():
-        if line.startswith("localhost") and "changed=" in line:
-            changed = int(line.split("changed=")[1].split()[0])
+    changed = recaps(done.stdout).get("localhost", {}).get("changed")
     rss: dict[str, int] = {}
     for line in RSS_LOG.read_text().splitlines():
         kbytes, _sep, cmd = line.partition(" ")

@@ -18,6 +18,17 @@ class DockhandError(Exception):
     """An error a module reports to the user as one line (``fail_json(msg=str(err))``)."""
 
 
+def pick(params: dict, *names: str) -> dict:
+    """The module parameters ``names``, as keyword arguments of the same names for a module_utils call."""
+    return {name: params[name] for name in names}
+
+
+def env_strings(values: dict) -> dict[str, str]:
+    """A mapping of environment (or driver option) values as the engine takes them: strings, booleans as
+    ``true``/``false`` (what YAML users write, not Python's ``True``)."""
+    return {str(k): ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
 def one_line(text: object) -> str:
     """Collapse an error text to one line (engine and registry errors can span several)."""
     return " ".join(str(text).split())

@@ -425,17 +425,21 @@ class EngineClient:
         except DockerException as exc:
             raise EngineError("cannot inspect service %s: %s" % (name, _explain(exc))) from None
 
+    @staticmethod
+    def _service_arguments(spec: dict[str, Any]) -> dict[str, Any]:
+        """The docker SDK's keyword arguments of create_service/update_service for a service ``spec``."""
+        return {
+            "name": spec["Name"],
+            "labels": spec.get("Labels"),
+            "mode": spec.get("Mode"),
+            "update_config": spec.get("UpdateConfig"),
+            "rollback_config": spec.get("RollbackConfig"),
+            "endpoint_spec": spec.get("EndpointSpec"),
+        }
+
     def create_service(self, spec: dict[str, Any]) -> str:
         try:
-            created = self.api.create_service(
-                spec["TaskTemplate"],
-                name=spec["Name"],
-                labels=spec.get("Labels"),
-                mode=spec.get("Mode"),
-                update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"),
-                endpoint_spec=spec.get("EndpointSpec"),
-            )
+            created = self.api.create_service(spec["TaskTemplate"], **self._service_arguments(spec))
         except DockerException as exc:
             raise EngineError("cannot create service %s: %s" % (spec["Name"], _explain(exc))) from None
         return created["ID"]
@@ -444,15 +448,7 @@ class EngineClient:
         """Replace the service's spec by ``spec`` (the engine rolls the tasks by the spec's UpdateConfig)."""
         try:
             self.api.update_service(
-                service_id,
-                version,
-                task_template=spec["TaskTemplate"],
-                name=spec["Name"],
-                labels=spec.get("Labels"),
-                mode=spec.get("Mode"),
-                update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"),
-                endpoint_spec=spec.get("EndpointSpec"),
+                service_id, version, task_template=spec["TaskTemplate"], **self._service_arguments(spec)
             )
         except DockerException as exc:
             raise EngineError("cannot update service %s: %s" % (spec["Name"], _explain(exc))) from None
@@ -471,44 +467,43 @@ class EngineClient:
         except DockerException as exc:
             raise EngineError("cannot list the tasks of service %s: %s" % (service, _explain(exc))) from None
 
-    def secrets(self, label: str) -> list[dict[str, Any]]:
-        """Swarm secrets carrying ``label`` (``key`` or ``key=value``)."""
+    # Swarm secrets and configs: the same three calls on two kinds of object ("secret", "config").
+    def _swarm_objects(self, kind: str, label: str) -> list[dict[str, Any]]:
         try:
-            return self.api.secrets(filters={"label": label})
+            return getattr(self.api, kind + "s")(filters={"label": label})
         except DockerException as exc:
-            raise EngineError("cannot list swarm secrets: %s" % _explain(exc)) from None
+            raise EngineError("cannot list swarm %ss: %s" % (kind, _explain(exc))) from None
 
-    def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+    def _create_swarm_object(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
         try:
-            return self.api.create_secret(name, data, labels=labels)["ID"]
+            return getattr(self.api, "create_" + kind)(name, data, labels=labels)["ID"]
         except DockerException as exc:
-            raise EngineError("cannot create swarm secret %s: %s" % (name, _explain(exc))) from None
+            raise EngineError("cannot create swarm %s %s: %s" % (kind, name, _explain(exc))) from None
 
-    def remove_secret(self, secret_id: str) -> None:
+    def _remove_swarm_object(self, kind: str, object_id: str) -> None:
         try:
-            self.api.remove_secret(secret_id)
+            getattr(self.api, "remove_" + kind)(object_id)
         except NotFound:
             return
         except DockerException as exc:
-            raise EngineError("cannot remove swarm secret %s: %s" % (secret_id, _explain(exc))) from None
+            raise EngineError("cannot remove swarm %s %s: %s" % (kind, object_id, _explain(exc))) from None
+
+    def secrets(self, label: str) -> list[dict[str, Any]]:
+        """Swarm secrets carrying ``label`` (``key`` or ``key=value``)."""
+        return self._swarm_objects("secret", label)
+
+    def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
+        return self._create_swarm_object("secret", name, data, labels)
+
+    def remove_secret(self, secret_id: str) -> None:
+        self._remove_swarm_object("secret", secret_id)
 
     def configs(self, label: str) -> list[dict[str, Any]]:
         """Swarm configs carrying ``label``."""
-        try:
-            return self.api.configs(filters={"label": label})
-        except DockerException as exc:
-            raise EngineError("cannot list swarm configs: %s" % _explain(exc)) from None
+        return self._swarm_objects("config", label)
 
     def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        try:
-            return self.api.create_config(name, data, labels=labels)["ID"]
-        except DockerException as exc:
-            raise EngineError("cannot create swarm config %s: %s" % (name, _explain(exc))) from None
+        return self._create_swarm_object("config", name, data, labels)
 
     def remove_config(self, config_id: str) -> None:
-        try:
-            self.api.remove_config(config_id)
-        except NotFound:
-            return
-        except DockerException as exc:
-            raise EngineError("cannot remove swarm config %s: %s" % (config_id, _explain(exc))) from None
+        self._remove_swarm_object("config", config_id)

@@ -93,7 +93,7 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, pick, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.provision import provision_image
 
@@ -119,17 +119,8 @@ def main() -> None:
 
     def action() -> dict:
         engine = EngineClient.from_params(p)
-        result = provision_image(
-            engine,
-            p["name"],
-            pull=p["pull"],
-            archive=p["archive"],
-            build_path=p["build_path"],
-            dockerfile=p["dockerfile"],
-            force_build=p["force_build"],
-            allow_missing=p["allow_missing"],
-            check_mode=module.check_mode,
-        )
+        options = pick(p, "pull", "archive", "build_path", "dockerfile", "force_build", "allow_missing")
+        result = provision_image(engine, p["name"], check_mode=module.check_mode, **options)
         result["diff"] = {"before": {"image_id": result.pop("before", None)}, "after": {"image_id": result["image_id"]}}
         return result
 

@@ -181,7 +181,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import pick, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY, RegistryClient
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
 
@@ -239,14 +239,8 @@ def main() -> None:
         return sync_images(
             side_factory(p, "src", p["workers"]),
             side_factory(p, "dest", p["workers"]),
-            images=p["images"],
-            src_repository=p["src_repository"],
-            dest_repository=p["dest_repository"],
-            tags=p["tags"],
-            tag_pattern=p["tag_pattern"],
-            platforms=p["platforms"],
-            workers=p["workers"],
             check_mode=module.check_mode,
+            **pick(p, "images", "src_repository", "dest_repository", "tags", "tag_pattern", "platforms", "workers"),
         )
 
     run_module(module, action, REQUESTS_LIBRARY)

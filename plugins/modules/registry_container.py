@@ -241,7 +241,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, pick, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.container import (
     RESTART_POLICIES,
     RegistryContainer,
@@ -250,12 +250,6 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container import
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def main() -> None:
@@ -304,25 +298,14 @@ def main() -> None:
     )
     p = module.params
     spec = RegistrySpec(
-        name=p["name"],
-        image=p["image"],
-        state=p["state"],
-        port=p["port"],
-        bind_address=p["bind_address"],
-        data_path=p["data_path"],
-        volume=p["volume"],
-        env={str(k): _env_value(v) for k, v in p["env"].items()},
-        restart_policy=p["restart_policy"],
-        restart_retries=p["restart_retries"],
-        mounts=p["mounts"],
-        wait_timeout=p["wait_timeout"],
+        env=env_strings(p["env"]),
+        secret_env=env_strings(p["secret_env"]),
         config_digest=p["config_digest"] or "",
-        config_changed=p["config_changed"],
-        secret_env={str(k): _env_value(v) for k, v in p["secret_env"].items()},
-        read_only=p["read_only"],
-        cap_drop=p["cap_drop"],
-        capabilities=p["capabilities"],
-        security_opts=p["security_opts"],
+        **pick(
+            p, "name", "image", "state", "port", "bind_address", "data_path", "volume", "restart_policy",
+            "restart_retries", "mounts", "wait_timeout", "config_changed", "read_only", "cap_drop", "capabilities",
+            "security_opts",
+        ),
     )
     for warning in exposure_warnings(spec):
         module.warn(warning)

@@ -19,6 +19,7 @@ author:
 extends_documentation_fragment:
   - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
+  - dockhand.registry.docker.attributes
 options:
   repositories:
     description:
@@ -38,11 +39,7 @@ options:
     type: bool
     default: true
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - module: dockhand.registry.registry_prune

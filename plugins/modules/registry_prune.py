@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
+  - dockhand.registry.docker.attributes
 options:
   rules:
     description: Retention rules, tried in order for each repository.
@@ -48,13 +49,6 @@ options:
           - Delete only tags older than this many days (created time). At least one of O(rules[].keep_last) and
             O(rules[].older_than_days) is required.
         type: int
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
 seealso:
   - module: dockhand.registry.registry_info
   - module: dockhand.registry.registry_gc

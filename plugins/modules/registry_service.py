@@ -189,16 +189,10 @@ update_order:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def main() -> None:
@@ -252,8 +246,8 @@ def main() -> None:
         data_path=p["data_path"],
         volume=p["volume"],
         volume_driver=p["volume_driver"],
-        volume_options={str(k): _env_value(v) for k, v in p["volume_options"].items()},
-        env={str(k): _env_value(v) for k, v in p["env"].items()},
+        volume_options=env_strings(p["volume_options"]),
+        env=env_strings(p["env"]),
         read_only=p["read_only"],
         http_secret=p["http_secret"],
         http_secret_path=p["http_secret_path"],

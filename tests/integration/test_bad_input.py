@@ -14,11 +14,10 @@ import subprocess
 import bcrypt
 import docker
 import pytest
-import requests
 
 from support.engine import SHARED_DOCKER_HOST, ensure_registry_image
 from support.isolation import path, port
-from support.registry import tag_digests, wait_v2
+from support.registry import client, tag_digests, wait_v2
 from support.runner import run_module
 
 from .reliability_support import REL, build_image, run_role_failure
@@ -263,8 +262,8 @@ def test_wrong_credentials_push_nothing(unchanged, api):
     )
     msg = assert_refused(result, "localhost:%d" % AUTH_PORT, "alice")
     assert "wrong" not in msg
-    catalog = requests.get("http://localhost:%d/v2/_catalog" % AUTH_PORT, auth=("alice", "right"), timeout=5)
-    assert catalog.json()["repositories"] == [], "something was pushed with refused credentials"
+    catalog = client("localhost:%d" % AUTH_PORT, username="alice", password="right").catalog()
+    assert catalog == [], "something was pushed with refused credentials"
 
 
 # -- provisioning -----------------------------------------------------------------------------

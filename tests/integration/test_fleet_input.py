@@ -7,13 +7,12 @@ Two inventory hosts that are both this machine (local connection); the run must 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from support import ROOT
 from support.isolation import PREFIX
-from support.runner import ansible_env
+from support.runner import run_playbook
 
 from .conftest import docker
 
@@ -22,10 +21,7 @@ def _site(tmp_path, inventory: dict, extra: dict) -> str:
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
     extra = dict(extra, registry_container_name=PREFIX + "fleet-input", registry_data_path=str(tmp_path / "data"))
-    done = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(path), str(ROOT / "site.yml"), "-e", json.dumps(extra)],
-        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = run_playbook(ROOT / "site.yml", extra, inventory=path, timeout=300)
     assert done.returncode != 0, done.stdout[-3000:]
     return done.stdout + done.stderr
 

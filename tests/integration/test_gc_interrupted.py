@@ -15,9 +15,11 @@ import signal
 import subprocess
 import time
 
-import requests
+from support.isolation import PREFIX
+from support.registry import client
+from support.runner import run_playbook, start_playbook
 
-from .conftest import PREFIX, ROOT, ansible_playbook, docker, env
+from .conftest import docker
 
 SETUP = """
 - hosts: localhost
@@ -84,14 +86,11 @@ def _descendants(pid: int) -> list[int]:
 def test_gc_killed_in_window_is_repaired(dh_vars, workdir):
     (workdir / "setup.yml").write_text(SETUP)
     (workdir / "gc.yml").write_text(GC)
-    done = ansible_playbook(workdir / "setup.yml", dh_vars)
+    done = run_playbook(workdir / "setup.yml", dh_vars)
     assert done.returncode == 0, done.stdout[-3000:]
     name = PREFIX + "gci"
 
-    command = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(ROOT / "inventory" / "localhost.yml"),
-               str(workdir / "gc.yml"), "-e", json.dumps(dh_vars)]
-    run = subprocess.Popen(command, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True)
+    run = start_playbook(workdir / "gc.yml", dh_vars, None, workdir / "gc-killed.log", new_session=True)
     deadline = time.monotonic() + 60
     seen = False
     while time.monotonic() < deadline and run.poll() is None:
@@ -115,15 +114,14 @@ def test_gc_killed_in_window_is_repaired(dh_vars, workdir):
     print("after the kill:", left.strip().replace("\n", "; "))
 
     # The next run repairs first, then collects.
-    done = ansible_playbook(workdir / "gc.yml", dh_vars)
+    done = run_playbook(workdir / "gc.yml", dh_vars)
     assert done.returncode == 0, done.stdout[-3000:]
     result = json.loads((workdir / "gc.json").read_text())
     print("repair run actions:", result["actions"])
     assert "left read-only by an interrupted run" in result["actions"][0]
     assert not any("MAINTENANCE" in e for e in _env_of(name))
     assert any(e == "REGISTRY_STORAGE_DELETE_ENABLED=true" for e in _env_of(name))
-    answer = requests.get("http://127.0.0.1:%d/v2/%sgci/tags/list" % (dh_vars["dh_port"], PREFIX), timeout=10)
-    assert answer.status_code == 200 and answer.json()["tags"] == ["2"]
+    assert client("127.0.0.1:%d" % dh_vars["dh_port"]).tags(PREFIX + "gci") == ["2"]
     pushed = subprocess.run(["docker", "tag", "127.0.0.1:%d/%sgci:2" % (dh_vars["dh_port"], PREFIX),
                              "127.0.0.1:%d/%sgci:after" % (dh_vars["dh_port"], PREFIX)], check=False)
     assert pushed.returncode == 0

@@ -16,7 +16,9 @@ import sys
 
 import pytest
 
-from .conftest import PREFIX, REGISTRY_IMAGE, ROOT, ansible_playbook
+from support import ROOT
+from support.isolation import PREFIX, REGISTRY_IMAGE
+from support.runner import run_playbook
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots a fleet node)")
 
@@ -52,14 +54,14 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         subprocess.run("docker save %s | docker exec -i %s docker load" % (REGISTRY_IMAGE, container), shell=True,
                        check=True, capture_output=True, timeout=600)
         (workdir / "gc.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
-        inventory = ["-i", str(directory / "inventory.yml")]
+        inventory = ("-i", str(directory / "inventory.yml"))
         for _run in range(2):
-            done = ansible_playbook(workdir / "gc.yml", {}, *inventory)
+            done = run_playbook(workdir / "gc.yml", {}, args=inventory)
             assert done.returncode == 0, done.stdout[-3000:]
         node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
                         " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
                         " docker push -q localhost:5000/app:$v >/dev/null; done")
-        done = ansible_playbook(workdir / "gc.yml", {}, *inventory)
+        done = run_playbook(workdir / "gc.yml", {}, args=inventory)
         assert done.returncode == 0, done.stdout[-3000:]
         assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
         assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")

@@ -1,13 +1,12 @@
 """image_sync and the pull-through cache against real registry containers (issue 14).
 
-Registries on DH_PORT_BASE+10.. (source, destination, upstream, cache). Images are built in the registries through
+Registries on ports +25..+28 of the run's range (source, destination, upstream, cache). Images are built in the registries through
 the API (tests/support/registry_api.py): no engine, except for the cache test, which pulls with the engine.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -18,10 +17,14 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
+from support import ROOT
+from support.isolation import PREFIX, REGISTRY_IMAGE, port
+from support.registry import client, wait_v2
+from support.runner import ansible_env, recap, run_playbook
 
-from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, ansible_playbook, docker
+from .conftest import docker
 
-SRC_PORT, DEST_PORT, UPSTREAM_PORT, CACHE_PORT = PORT_BASE + 10, PORT_BASE + 11, PORT_BASE + 12, PORT_BASE + 13
+SRC_PORT, DEST_PORT, UPSTREAM_PORT, CACHE_PORT = port(25), port(26), port(27), port(28)
 SRC, DEST = "localhost:%d" % SRC_PORT, "localhost:%d" % DEST_PORT
 RSS_LIMIT_KIB = 100 * 1024
 
@@ -30,20 +33,8 @@ def start_registry(name: str, port: int, data: Path) -> str:
     data.mkdir(parents=True, exist_ok=True)
     docker("rm", "-f", PREFIX + name, check=False)
     docker("run", "-d", "--name", PREFIX + name, "-p", "127.0.0.1:%d:5000" % port, "-v", "%s:/var/lib/registry" % data, REGISTRY_IMAGE)
-    wait_up(port)
+    wait_v2("127.0.0.1:%d" % port)
     return PREFIX + name
-
-
-def wait_up(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/v2/" % port, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None) -> dict:
@@ -74,16 +65,7 @@ def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | 
     extra: dict = {"sync_args": args}
     if python:
         extra["ansible_python_interpreter"] = python
-    old = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        done = ansible_playbook(playbook, extra)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    done = run_playbook(playbook, extra, env=ansible_env(**(env or {})), timeout=300)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -92,28 +74,6 @@ def raw(reference: str) -> bytes:
     return subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + reference], capture_output=True, check=True
     ).stdout
-
-
-def head_digest(registry: str, repository: str, tag: str) -> str | None:
-    request = urllib.request.Request(
-        "http://%s/v2/%s/manifests/%s" % (registry, repository, tag), method="HEAD", headers={"Accept": ", ".join(api_types())}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.headers["Docker-Content-Digest"]
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
-def api_types() -> list[str]:
-    return [
-        api.OCI_MANIFEST,
-        api.OCI_INDEX,
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    ]
 
 
 @pytest.fixture
@@ -132,7 +92,7 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     check = run_sync(workdir, args, check_mode=True)
     assert check["changed"] and check["synced"] == ["%s/mirror/%s:1.0" % (DEST, repo)], check
     assert check["actions"][0].startswith("would copy"), check
-    assert head_digest(DEST, "mirror/" + repo, "1.0") is None, "check mode wrote to the destination"
+    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") is None, "check mode wrote to the destination"
 
     first = run_sync(workdir, args)
     assert first["changed"] and not first.get("failed"), first
@@ -141,7 +101,7 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     assert item["platforms"] == ["linux/amd64", "linux/arm64"], item
     assert item["blobs"]["copied"] == 4, item  # two configs + two layers
     assert first["diff"]["before"].strip().endswith("(absent)") and source_digest in first["diff"]["after"], first
-    assert head_digest(DEST, "mirror/" + repo, "1.0") == source_digest
+    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") == source_digest
     assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo)), "skopeo inspect --raw differs"
 
     again = run_sync(workdir, args)
@@ -151,7 +111,7 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     assert moved != source_digest
     third = run_sync(workdir, args)
     assert third["changed"] and third["images"][0]["digest"] == moved and third["images"][0]["digest_before"] == source_digest, third
-    assert head_digest(DEST, "mirror/" + repo, "1.0") == moved
+    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") == moved
     assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo))
     assert not run_sync(workdir, args)["changed"]
 
@@ -200,7 +160,7 @@ def test_pattern_platforms_mounts_and_failures(two_registries, dh_vars):
     )
     assert mixed.get("failed") and "1 of 2 tags" in mixed["msg"] and ":nope" in mixed["msg"], mixed
     assert mixed["results"][0]["changed"] and mixed["results"][1]["failed"], mixed
-    assert head_digest(DEST, repo, "t004") == digests[4]
+    assert client(DEST).manifest_digest(repo, "t004") == digests[4]
 
 
 def test_big_layer_streams_in_bounded_memory(two_registries):
@@ -250,14 +210,14 @@ def test_pull_through_cache(workdir, dh_vars):
             ]
         )
     )
-    bad = ansible_playbook(play, dict(cache_vars, registry_proxy={"url": "%s:5000" % address}))
+    bad = run_playbook(play, dict(cache_vars, registry_proxy={"url": "%s:5000" % address}))
     assert bad.returncode != 0 and 'registry_proxy.url "%s:5000" is not a registry URL' % address in bad.stdout, bad.stdout[-2000:]
     assert not docker("ps", "-aq", "--filter", "name=^/%scache$" % PREFIX).strip(), "a bad registry_proxy created the cache"
 
-    done = ansible_playbook(play, cache_vars)
-    assert done.returncode == 0 and "changed=0" not in done.stdout, done.stdout[-3000:]
-    done = ansible_playbook(play, cache_vars)
-    assert done.returncode == 0 and "changed=0" in done.stdout, done.stdout[-3000:]
+    done = run_playbook(play, cache_vars)
+    assert done.returncode == 0 and recap(done.stdout)["changed"] > 0, done.stdout[-3000:]
+    done = run_playbook(play, cache_vars)
+    assert done.returncode == 0 and recap(done.stdout)["changed"] == 0, done.stdout[-3000:]
     assert "s3cret" not in done.stdout and "s3cret" not in docker("inspect", PREFIX + "cache")
     assert oct((workdir / "etc" / "config.yml").stat().st_mode & 0o777) == "0o600"
 
@@ -267,7 +227,7 @@ def test_pull_through_cache(workdir, dh_vars):
     # Publishing to the cache is refused with one line, before anything is built or pushed.
     publish = workdir / "publish.yml"
     publish.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "dockhand.registry.publish"}]}]))
-    done = ansible_playbook(
+    done = run_playbook(
         publish,
         dict(cache_vars, publish_registry="localhost:%d" % CACHE_PORT, publish_images=[{"name": repo, "tag": "t000"}]),
     )
@@ -297,11 +257,11 @@ def test_publish_role_sync_list(two_registries, dh_vars):
         "publish_builds": [],
         "publish_sync": [{"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/prod/%s" % (DEST, repo), "tags": ["2.0"]}],
     }
-    first = ansible_playbook(play, role_vars)
-    assert first.returncode == 0 and "changed=1" in first.stdout, first.stdout[-3000:]
-    assert head_digest(DEST, "prod/" + repo, "2.0") == digest
-    again = ansible_playbook(play, role_vars)
-    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+    first = run_playbook(play, role_vars)
+    assert first.returncode == 0 and recap(first.stdout)["changed"] == 1, first.stdout[-3000:]
+    assert client(DEST).manifest_digest("prod/" + repo, "2.0") == digest
+    again = run_playbook(play, role_vars)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
 
 
 def test_credentials_on_each_side(workdir, dh_vars):
@@ -309,18 +269,18 @@ def test_credentials_on_each_side(workdir, dh_vars):
     import bcrypt
 
     users = {"src": ("alice", "src-pw-" + dh_vars["dh_marker"]), "dest": ("bob", "dest-pw-" + dh_vars["dh_marker"])}
-    for side, port in (("src", SRC_PORT), ("dest", DEST_PORT)):
+    for side, side_port in (("src", SRC_PORT), ("dest", DEST_PORT)):
         user, password = users[side]
         auth = workdir / ("auth-" + side)
         auth.mkdir()
         (auth / "htpasswd").write_text("%s:%s\n" % (user, bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()))
         docker("rm", "-f", PREFIX + "auth-" + side, check=False)
         docker(
-            "run", "-d", "--name", PREFIX + "auth-" + side, "-p", "127.0.0.1:%d:5000" % port,
+            "run", "-d", "--name", PREFIX + "auth-" + side, "-p", "127.0.0.1:%d:5000" % side_port,
             "-v", "%s:/auth:ro" % auth, "-e", "REGISTRY_AUTH=htpasswd", "-e", "REGISTRY_AUTH_HTPASSWD_REALM=test",
             "-e", "REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd", REGISTRY_IMAGE,
         )
-        wait_up_any(port)
+        wait_up_any(side_port)
     repo = PREFIX + "authed"
     api.SESSION.auth = users["src"]
     try:
@@ -331,10 +291,12 @@ def test_credentials_on_each_side(workdir, dh_vars):
         "images": [{"src": "%s/%s:t000" % (SRC, repo), "dest": "%s/%s:t000" % (DEST, repo)}],
         "src_username": users["src"][0], "src_password": users["src"][1],
         "dest_username": users["dest"][0], "dest_password": "wrong",
+        # Both registries are plain HTTP: a password goes over it only when the scheme says so (issue 10).
+        "src_registry_scheme": "http", "dest_registry_scheme": "http",
     }
     refused = run_sync(workdir, args)
     assert refused.get("failed") and "registry %s refused the login of user 'bob'" % DEST in refused["msg"], refused
-    assert head_digest_auth(DEST, repo, "t000", users["dest"]) is None
+    assert client(DEST, username=users["dest"][0], password=users["dest"][1]).manifest_digest(repo, "t000") is None
     args["dest_password"] = users["dest"][1]
     done = run_sync(workdir, args)
     assert done["changed"] and done["images"][0]["digest"] == digest, done
@@ -355,13 +317,6 @@ def wait_up_any(port: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-
-
-def head_digest_auth(registry: str, repository: str, tag: str, auth: tuple[str, str]) -> str | None:
-    answer = api.SESSION.head(
-        "http://%s/v2/%s/manifests/%s" % (registry, repository, tag), auth=auth, headers={"Accept": ", ".join(api_types())}
-    )
-    return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
 
 
 def test_tls_destination_with_its_own_ca(workdir, dh_vars):

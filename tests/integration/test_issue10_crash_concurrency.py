@@ -6,26 +6,26 @@
 - lock_two_runs_one_recreate: two module runs asking for the same change at once: one recreates, the other
   waits for the lock and then finds nothing to do; no leftover, no failure.
 
-Names: DH_PREFIX, ports DH_PORT_BASE+10.., data under DH_DATA_ROOT (tests/integration/README.md).
+Names: DH_PREFIX, port +21 of the run's range, data under DH_DATA_ROOT (tests/integration/README.md).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import docker
 import pytest
 
-from .reliability_support import SHARED_DOCKER_HOST, ensure_registry_image, run_module, wait_v2
+from support.engine import SHARED_DOCKER_HOST, ensure_registry_image
+from support.isolation import DATA_ROOT, PREFIX, REGISTRY_IMAGE, port
+from support.registry import wait_v2
+from support.runner import run_module
 
-PREFIX = os.environ.get("DH_PREFIX", "dh-it-")
-PORT = int(os.environ.get("DH_PORT_BASE", "5100")) + 10
-ROOT = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it")) / "crash-concurrency"
+PORT = port(21)
+ROOT = DATA_ROOT / "crash-concurrency"
 NAME = PREFIX + "crash-reg"
-IMAGE = os.environ.get("DH_REGISTRY_IMAGE", "registry:2")
+IMAGE = REGISTRY_IMAGE
 
 
 @pytest.fixture

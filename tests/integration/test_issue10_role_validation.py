@@ -6,16 +6,17 @@ Names from DH_PREFIX / DH_DATA_ROOT (tests/integration/README.md); no container 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from .reliability_support import SHARED_DOCKER_HOST, run_role_failure
+from support.engine import SHARED_DOCKER_HOST
+from support.isolation import DATA_ROOT, PREFIX
 
-PREFIX = os.environ.get("DH_PREFIX", "dh-it-")
-ROOT = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it")) / "role-validation"
+from .reliability_support import run_role_failure
+
+ROOT = DATA_ROOT / "role-validation"
 TLS_NAME = "%svalidate.invalid" % PREFIX
 
 

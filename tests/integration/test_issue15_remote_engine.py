@@ -4,30 +4,29 @@ module host.
 A real Debian server (tests/support/fleet.py: systemd, sshd, its own Docker engine) runs the registry, published
 on ITS loopback; the module reaches that engine over TCP (an SSH forward of the node's docker.sock). The module
 host has nothing on that port, so a probe from here (what the module did before) fails every create and rolls it
-back. Names: DH_PREFIX + "fl-", ports DH_PORT_BASE+40.. (tests/integration/README.md).
+back. Names: DH_PREFIX + "fl-", ports +42 and +43 of the run's range (tests/integration/README.md).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from .reliability_support import ROOT, run_module
+from support import ROOT
+from support.isolation import DATA_ROOT, REGISTRY_IMAGE, name, port
+from support.runner import run_module
 
-PREFIX = os.environ.get("DH_PREFIX", "dh-it-") + "fl-"
-PORT_BASE = int(os.environ.get("DH_PORT_BASE", "5100"))
-ENGINE_PORT = PORT_BASE + 40
-REGISTRY_PORT = PORT_BASE + 41
-STATE = Path(os.environ.get("DH_DATA_ROOT", "/tmp/dh-it")) / "remote-engine"
+PREFIX = name("fl-")
+ENGINE_PORT = port(42)
+REGISTRY_PORT = port(43)
+STATE = DATA_ROOT / "remote-engine"
 FLEET = [sys.executable, str(ROOT / "tests" / "support" / "fleet.py")]
 NODE_IMAGE = "dockhand-fleet-node:bookworm-docker"
-IMAGE = os.environ.get("DH_REGISTRY_IMAGE", "registry:2")
+IMAGE = REGISTRY_IMAGE
 
 
 def _ssh(address: str, *command: str, **kwargs) -> subprocess.CompletedProcess:

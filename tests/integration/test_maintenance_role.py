@@ -15,22 +15,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 
-from .conftest import PORT_BASE, PREFIX, REGISTRY_IMAGE, ROOT, TEST_LABEL, ansible_playbook, docker
-from .test_site import recap
+from support import ROOT
+from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
+from support.registry import client
+from support.runner import recap, run_playbook
+
+from .conftest import docker
 
 
 def test_site_retention_gc_and_cron(workdir):
     name = PREFIX + "mnt"
-    registry = "127.0.0.1:%d" % (PORT_BASE + 1)
+    registry = "127.0.0.1:%d" % port(2)
     repo = PREFIX + "mnt-app"
     cron_file = Path("/etc/cron.d/dockhand-registry-gc-" + name)
     extra = {
         "dockhand_hosts": "localhost",
         "registry_container_name": name,
         "registry_image": REGISTRY_IMAGE,
-        "registry_port": PORT_BASE + 1,
+        "registry_port": port(2),
         "registry_data_path": str(workdir / "data"),
         "registry_wait_timeout": 30,
         "publish_registry": registry,
@@ -41,8 +44,8 @@ def test_site_retention_gc_and_cron(workdir):
         "registry_gc_lib_dir": str(workdir / "gc-lib"),
     }
     try:
-        done = ansible_playbook(ROOT / "site.yml", dict(extra, registry_retention_rules=[], registry_gc_on_run=False,
-                                                        registry_gc_schedule=False))
+        first = dict(extra, registry_retention_rules=[], registry_gc_on_run=False, registry_gc_schedule=False)
+        done = run_playbook(ROOT / "site.yml", first)
         assert done.returncode == 0, done.stdout[-3000:]
         for version in ("1", "2", "3"):
             context = workdir / ("ctx" + version)
@@ -54,7 +57,7 @@ def test_site_retention_gc_and_cron(workdir):
 
         runs = []
         for _run in range(2):
-            done = ansible_playbook(ROOT / "site.yml", extra)
+            done = run_playbook(ROOT / "site.yml", extra)
             output = done.stdout + done.stderr
             if done.returncode != 0:
                 pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
@@ -62,7 +65,7 @@ def test_site_retention_gc_and_cron(workdir):
         assert runs[0]["changed"] > 0 and runs[1]["changed"] == 0, runs
         env = json.loads(docker("container", "inspect", "--format", "{{json .Config.Env}}", name))
         assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
-        tags = requests.get("http://%s/v2/%s/tags/list" % (registry, repo), timeout=10).json()["tags"]
+        tags = client(registry).tags(repo)
         assert tags == ["3"]
 
         # The schedule: a cron file (no systemd here) running the same GC, logging through logger.

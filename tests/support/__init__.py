@@ -1,10 +1,13 @@
-"""The one test support package every test layer imports (integration, reliability, molecule, target helpers).
+"""The one test support package every test layer imports (unit, integration, reliability, molecule, target helpers,
+benchmarks).
 
 - :mod:`support.isolation`  name prefix, port range and data root of a test run, from one place
 - :mod:`support.runner`     run a playbook or a module the way users do, read its result (PLAY RECAP, failures)
 - :mod:`support.registry`   read a registry through the collection's own RegistryClient; readiness wait
 - :mod:`support.engine`     the registry-image bootstrap; a private dockerd (unix socket, or TCP with TLS)
 - :mod:`support.fleet`      Debian test hosts over SSH (standard library only)
+- :mod:`support.unit`       unit-test stand-ins (scripted registry session) and the one-line-failure check of a
+                            module's ``main()`` (imported as ``ansible_collections.dockhand.registry.tests.support.unit``)
 
 Import it as ``support`` with ``tests/`` on ``sys.path`` (pytest puts it there for tests/integration; the
 molecule conftests and the target helper scripts insert it). Importing it also puts this checkout's

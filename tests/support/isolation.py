@@ -6,6 +6,21 @@
 | ``DH_PORT_BASE`` | ``5100`` | first of the ``PORT_COUNT`` ports the tests may use |
 | ``DH_DATA_ROOT`` | ``/tmp/dh-it`` | every host directory the tests create sits under it |
 | ``DH_REGISTRY_IMAGE`` | ``registry:2`` | the registry image (never removed by a test) |
+
+No test reads these variables itself: it imports ``PREFIX``, ``port(offset)``, ``DATA_ROOT``, ``REGISTRY_IMAGE``.
+Port offsets (``port(offset)``), one set per test file so that no two files share a port:
+
+| offsets | test file |
+|---|---|
+| +0, +1 | the targets (``dh_port``, ``dh_port2``), test_site, test_gc_interrupted (``dh_port``) |
+| +2 | test_maintenance_role |
+| +10..+19 | test_bad_input (+19: a port nothing listens on) |
+| +20 | test_resilience |
+| +21 | test_issue10_crash_concurrency |
+| +25..+28 | test_image_sync (source, destination, upstream, cache) |
+| +30 | test_installed_collection |
+| +40 | test_engine_tls (the private engine's TLS port) |
+| +42, +43 | test_issue15_remote_engine (SSH-forwarded engine, registry) |
 """
 
 from __future__ import annotations

@@ -39,9 +39,11 @@ def ansible_env(docker_host: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def _playbook_command(playbook: str | Path, vars_file: str, args: tuple[str, ...]) -> list[str]:
+def _playbook_command(
+    playbook: str | Path, vars_file: str, args: tuple[str, ...], inventory: str | Path = INVENTORY
+) -> list[str]:
     binary = VENV_BIN / "ansible-playbook"
-    return [str(binary) if binary.exists() else "ansible-playbook", "-i", str(INVENTORY), str(playbook), "-e", "@" + vars_file, *args]
+    return [str(binary) if binary.exists() else "ansible-playbook", "-i", str(inventory), str(playbook), "-e", "@" + vars_file, *args]
 
 
 def run_playbook(
@@ -52,26 +54,32 @@ def run_playbook(
     args: tuple[str, ...] = (),
     timeout: int = 600,
     env: dict[str, str] | None = None,
+    inventory: str | Path = INVENTORY,
 ) -> subprocess.CompletedProcess:
-    """``ansible-playbook -i inventory/localhost.yml playbook -e @vars *args``; the completed process."""
+    """``ansible-playbook -i inventory playbook -e @vars *args`` (inventory/localhost.yml unless told); the completed
+    process."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(extra_vars or {}, handle)
     try:
         return subprocess.run(
-            _playbook_command(playbook, handle.name, args),
+            _playbook_command(playbook, handle.name, args, inventory),
             cwd=ROOT, env=env or ansible_env(docker_host), capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
     finally:
         os.unlink(handle.name)
 
 
-def start_playbook(playbook: str | Path, extra_vars: dict[str, Any], docker_host: str | None, log: Path) -> subprocess.Popen:
-    """Start ``ansible-playbook`` in the background (output to ``log``)."""
+def start_playbook(
+    playbook: str | Path, extra_vars: dict[str, Any], docker_host: str | None, log: Path, *, new_session: bool = False
+) -> subprocess.Popen:
+    """Start ``ansible-playbook`` in the background (output to ``log``; in a process group of its own with
+    ``new_session``, so that a test can kill it whole)."""
     vars_file = log.with_suffix(".vars.json")
     vars_file.write_text(json.dumps(extra_vars))
     return subprocess.Popen(
         _playbook_command(playbook, str(vars_file), ()),
         cwd=ROOT, env=ansible_env(docker_host), stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )  # fmt: skip
 
 
@@ -94,12 +102,22 @@ def run_module(name: str, args: dict[str, Any], docker_host: str | None = None, 
         return {"failed": True, "crashed": True, "msg": proc.stdout + proc.stderr}
 
 
+def recaps(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters (ok, changed, failed, ...) of every host: ``{host: {counter: value}}``."""
+    found: dict[str, dict[str, int]] = {}
+    for line in output.splitlines():
+        host, _sep, counters = line.partition(" : ")
+        if host.strip() and " " not in host.strip() and "changed=" in counters and "ok=" in counters:
+            found[host.strip()] = {k: int(v) for k, v in (item.split("=") for item in counters.split())}
+    return found
+
+
 def recap(output: str, host: str = "localhost") -> dict[str, int]:
     """The PLAY RECAP counters (ok, changed, failed, ...) of ``host``."""
-    for line in output.splitlines():
-        if line.split(" ", 1)[0] == host and "changed=" in line:
-            return {k: int(v) for k, v in (item.split("=") for item in line.split(":", 1)[1].split())}
-    raise AssertionError("no PLAY RECAP line for %s in the output:\n%s" % (host, output[-3000:]))
+    found = recaps(output)
+    if host not in found:
+        raise AssertionError("no PLAY RECAP line for %s in the output:\n%s" % (host, output[-3000:]))
+    return found[host]
 
 
 def failure_messages(output: str) -> list[str]:

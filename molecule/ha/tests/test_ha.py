@@ -17,6 +17,8 @@ from pathlib import Path
 import requests
 from hatest import PullLoop, address, build_and_push, on, pull_by_digest
 
+from support.runner import recaps, run_playbook
+
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIO = ROOT / "molecule" / "ha"
 NODES = ["n1", "n2", "n3"]
@@ -90,14 +92,12 @@ def test_blob_upload_started_on_one_node_finishes_on_another(mol_vars):
 
 
 def _converge(extra: dict) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"))
-    command = ["ansible-playbook", "-i", str(SCENARIO / "inventory" / "hosts.yml"), "-i", "/tmp/dh-ha/fleet/inventory.yml"]
-    command += ["-e", json.dumps(extra), str(SCENARIO / "converge.yml")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+    return run_playbook(SCENARIO / "converge.yml", extra, inventory=SCENARIO / "inventory" / "hosts.yml",
+                        args=("-i", "/tmp/dh-ha/fleet/inventory.yml"))
 
 
 def _changed(output: str) -> int:
-    return sum(int(line.split("changed=")[1].split()[0]) for line in output.splitlines() if "changed=" in line and " : ok=" in line)
+    return sum(counters["changed"] for counters in recaps(output).values())
 
 
 def test_rolling_update_under_a_pull_loop_has_no_failed_pull(mol_vars):

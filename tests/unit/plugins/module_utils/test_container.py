@@ -34,6 +34,8 @@ class FakeEngine:
         self.volumes: set[str] = set()
         self.calls: list[str] = []
         self.fail_start: set[str] = set()
+        # True: every container created from now on fails to start (a new container that never comes up).
+        self.fail_new_starts = False
         self._ids = itertools.count(1)
 
     # lookups by id or name
@@ -63,6 +65,8 @@ class FakeEngine:
                          read_only=False, cap_drop=None, cap_add=None, security_opt=None):
         cid = "%064d" % next(self._ids)
         self.calls.append("create " + name)
+        if self.fail_new_starts:
+            self.fail_start.add(cid)
         (port, (ip, host_port)), = port_bindings.items()
         self.containers[cid] = {
             "Id": cid,
@@ -280,14 +284,7 @@ def test_rollback_when_new_container_fails(tmp_path, monkeypatch):
     engine = FakeEngine()
     converge(engine, spec(tmp_path))
     old_id = engine.container("dh-it-reg")["Id"]
-    real_create = engine.create_container
-
-    def create_failing_start(*args, **kwargs):
-        cid = real_create(*args, **kwargs)
-        engine.fail_start.add(cid)
-        return cid
-
-    monkeypatch.setattr(engine, "create_container", create_failing_start)
+    engine.fail_new_starts = True
     with pytest.raises(DockhandError) as err:
         converge(engine, spec(tmp_path, port=5101))
     assert "port is already allocated" in str(err.value)
@@ -315,10 +312,7 @@ def test_rollback_when_new_container_never_answers(tmp_path, monkeypatch):
 
 def test_failed_first_start_leaves_nothing(tmp_path, monkeypatch):
     engine = FakeEngine()
-    real_create = engine.create_container
-    monkeypatch.setattr(
-        engine, "create_container", lambda *a, **k: engine.fail_start.add(cid := real_create(*a, **k)) or cid
-    )
+    engine.fail_new_starts = True
     with pytest.raises(DockhandError):
         converge(engine, spec(tmp_path))
     assert engine.containers == {}

@@ -140,6 +140,6 @@ def test_good_values_accepted(tmp_path, engine):
 
 
 def test_insecure_registry_comes_with_a_warning_every_run(tmp_path, engine):
-    for _ in range(2):
+    for _attempt in range(2):
         result = _run(tmp_path / "daemon.json", {"insecure-registries": ["r.example:5000"]}, engine)
         assert len(result["warnings"]) == 1 and "r.example:5000" in result["warnings"][0] and "plain HTTP" in result["warnings"][0]

@@ -88,12 +88,6 @@ def test_crash_each_rollback_step_best_effort(tmp_path, monkeypatch):
     engine = FakeEngine()
     converge(engine, spec(tmp_path))
     old_id = engine.container("dh-it-reg")["Id"]
-    real_create = engine.create_container
-
-    def create_failing_start(*args, **kwargs):
-        cid = real_create(*args, **kwargs)
-        engine.fail_start.add(cid)
-        return cid
 
     def cannot_remove(ref):
         raise EngineError("cannot remove container %s: device busy" % ref)
@@ -103,7 +97,7 @@ def test_crash_each_rollback_step_best_effort(tmp_path, monkeypatch):
             raise EngineError("cannot rename container %s: name %s in use" % (ref, name))
         engine._find(ref)["Name"] = "/" + name
 
-    engine.create_container = create_failing_start
+    engine.fail_new_starts = True
     engine.remove_container = cannot_remove
     engine.rename = rename
     with pytest.raises(DockhandError) as err:
@@ -112,7 +106,8 @@ def test_crash_each_rollback_step_best_effort(tmp_path, monkeypatch):
     assert "kept as dh-it-reg-dockhand-old" in text
     assert "remove the new container failed" in text and "rename dh-it-reg-dockhand-old back to dh-it-reg failed" in text
     assert engine.container(old_id)["State"]["Running"] is True, "the old container was started again all the same"
-    del engine.create_container, engine.remove_container, engine.rename
+    engine.fail_new_starts = False
+    del engine.remove_container, engine.rename
     converge(engine, spec(tmp_path))
     assert engine.container("dh-it-reg")["Id"] == old_id
     assert engine.container("dh-it-reg-dockhand-old") is None
@@ -125,12 +120,18 @@ def _hold(key, seconds, ready):
         time.sleep(seconds)
 
 
-def test_lock_second_run_waits_then_proceeds():
+def _holder(key: str, seconds: float) -> multiprocessing.Process:
+    """A process holding the lock ``key`` for ``seconds``, started and holding it already."""
     ready = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold, args=("dh-hd-lock-a", 1.0, ready))
+    holder = multiprocessing.Process(target=_hold, args=(key, seconds, ready))
     holder.start()
+    assert ready.wait(10)
+    return holder
+
+
+def test_lock_second_run_waits_then_proceeds():
+    holder = _holder("dh-hd-lock-a", 1.0)
     try:
-        assert ready.wait(10)
         started = time.monotonic()
         with host_lock("test", "dh-hd-lock-a", 10, "x"):
             waited = time.monotonic() - started
@@ -140,11 +141,8 @@ def test_lock_second_run_waits_then_proceeds():
 
 
 def test_lock_wait_is_bounded():
-    ready = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold, args=("dh-hd-lock-b", 3.0, ready))
-    holder.start()
+    holder = _holder("dh-hd-lock-b", 3.0)
     try:
-        assert ready.wait(10)
         with pytest.raises(DockhandError, match=r"another run has been changing registry container r for more than 0\.5s"):
             with host_lock("test", "dh-hd-lock-b", 0.5, "registry container r"):
                 pass
@@ -153,10 +151,7 @@ def test_lock_wait_is_bounded():
 
 
 def test_lock_released_when_holder_dies():
-    ready = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold, args=("dh-hd-lock-c", 30, ready))
-    holder.start()
-    assert ready.wait(10)
+    holder = _holder("dh-hd-lock-c", 30)
     holder.kill()
     holder.join()
     with host_lock("test", "dh-hd-lock-c", 2, "x"):

@@ -17,42 +17,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     RegistryUnreachable,
     is_loopback,
 )
+from ansible_collections.dockhand.registry.tests.support.unit import FakeResponse, FakeSession, registry_client
 
 DIGEST = "sha256:" + "c" * 64
 
 
-class FakeResponse:
-    def __init__(self, status: int = 200, headers: dict | None = None, body: object = None) -> None:
-        self.status_code = status
-        self.headers = headers or {}
-        self._body = body
-        self.text = "" if body is None else str(body)
-
-    def json(self):
-        return self._body
-
-
-class FakeSession:
-    """A requests.Session stand-in: ``handler(method, url, **kwargs)`` answers every call."""
-
-    def __init__(self, handler) -> None:
-        self.handler = handler
-        self.calls: list[tuple[str, str, dict]] = []
-        self.headers: dict = {}
-        self.verify = True
-
-    def request(self, method, url, **kwargs):
-        self.calls.append((method, url, kwargs))
-        return self.handler(method, url, **kwargs)
-
-    def get(self, url, **kwargs):
-        return self.request("GET", url, **kwargs)
-
-
 def client(handler, **options) -> tuple[RegistryClient, FakeSession]:
-    session = FakeSession(handler)
-    options.setdefault("scheme", "http")
-    return RegistryClient("localhost:5100", session=session, **options), session
+    return registry_client(handler, **options)
 
 
 # -- manifest_digest -------------------------------------------------------------------

@@ -13,30 +13,11 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     RegistryError,
     RegistryReadOnly,
 )
-
-
-class FakeResponse:
-    def __init__(self, status: int = 200, headers: dict | None = None, body: str = "") -> None:
-        self.status_code = status
-        self.headers = headers or {}
-        self.text = body
-
-
-class FakeSession:
-    def __init__(self, handler) -> None:
-        self.handler = handler
-        self.calls: list[tuple[str, str, dict]] = []
-        self.headers: dict = {}
-        self.verify = True
-
-    def request(self, method, url, **kwargs):
-        self.calls.append((method, url, kwargs))
-        return self.handler(method, url, **kwargs)
+from ansible_collections.dockhand.registry.tests.support.unit import FakeResponse, FakeSession, registry_client
 
 
 def client(handler) -> tuple[RegistryClient, FakeSession]:
-    session = FakeSession(handler)
-    return RegistryClient("localhost:5100", session=session, scheme="http"), session
+    return registry_client(handler)
 
 
 BODY = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {}, "layers": []}'

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-from unittest import mock
-
-import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dockhand.registry.plugins.modules import image_sync
+from ansible_collections.dockhand.registry.tests.support.unit import module_fails
 
 
 def fails(args, capsys, *fragments) -> dict:
-    with mock.patch.object(image_sync, "RegistryClient") as client, patch_module_args(args), pytest.raises(SystemExit):
-        image_sync.main()
-    out = capsys.readouterr().out
-    result = json.loads(out[out.index("{"):])
-    assert result.get("failed") is True, result
-    for fragment in fragments:
-        assert fragment in result["msg"], result["msg"]
-    assert "\n" not in result["msg"]
-    client.assert_not_called()
-    return result
+    return module_fails(image_sync, "RegistryClient", args, capsys, *fragments)
 
 
 def test_images_and_repository_exclusive(capsys):

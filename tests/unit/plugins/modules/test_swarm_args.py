@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-from unittest import mock
-
-import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dockhand.registry.plugins.modules import registry_service, swarm_node
+from ansible_collections.dockhand.registry.tests.support.unit import module_fails
 
 
 def fails(module, args, capsys, *fragments) -> dict:
-    with mock.patch.object(module, "EngineClient") as engine, patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
-    out = capsys.readouterr().out
-    result = json.loads(out[out.index("{") :])
-    assert result.get("failed") is True, result
-    for fragment in fragments:
-        assert fragment in result["msg"], result["msg"]
-    assert "\n" not in result["msg"]
-    engine.assert_not_called()
-    return result
+    return module_fails(module, "EngineClient", args, capsys, *fragments)
 
 
 def test_service_data_path_and_volume_exclusive(capsys):
