@@ -33,7 +33,7 @@ unit: setup-dev
 	python -m pytest -q tests/unit
 
 integration: setup-dev engine
-	python -m pytest -q tests/integration
+	DH_FLEET_TESTS=$${DH_FLEET_TESTS:-1} python -m pytest -q tests/integration
 
 molecule: setup-dev engine
 	scripts/molecule-all

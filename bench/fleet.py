@@ -78,7 +78,7 @@ def main() -> int:
             nodes = [("n%d" % i, "bookworm", True) for i in range(1, count + 1)]
             try:
                 inventory = fleet.up(args.prefix, state, nodes)
-                first, _first_changed = site(inventory, extra)
+                first, first_changed = site(inventory, extra)
                 again, again_changed = site(inventory, extra)
             finally:
                 fleet.down(args.prefix, state)

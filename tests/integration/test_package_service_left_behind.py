@@ -50,14 +50,14 @@ def test_package_service_left_behind_is_stopped_disabled_and_masked(workdir):
         subprocess.run("docker save %s | docker exec -i %sn1 docker load" % (REGISTRY_IMAGE, prefix), shell=True,
                        check=True, capture_output=True, timeout=600)  # fmt: skip
         (workdir / "site.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
-        inventory = ("-i", str(directory / "inventory.yml"))
-        first = run_playbook(workdir / "site.yml", {}, args=inventory)
+        inventory = directory / "inventory.yml"
+        first = run_playbook(workdir / "site.yml", {}, inventory=inventory)
         assert first.returncode == 0, first.stdout[-3000:]
         assert ssh("systemctl is-active docker-registry") != "active"
         assert ssh("systemctl is-enabled docker-registry") == "masked"
         assert ssh("docker inspect -f '{{.State.Running}}' pkgreg") == "true"
         assert ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/") == "200"
-        second = run_playbook(workdir / "site.yml", {}, args=inventory)
+        second = run_playbook(workdir / "site.yml", {}, inventory=inventory)
         assert second.returncode == 0, second.stdout[-3000:]
         assert recap(second.stdout, "n1")["changed"] == 0, second.stdout[-3000:]
     finally:
