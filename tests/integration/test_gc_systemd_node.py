@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from support import ROOT
+from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE
 from support.runner import run_playbook
 
@@ -44,24 +43,16 @@ def node(container: str, script: str) -> str:
 
 
 def test_systemd_timer_runs_the_read_only_gc(workdir):
-    prefix = PREFIX + "fl-"
-    fleet = [sys.executable, str(ROOT / "tests" / "support" / "fleet.py")]
-    directory = workdir / "fleet"
-    try:
-        subprocess.run([*fleet, "up", "--prefix", prefix, "--dir", str(directory), "--node", "n1=bookworm:docker"],
-                       check=True, capture_output=True, timeout=600)
-        container = prefix + "n1"
-        subprocess.run("docker save %s | docker exec -i %s docker load" % (REGISTRY_IMAGE, container), shell=True,
-                       check=True, capture_output=True, timeout=600)
+    with registry_node(PREFIX + "fl-", workdir / "fleet", REGISTRY_IMAGE) as fleet_node:
+        container = fleet_node.container
         (workdir / "gc.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
-        inventory = ("-i", str(directory / "inventory.yml"))
         for _run in range(2):
-            done = run_playbook(workdir / "gc.yml", {}, args=inventory)
+            done = run_playbook(workdir / "gc.yml", {}, inventory=fleet_node.inventory)
             assert done.returncode == 0, done.stdout[-3000:]
         node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
                         " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
                         " docker push -q localhost:5000/app:$v >/dev/null; done")
-        done = run_playbook(workdir / "gc.yml", {}, args=inventory)
+        done = run_playbook(workdir / "gc.yml", {}, inventory=fleet_node.inventory)
         assert done.returncode == 0, done.stdout[-3000:]
         assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
         assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")
@@ -73,5 +64,3 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         assert result["changed"] and result["blobs_removed"] >= 4 and result["bytes_removed"] >= 60000
         env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
         assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
-    finally:
-        subprocess.run([*fleet, "down", "--prefix", prefix, "--dir", str(directory)], capture_output=True, check=False, timeout=300)

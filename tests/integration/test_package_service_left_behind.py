@@ -6,11 +6,7 @@ masks it, and its own container then takes the port; a second run changes nothin
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from support import ROOT
-from support.fleet import SSH_OPTIONS
+from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE
 from support.runner import recap, run_playbook
 
@@ -31,34 +27,16 @@ PLAYBOOK = """
 
 
 def test_package_service_left_behind_is_stopped_disabled_and_masked(workdir):
-    prefix = PREFIX + "pkg-"
-    fleet = [sys.executable, str(ROOT / "tests" / "support" / "fleet.py")]
-    directory = workdir / "fleet"
-    try:
-        subprocess.run([*fleet, "up", "--prefix", prefix, "--dir", str(directory), "--node", "n1=bookworm:docker"],
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
-        address = (directory / "inventory.yml").read_text().split("ansible_host: ", 1)[1].split()[0]
-        key = str(directory / "id_ed25519")
-
-        def ssh(command: str) -> str:
-            done = subprocess.run(["ssh", *SSH_OPTIONS, "-i", key, "root@" + address, command],
-                                  capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
-            return done.stdout.strip()
-
-        ssh("apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null 2>&1")
-        assert ssh("systemctl is-active docker-registry") == "active", "the package did not start its service"
-        subprocess.run("docker save %s | docker exec -i %sn1 docker load" % (REGISTRY_IMAGE, prefix), shell=True,
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
+    with registry_node(PREFIX + "pkg-", workdir / "fleet", REGISTRY_IMAGE) as node:
+        node.ssh("apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null 2>&1")
+        assert node.ssh("systemctl is-active docker-registry") == "active", "the package did not start its service"
         (workdir / "site.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
-        inventory = directory / "inventory.yml"
-        first = run_playbook(workdir / "site.yml", {}, inventory=inventory)
+        first = run_playbook(workdir / "site.yml", {}, inventory=node.inventory)
         assert first.returncode == 0, first.stdout[-3000:]
-        assert ssh("systemctl is-active docker-registry") != "active"
-        assert ssh("systemctl is-enabled docker-registry") == "masked"
-        assert ssh("docker inspect -f '{{.State.Running}}' pkgreg") == "true"
-        assert ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/") == "200"
-        second = run_playbook(workdir / "site.yml", {}, inventory=inventory)
+        assert node.ssh("systemctl is-active docker-registry") != "active"
+        assert node.ssh("systemctl is-enabled docker-registry") == "masked"
+        assert node.ssh("docker inspect -f '{{.State.Running}}' pkgreg") == "true"
+        assert node.ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/") == "200"
+        second = run_playbook(workdir / "site.yml", {}, inventory=node.inventory)
         assert second.returncode == 0, second.stdout[-3000:]
         assert recap(second.stdout, "n1")["changed"] == 0, second.stdout[-3000:]
-    finally:
-        subprocess.run([*fleet, "down", "--prefix", prefix, "--dir", str(directory)], capture_output=True, check=False, timeout=300)

@@ -16,6 +16,7 @@ DIR/id_ed25519. Standard library only: it runs before any virtual environment ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_REPO = "dockhand-fleet-node"
@@ -176,6 +179,36 @@ def down(prefix: str, state_dir: Path | None = None) -> None:
         docker("network", "rm", network, check=False)
     if state_dir is not None:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@dataclass
+class Node:
+    """One test host of a run: its container, address, the run's key and the inventory `up` wrote."""
+
+    container: str
+    address: str
+    key: Path
+    inventory: Path
+
+    def ssh(self, command: str, check: bool = False, timeout: float = 600) -> str:
+        return ssh(self.key, self.address, command, check=check, timeout=timeout).strip()
+
+
+@contextlib.contextmanager
+def registry_node(prefix: str, state_dir: Path, image: str, dist: str = "bookworm") -> Iterator[Node]:
+    """One node ``n1`` with its own engine, holding the registry ``image`` (copied from this machine's engine:
+    there is no registry to pull from); removed afterwards, whatever happens."""
+    try:
+        inventory = up(prefix, state_dir, [("n1", dist, True)])
+        hosts = json.loads((state_dir / "fleet.json").read_text())["hosts"]
+        node = Node(prefix + "n1", hosts["n1"]["address"], state_dir / "id_ed25519", inventory)
+        subprocess.run(
+            "docker save %s | docker exec -i %s docker load" % (image, node.container),
+            shell=True, check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+        yield node
+    finally:
+        down(prefix, state_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
