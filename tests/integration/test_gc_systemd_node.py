@@ -17,23 +17,17 @@ import pytest
 
 from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE
-from support.runner import run_playbook
+from support.runner import role_playbook, run_playbook
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots a fleet node)")
 
-PLAYBOOK = """
-- hosts: n1
-  gather_facts: false
-  roles:
-    - role: dockhand.registry.registry
-      vars:
-        registry_image: "%s"
-        registry_image_pull: false
-        registry_container_name: opsreg
-        registry_data_path: /var/lib/dockhand/registry
-        registry_retention_rules: [{keep_last: 1}]
-        registry_gc_schedule: true
-"""
+REGISTRY_VARS = {
+    "registry_image_pull": False,
+    "registry_container_name": "opsreg",
+    "registry_data_path": "/var/lib/dockhand/registry",
+    "registry_retention_rules": [{"keep_last": 1}],
+    "registry_gc_schedule": True,
+}
 
 
 def node(container: str, script: str) -> str:
@@ -45,14 +39,14 @@ def node(container: str, script: str) -> str:
 def test_systemd_timer_runs_the_read_only_gc(workdir):
     with registry_node(PREFIX + "fl-", workdir / "fleet", REGISTRY_IMAGE) as fleet_node:
         container = fleet_node.container
-        (workdir / "gc.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
+        playbook = role_playbook(workdir / "gc.yml", "n1", "registry", dict(REGISTRY_VARS, registry_image=REGISTRY_IMAGE))
         for _run in range(2):
-            done = run_playbook(workdir / "gc.yml", {}, inventory=fleet_node.inventory)
+            done = run_playbook(playbook, {}, inventory=fleet_node.inventory)
             assert done.returncode == 0, done.stdout[-3000:]
         node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
                         " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
                         " docker push -q localhost:5000/app:$v >/dev/null; done")
-        done = run_playbook(workdir / "gc.yml", {}, inventory=fleet_node.inventory)
+        done = run_playbook(playbook, {}, inventory=fleet_node.inventory)
         assert done.returncode == 0, done.stdout[-3000:]
         assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
         assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")

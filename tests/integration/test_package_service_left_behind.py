@@ -8,35 +8,28 @@ from __future__ import annotations
 
 from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE
-from support.runner import recap, run_playbook
+from support.runner import recap, role_playbook, run_playbook
 
-PLAYBOOK = """
-- name: The registry role on a host with the distribution package's service
-  hosts: n1
-  gather_facts: false
-  roles:
-    - role: dockhand.registry.registry
-      vars:
-        registry_image: "%s"
-        registry_image_pull: false
-        registry_container_name: pkgreg
-        registry_port: 5000
-        registry_bind_address: 0.0.0.0
-        registry_data_path: /var/lib/dockhand/registry
-"""
+REGISTRY_VARS = {
+    "registry_image_pull": False,
+    "registry_container_name": "pkgreg",
+    "registry_port": 5000,
+    "registry_bind_address": "0.0.0.0",
+    "registry_data_path": "/var/lib/dockhand/registry",
+}
 
 
 def test_package_service_left_behind_is_stopped_disabled_and_masked(workdir):
     with registry_node(PREFIX + "pkg-", workdir / "fleet", REGISTRY_IMAGE) as node:
         node.ssh("apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null 2>&1")
         assert node.ssh("systemctl is-active docker-registry") == "active", "the package did not start its service"
-        (workdir / "site.yml").write_text(PLAYBOOK % REGISTRY_IMAGE)
-        first = run_playbook(workdir / "site.yml", {}, inventory=node.inventory)
+        playbook = role_playbook(workdir / "registry.yml", "n1", "registry", dict(REGISTRY_VARS, registry_image=REGISTRY_IMAGE))
+        first = run_playbook(playbook, {}, inventory=node.inventory)
         assert first.returncode == 0, first.stdout[-3000:]
         assert node.ssh("systemctl is-active docker-registry") != "active"
         assert node.ssh("systemctl is-enabled docker-registry") == "masked"
         assert node.ssh("docker inspect -f '{{.State.Running}}' pkgreg") == "true"
         assert node.ssh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/") == "200"
-        second = run_playbook(workdir / "site.yml", {}, inventory=node.inventory)
+        second = run_playbook(playbook, {}, inventory=node.inventory)
         assert second.returncode == 0, second.stdout[-3000:]
         assert recap(second.stdout, "n1")["changed"] == 0, second.stdout[-3000:]

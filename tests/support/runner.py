@@ -46,6 +46,14 @@ def _playbook_command(
     return [str(binary) if binary.exists() else "ansible-playbook", "-i", str(inventory), str(playbook), "-e", "@" + vars_file, *args]
 
 
+def role_playbook(path: Path, hosts: str, role: str, role_vars: dict[str, Any]) -> Path:
+    """Write a playbook applying one role of the collection to ``hosts`` (JSON is YAML); return its path."""
+    play = {"name": "%s on %s" % (role, hosts), "hosts": hosts, "gather_facts": False}
+    play["roles"] = [{"role": "dockhand.registry." + role, "vars": role_vars}]
+    path.write_text(json.dumps([play], indent=2))
+    return path
+
+
 def run_playbook(
     playbook: str | Path,
     extra_vars: dict[str, Any] | None = None,
