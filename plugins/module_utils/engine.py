@@ -497,13 +497,3 @@ class EngineClient:
 
     def remove_secret(self, secret_id: str) -> None:
         self._remove_swarm_object("secret", secret_id)
-
-    def configs(self, label: str) -> list[dict[str, Any]]:
-        """Swarm configs carrying ``label``."""
-        return self._swarm_objects("config", label)
-
-    def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        return self._create_swarm_object("config", name, data, labels)
-
-    def remove_config(self, config_id: str) -> None:
-        self._remove_swarm_object("config", config_id)
