@@ -21,6 +21,13 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +30 | test_installed_collection |
 | +40 | test_engine_tls (the private engine's TLS port) |
 | +42, +43 | test_issue15_remote_engine (SSH-forwarded engine, registry) |
+
+The Molecule scenarios run one at a time (scripts/molecule-all) and their inventories hold literal values (their
+tests read them), so they cannot take a prefix from the environment. Their names and ports come from this file
+all the same: ``MOLECULE`` below is the one table of them, and tests/unit/test_isolation.py holds every scenario's
+inventory to it (a new scenario must be added here first). Ports are host ports on this machine; the fleet and ha
+scenarios publish only inside their own test hosts' network namespaces, so they take none. No scenario port falls
+in the pytest range (``DH_PORT_BASE`` + ``PORT_COUNT``) or in another scenario's.
 """
 
 from __future__ import annotations
@@ -66,3 +73,15 @@ def subnet(offset: int) -> str:
 def bridge(suffix: str) -> str:
     """A network interface name of this run (at most 15 characters, the kernel's limit)."""
     return (PREFIX + suffix)[:15]
+
+
+# scenario -> (name prefix of everything it creates, host ports it publishes)
+MOLECULE: dict[str, tuple[str, tuple[int, ...]]] = {
+    "default": ("mol-default-", (5201,)),
+    "check_mode": ("mol-check-", (5202,)),
+    "role_include": ("mol-include-", (5203,)),
+    "secure": ("dh-sec-", (5500,)),
+    "maintenance": ("mol-maint-", (5550,)),
+    "fleet": ("dh-fl-", ()),
+    "ha": ("dh-ha-", ()),
+}
