@@ -11,7 +11,8 @@ import json
 import pytest
 
 from support import ROOT
-from support.isolation import PREFIX
+from support.fleet import registry_node
+from support.isolation import PREFIX, REGISTRY_IMAGE
 from support.runner import run_playbook
 
 from .conftest import docker
@@ -49,3 +50,28 @@ def test_fleet_bad_input_fails_before_anything_changes(tmp_path, inventory, extr
     assert "PLAY [Docker engines]" not in output, "the run went past the checks"
     assert not docker("ps", "-aq", "--filter", "name=^/%sfleet-input$" % PREFIX).strip()
     assert not (tmp_path / "data").exists()
+
+
+def test_client_that_cannot_reach_the_registry_fails_naming_host_and_address(workdir):
+    """A client whose registry_address does not answer (a test host's closed port): one line naming the client and
+    the address, before its daemon.json or certs.d is touched."""
+    daemon_json = workdir / "daemon.json"
+    with registry_node(PREFIX + "unreach-", workdir / "fleet", REGISTRY_IMAGE) as node:
+        address = "%s:5999" % node.address  # nothing listens there
+        playbook = workdir / "client.yml"
+        playbook.write_text(json.dumps([{
+            "name": "An engine as a client of a registry it cannot reach",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{
+                "name": "Configure the engine for the registry",
+                "ansible.builtin.include_role": {"name": "dockhand.registry.engine", "tasks_from": "registry"},
+                "vars": {"engine_registry_address": address, "engine_registry_reach_timeout": 3,
+                         "engine_daemon_json": str(daemon_json), "engine_daemon_apply": "none"},
+            }],
+        }]))  # fmt: skip
+        done = run_playbook(playbook, {}, timeout=120)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0, output[-3000:]
+    assert "registry_address %s is not reachable from localhost" % address in output, output[-3000:]
+    assert not daemon_json.exists()
