@@ -467,33 +467,23 @@ class EngineClient:
         except DockerException as exc:
             raise EngineError("cannot list the tasks of service %s: %s" % (service, _explain(exc))) from None
 
-    # Swarm secrets and configs: the same three calls on two kinds of object ("secret", "config").
-    def _swarm_objects(self, kind: str, label: str) -> list[dict[str, Any]]:
+    def secrets(self, label: str) -> list[dict[str, Any]]:
+        """Swarm secrets carrying ``label`` (``key`` or ``key=value``)."""
         try:
-            return getattr(self.api, kind + "s")(filters={"label": label})
+            return self.api.secrets(filters={"label": label})
         except DockerException as exc:
-            raise EngineError("cannot list swarm %ss: %s" % (kind, _explain(exc))) from None
+            raise EngineError("cannot list swarm secrets: %s" % _explain(exc)) from None
 
-    def _create_swarm_object(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
+    def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
         try:
-            return getattr(self.api, "create_" + kind)(name, data, labels=labels)["ID"]
+            return self.api.create_secret(name, data, labels=labels)["ID"]
         except DockerException as exc:
-            raise EngineError("cannot create swarm %s %s: %s" % (kind, name, _explain(exc))) from None
+            raise EngineError("cannot create swarm secret %s: %s" % (name, _explain(exc))) from None
 
-    def _remove_swarm_object(self, kind: str, object_id: str) -> None:
+    def remove_secret(self, secret_id: str) -> None:
         try:
-            getattr(self.api, "remove_" + kind)(object_id)
+            self.api.remove_secret(secret_id)
         except NotFound:
             return
         except DockerException as exc:
-            raise EngineError("cannot remove swarm %s %s: %s" % (kind, object_id, _explain(exc))) from None
-
-    def secrets(self, label: str) -> list[dict[str, Any]]:
-        """Swarm secrets carrying ``label`` (``key`` or ``key=value``)."""
-        return self._swarm_objects("secret", label)
-
-    def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> str:
-        return self._create_swarm_object("secret", name, data, labels)
-
-    def remove_secret(self, secret_id: str) -> None:
-        self._remove_swarm_object("secret", secret_id)
+            raise EngineError("cannot remove swarm secret %s: %s" % (secret_id, _explain(exc))) from None
