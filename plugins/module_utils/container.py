@@ -18,6 +18,7 @@ host keeps two runs from swapping the same container at once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -31,6 +32,7 @@ from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
 
 REGISTRY_PORT = "5000/tcp"
@@ -46,6 +48,11 @@ CONFIG_MAX_FILES = 256
 CONFIG_MAX_BYTES = 16 * 1024 * 1024
 BACKUP_SUFFIX = "-dockhand-old"
 _ANONYMOUS_VOLUME_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+DRAIN_ENV = "REGISTRY_HTTP_DRAINTIMEOUT"
+DEFAULT_DRAIN_TIMEOUT = 10
+MAX_DRAIN_TIMEOUT = 600
+STOP_MARGIN = 5
+_DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?", re.ASCII)
 # The engine's own pattern for container and volume names (one character is a valid name), matched in full.
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)
 
@@ -77,10 +84,18 @@ class RegistrySpec:
     config_changed: bool = False
     # Set by spec_from_container: the running container's config label, kept as it is instead of computed again.
     config_label: str | None = None
+    # http.draintimeout: on a stop the registry finishes the requests in flight (for up to this long) instead of
+    # cutting them. 0 leaves the registry's own default (none: cut). An env/secret_env value of its own wins.
+    # (The module's and the role's default is DEFAULT_DRAIN_TIMEOUT.)
+    drain_timeout: int = 0
 
     @property
     def all_env(self) -> dict[str, str]:
-        return dict(self.env, **self.secret_env)
+        env = dict(self.env, **self.secret_env)
+        if self.drain_timeout and DRAIN_ENV not in env:
+            env[DRAIN_ENV] = "%ds" % self.drain_timeout
+        return env
+
 
     def validate(self) -> None:
         """Raise InvalidSpec naming the first bad value; touches nothing."""
@@ -96,6 +111,11 @@ class RegistrySpec:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
             raise InvalidSpec("bind_address %r is not an IP address" % (self.bind_address,)) from None
+        if not isinstance(self.drain_timeout, int) or not 0 <= self.drain_timeout <= MAX_DRAIN_TIMEOUT:
+            raise InvalidSpec("drain_timeout %r must be 0-%d seconds" % (self.drain_timeout, MAX_DRAIN_TIMEOUT))
+        drain = self.all_env.get(DRAIN_ENV)
+        if drain is not None and drain_seconds(drain) < 0:
+            raise InvalidSpec("%s %r is not a duration such as 10s or 1m" % (DRAIN_ENV, drain))
         if not isinstance(self.wait_timeout, int) or self.wait_timeout <= 0:
             # 0 or less would roll back every create: the registry never gets the time to answer.
             raise InvalidSpec("wait_timeout %r must be more than 0 seconds" % (self.wait_timeout,))
@@ -154,6 +174,19 @@ SYSTEM_DIRECTORIES = frozenset((
     "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
     "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/lib/docker", "/var/log", "/var/run",
 ))
+
+
+def drain_seconds(value: str) -> int:
+    """Whole seconds of a Go duration as the registry reads http.draintimeout (``10s``, ``1m30s``, ``500ms``);
+    0 for none, -1 for a value that is not such a duration."""
+    value = (value or "").strip()
+    if not value or value == "0":
+        return 0
+    match = _DURATION_RE.fullmatch(value)
+    if not match or not any(match.groups()):
+        return -1
+    hours, minutes, seconds, millis = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + (1 if millis else 0)
 
 
 def _refuse_dangerous_data_path(data_path: str, mounts: list[dict[str, Any]]) -> None:
@@ -436,6 +469,7 @@ class RegistryContainer:
         self.docker_host = docker_host
         self.actions: list[str] = []
         self.warnings: list[str] = []
+        self._hold: ConnectionHold | None = None
 
     # -- helpers --------------------------------------------------------------------
     @property
@@ -498,6 +532,11 @@ class RegistryContainer:
     def _wait(self, container_id: str, timeout: float, still_running: Callable[[], bool] | None = None) -> None:
         """Wait until the registry answers: probed over HTTP from here when the engine is local (its published
         ports are on this host), else asked of the engine (see wait_ready_in_engine)."""
+        if self.engine.local and self._hold is not None and self._hold.active:
+            # New connections are held (their SYN dropped, see hold.py), so an HTTP probe would wait too: the
+            # registry's own "listening on" (it logs it once the socket is bound) lets them through.
+            wait_ready_in_engine(self.engine, container_id, self.spec.port, timeout, still_running)
+            self._hold.release()
         if self.engine.local:
             wait_ready(self.address, self.scheme, timeout, still_running)
         else:
@@ -511,6 +550,11 @@ class RegistryContainer:
         except DockhandError:
             return False
         return True
+
+    def _stop(self, container: dict[str, Any]) -> None:
+        """Stop a registry, leaving it the time to drain the requests in flight (its own http.draintimeout)."""
+        env = _env_dict((container.get("Config") or {}).get("Env"))
+        self.engine.stop(container["Id"], timeout=max(drain_seconds(env.get(DRAIN_ENV, "")), 0) + STOP_MARGIN)
 
     def _start_and_wait(self, container_id: str) -> None:
         restarts = (self.engine.container(container_id) or {}).get("RestartCount") or 0
@@ -601,6 +645,19 @@ class RegistryContainer:
         self.engine.rename(leftover["Id"], self.spec.name)
         return self.engine.container(self.spec.name)
 
+    def _clear_held_port(self) -> None:
+        """A run killed in the middle of a swap can leave new connections to the port held (hold.py): let them
+        through. (The rules expire by themselves a little after the swap's wait_timeout anyway.)"""
+        if not self.engine.local:
+            return
+        hold = ConnectionHold(self.spec.port, self.spec.bind_address, self.spec.name, 0)
+        left = hold.clear_leftovers(dry_run=self.check_mode)
+        if left:
+            self.actions.append(
+                "let new connections to port %d through again (held by an interrupted run: %s)"
+                % (self.spec.port, ", ".join(left))
+            )
+
     # -- step 2: the port, before anything is stopped -----------------------------------
     def _check_port(self, have: dict[str, Any] | None, want: dict[str, Any]) -> None:
         spec = self.spec
@@ -629,7 +686,7 @@ class RegistryContainer:
                 if spec.state == "started":
                     self._start_and_wait(old["Id"])
                 else:
-                    self.engine.stop(old["Id"])
+                    self._stop(old)
         elif spec.state == "started" and not self.check_mode:
             self._wait(old["Id"], spec.wait_timeout)
         if len(self.actions) > before and not self.check_mode:
@@ -664,8 +721,25 @@ class RegistryContainer:
         if self.check_mode:
             return None
         was_running = (old.get("State") or {}).get("Running")
+        hold = None
+        if was_running and self.engine.local and self.spec.state == "started":
+            hold = ConnectionHold(self.spec.port, self.spec.bind_address, self.spec.name, self.spec.wait_timeout + 30)
+        with hold or contextlib.nullcontext():
+            if hold is not None and hold.problem:
+                self.warnings.append(
+                    "new connections to port %d could not be held during the swap (%s): a client connecting in the"
+                    " fraction of a second between the two registries is refused" % (self.spec.port, hold.problem)
+                )
+            self._hold = hold
+            try:
+                return self._swap(old, image_id, digest, bool(was_running))
+            finally:
+                self._hold = None
+
+    def _swap(self, old: dict[str, Any], image_id: str, digest: str, was_running: bool) -> dict[str, Any] | None:
         if was_running:
-            self.engine.stop(old["Id"])
+            # The old registry drains the requests in flight (its own http.draintimeout) before it exits.
+            self._stop(old)
         try:
             self.engine.rename(old["Id"], self.backup_name)
         except DockhandError:
@@ -720,6 +794,7 @@ class RegistryContainer:
         digest = self._wanted_digest()
         want = desired_view(spec, image, digest)
         image_env = _env_dict((image.get("Config") or {}).get("Env"))
+        self._clear_held_port()
         old = self._adopt_leftover(first, want, image_env)
         have = current_view(old, image_env) if old else None
         self._check_port(have, want)

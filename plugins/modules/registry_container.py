@@ -142,6 +142,19 @@ options:
     description: Seconds to wait for the registry to answer C(/v2/); more than 0.
     type: int
     default: 60
+  drain_timeout:
+    description:
+      - Seconds a stopping registry gives the requests in flight to finish (the registry's C(http.draintimeout), set
+        as C(REGISTRY_HTTP_DRAINTIMEOUT)). A swap (recreate) stops the old registry this way, so a pull in flight
+        completes instead of being cut; the engine's stop timeout is this plus 5 seconds.
+      - V(0) leaves the registry's own behaviour (requests in flight are cut). A C(REGISTRY_HTTP_DRAINTIMEOUT) in
+        O(env) or O(secret_env) wins over this option.
+      - During a swap on this host, when the module runs as root and C(iptables) is there, new connections to the
+        port are held (their first packet dropped, so the client retries after a second) until the new registry
+        listens: a client sees a slower connect instead of a refused one. Without root or C(iptables) the module
+        warns that a client connecting in that fraction of a second is refused.
+    type: int
+    default: 10
   config_digest:
     description:
       - The module computes a digest over the content of every file under a read-only bind mount of O(mounts) (the
@@ -277,6 +290,7 @@ def main() -> None:
         restart_policy=dict(type="str", choices=list(RESTART_POLICIES), default="always"),
         restart_retries=dict(type="int", default=0),
         wait_timeout=dict(type="int", default=60),
+        drain_timeout=dict(type="int", default=10),
         config_digest=dict(type="str", default=""),
         config_changed=dict(type="bool", default=False),
         secret_env=dict(type="dict", default={}, no_log=True),
@@ -303,8 +317,8 @@ def main() -> None:
         config_digest=p["config_digest"] or "",
         **pick(
             p, "name", "image", "state", "port", "bind_address", "data_path", "volume", "restart_policy",
-            "restart_retries", "mounts", "wait_timeout", "config_changed", "read_only", "cap_drop", "capabilities",
-            "security_opts",
+            "restart_retries", "mounts", "wait_timeout", "drain_timeout", "config_changed", "read_only", "cap_drop",
+            "capabilities", "security_opts",
         ),
     )
     for warning in exposure_warnings(spec):
