@@ -70,6 +70,7 @@ class ContainerBackend:
         self.name = name
         self.wait_timeout = wait_timeout
         self.description = "registry container %s" % name
+        self.warnings: list[str] = []
 
     def _inspect(self) -> dict[str, Any]:
         container = self.engine.container(self.name)
@@ -95,7 +96,9 @@ class ContainerBackend:
             spec.env[READONLY_ENV] = READONLY_VALUE
         else:
             spec.env.pop(READONLY_ENV, None)
-        RegistryContainer(self.engine, spec).converge()
+        result = RegistryContainer(self.engine, spec).converge()
+        # Such as: new connections could not be held during the swap (no root, no iptables).
+        self.warnings.extend(w for w in result.get("warnings") or [] if w not in self.warnings)
 
     def _command(self) -> tuple[str, str]:
         """The registry binary and configuration file the container serves with."""
@@ -205,7 +208,7 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
             before=before,
             after=before,
         )
-        return result
+        return _with_warnings(result, backend)
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -240,4 +243,12 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
         before=before,
         after=after,
     )
+    return _with_warnings(result, backend)
+
+
+def _with_warnings(result: dict[str, Any], backend: Backend) -> dict[str, Any]:
+    """The backend's warnings (e.g. a swap that could not hold new connections) in the result."""
+    warnings = list(getattr(backend, "warnings", None) or [])
+    if warnings:
+        result["warnings"] = warnings
     return result

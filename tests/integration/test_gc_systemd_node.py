@@ -3,8 +3,8 @@
 The registry role with retention (keep 1) and registry_gc_schedule installs dockhand-registry-gc-<name>.service
 and .timer; three images pushed on the node, a second role run deletes two tags; starting the service runs the
 read-only GC on the node's system Python (Debian's python3-docker 5.0.3, no Ansible), its JSON line lands in the
-journal, the registry is read-write afterwards. Slow (a node boots, the registry image is copied into it): run
-with DH_FLEET_TESTS=1.
+journal, the registry is read-write afterwards, and two pull loops on the node through the GC see no failure.
+Slow (a node boots, the registry image is copied into it): run with DH_FLEET_TESTS=1.
 """
 
 from __future__ import annotations
@@ -50,11 +50,23 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         assert done.returncode == 0, done.stdout[-3000:]
         assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
         assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")
-        node(container, "systemctl start dockhand-registry-gc-opsreg.service")
+        # Two pull loops on the node through the whole GC (both swaps of the read-only switch): none may fail.
+        node(container, "rm -f /tmp/stop-pulls /tmp/pulls-*; for l in 1 2; do (ok=0; bad=0;"
+                        " while [ ! -e /tmp/stop-pulls ]; do if docker pull -q localhost:5000/app:3 >/dev/null 2>>/tmp/pull-errors;"
+                        " then ok=$((ok+1)); else bad=$((bad+1)); fi; done; echo $ok $bad > /tmp/pulls-$l) >/dev/null 2>&1 & done")
+        node(container, "sleep 1; systemctl start dockhand-registry-gc-opsreg.service; sleep 1; touch /tmp/stop-pulls")
+        counts = node(container, "for i in $(seq 100); do [ -e /tmp/pulls-1 ] && [ -e /tmp/pulls-2 ] && break; sleep 0.2; done;"
+                                 " cat /tmp/pulls-1 /tmp/pulls-2; cat /tmp/pull-errors 2>/dev/null || true")
+        lines = counts.splitlines()
+        pulled = sum(int(line.split()[0]) for line in lines[:2])
+        failed = sum(int(line.split()[1]) for line in lines[:2])
+        print("pull loop on the node during the GC: %d ok, %d failed %s" % (pulled, failed, lines[2:][:3]))
         journal = node(container, "journalctl -u dockhand-registry-gc-opsreg.service --no-pager -o cat")
         line = [entry for entry in journal.splitlines() if entry.startswith("{")][-1]
         result = json.loads(line)
         print("systemd GC:", {k: result[k] for k in ("blobs_removed", "bytes_removed", "read_only_seconds")})
         assert result["changed"] and result["blobs_removed"] >= 4 and result["bytes_removed"] >= 60000
+        assert "warnings" not in result, result["warnings"]
+        assert pulled > 0 and failed == 0, counts
         env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
         assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
