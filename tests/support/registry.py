@@ -1,4 +1,5 @@
-"""Read a registry the way the collection does: through its own RegistryClient (one HTTP client, one Accept list).
+"""Read a registry the way the collection does: registry_info's reader (module_utils/inventory.py) on its own
+RegistryClient (one HTTP client, one Accept list).
 
     python tests/support/registry.py state <host:port>
 
@@ -18,6 +19,7 @@ if __name__ == "__main__":  # run as a script: make ``support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import support  # noqa: F401  # pylint: disable=unused-import  # puts this checkout's collection on sys.path
+from ansible_collections.dockhand.registry.plugins.module_utils.inventory import inventory
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
     ACCEPT_MANIFESTS,
     RegistryClient,
@@ -31,21 +33,15 @@ def client(address: str, scheme: str = "http", **options: object) -> RegistryCli
 
 
 def tag_digests(address: str, **options: object) -> dict[str, str]:
-    """``{"repo:tag": manifest digest}`` for everything the registry lists."""
-    reg = client(address, **options)
-    found: dict[str, str] = {}
-    for repo in reg.catalog():
-        for tag in reg.tags(repo):
-            digest = reg.manifest_digest(repo, tag)
-            assert digest, "%s:%s is listed but has no manifest" % (repo, tag)
-            found["%s:%s" % (repo, tag)] = digest
-    return found
+    """``{"repo:tag": manifest digest}`` for everything the registry lists (read as registry_info reads it)."""
+    return {"%s:%s" % (repo, tag): digest for repo, tags in snapshot(address, **options).items() for tag, digest in tags.items()}
 
 
 def snapshot(address: str, **options: object) -> dict[str, dict[str, str | None]]:
-    """``{repository: {tag: digest}}`` for everything the registry holds."""
-    reg = client(address, **options)
-    return {repo: {tag: reg.manifest_digest(repo, tag) for tag in reg.tags(repo)} for repo in reg.catalog()}
+    """``{repository: {tag: digest}}`` for everything the registry holds: registry_info's own reader
+    (module_utils/inventory.py), so the tests read a registry the way users do with registry_info."""
+    listed = inventory(client(address, **options))
+    return {repo["name"]: {t["tag"]: t["digest"] for t in repo["tags"]} for repo in listed["repositories"]}
 
 
 def state(address: str) -> dict:
