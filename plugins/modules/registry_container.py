@@ -151,7 +151,7 @@ options:
         O(env) or O(secret_env) wins over this option.
       - During a swap on this host, when the module runs as root and C(iptables) is there, new connections to the
         port are held (their first packet dropped, so the client retries after a second) until the new registry
-        listens: a client sees a slower connect instead of a refused one. Without root or C(iptables) the module
+        listens. A client sees a slower connect instead of a refused one. Without root or C(iptables) the module
         warns that a client connecting in that fraction of a second is refused.
     type: int
     default: 10
