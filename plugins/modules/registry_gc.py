@@ -17,8 +17,10 @@ description:
     read-only error. The collection runs, then the registry is recreated read-write, also when the collection
     fails or the module receives SIGTERM. A registry left read-only by a run that was killed outright is made
     read-write again by the next run, first.
-  - Each switch restarts the registry process, a short gap (typically well under a second) in which the port does
-    not answer.
+  - Each switch restarts the registry process. No client is refused for it. The old registry finishes the requests
+    in flight, and new connections to the port are held (not refused) until the new registry listens, which needs
+    root and C(iptables) on the registry host. Without them the result carries a warning, and a client connecting
+    in that fraction of a second is refused.
   - Reports the blobs and bytes removed, measured on the registry's storage (when it is on the module's host), and
     how long the registry was read-only.
 author:
