@@ -96,7 +96,6 @@ class RegistrySpec:
             env[DRAIN_ENV] = "%ds" % self.drain_timeout
         return env
 
-
     def validate(self) -> None:
         """Raise InvalidSpec naming the first bad value; touches nothing."""
         if not _NAME_RE.fullmatch(self.name or ""):

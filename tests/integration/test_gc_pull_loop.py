@@ -77,7 +77,7 @@ def test_no_pull_fails_during_gc(workdir):
 
     stop = threading.Event()
     results: list = []
-    threads = [threading.Thread(target=_pull_loop, args=(small, stop, results)) for _ in range(LOOPS)]
+    threads = [threading.Thread(target=_pull_loop, args=(small, stop, results)) for _loop in range(LOOPS)]
     for thread in threads:
         thread.start()
     time.sleep(1)
