@@ -169,6 +169,9 @@ class ServiceBackend:
     def _read_only_env(env: list[str]) -> bool:
         return any(entry.split("=", 1)[0] == READONLY_ENV for entry in env)
 
+    def _task_read_only(self, task: dict[str, Any]) -> bool:
+        return self._read_only_env(self._env({"TaskTemplate": task.get("Spec") or {}}))
+
     def is_read_only(self) -> bool:
         spec = self._service()["Spec"]
         return self._read_only_env(self._env(spec)) or LABEL_PARALLELISM in (spec.get("Labels") or {})
@@ -216,7 +219,7 @@ class ServiceBackend:
             wanted = self._wanted_tasks(service["Spec"])
             tasks = self.engine.tasks(self.name)
             running = [t for t in tasks if (t.get("Status") or {}).get("State") == "running"]
-            new = [t for t in running if t.get("DesiredState") == "running" and self._read_only_env(self._env({"TaskTemplate": t.get("Spec") or {}})) == read_only]
+            new = [t for t in running if t.get("DesiredState") == "running" and self._task_read_only(t) == read_only]
             pending = [t for t in tasks if t.get("DesiredState") == "running" and t not in new]
             old = [t for t in running if t not in new]
             if not old and not pending and (wanted is None or len(new) >= wanted):
@@ -264,8 +267,7 @@ class ServiceBackend:
             if task.get("NodeID") == self._node_id and task.get("DesiredState") == "running" and status.get("State") == "running" and container:
                 return ContainerBackend(self.engine, container, self.wait_timeout)
         raise GcError(
-            "service %s has no running task on this node (%s): run registry_gc on a manager that runs one of its replicas"
-            % (self.name, self._node_id)
+            "service %s has no running task on this node (%s): run registry_gc on a manager that runs one of its replicas" % (self.name, self._node_id)
         )
 
     def garbage_collect(self, dry_run: bool, delete_untagged: bool) -> tuple[int, str]:
