@@ -25,7 +25,7 @@ description:
   - With O(service) (a service of M(dockhand.registry.registry_service), replicas on shared storage), the switch is
     one service update of the task environment with update parallelism 0, so that every replica is replaced at once
     (in the service's own update order), and the collection starts only once every running task runs the read-only
-    spec and answers C(/v2/). Run it on a manager that runs one of the service's tasks: the collection runs with
+    spec and answers C(/v2/). Run it on a manager that runs one of the service's tasks; the collection runs with
     C(docker exec) in that task (the configuration is a Swarm secret only a task can read). Afterwards the service
     gets its own update parallelism back.
 author:
@@ -57,7 +57,7 @@ options:
 notes:
   - In check mode the module runs C(garbage-collect --dry-run) and reports what would be removed; the registry is not
     switched.
-  - With O(service), pulls through a node fail while its task is replaced (twice: into and out of the window); with
+  - With O(service), pulls through a node fail while its task is replaced (twice; into and out of the window); with
     host-mode ports and stop-first updates every node has that gap at the same moment. See the collection's
     docs/maintenance.md.
 seealso:
@@ -159,6 +159,8 @@ def main() -> None:
     def action() -> dict:
         if p["wait_timeout"] < 1:
             raise GcError("wait_timeout %r must be 1 or more" % p["wait_timeout"])
+        if p["service"] is not None and not p["service"].strip():
+            raise GcError("service %r is not a service name" % p["service"])
         engine = EngineClient.from_params(p)
         if p["service"] is not None:
             backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, p["service"], p["wait_timeout"])

@@ -52,6 +52,7 @@ SHARED = DATA_ROOT / "svc-shared"
 DATA = SHARED / "data"
 BLOBS = DATA / "docker" / "registry" / "v2" / "blobs"
 RO_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
+RESULT = DATA_ROOT / "svc-gc-result.json"
 
 
 def inventory_vars() -> dict:
@@ -96,12 +97,16 @@ def site(extra: dict, timeout: int = 900) -> subprocess.CompletedProcess:
     return run_playbook(ROOT / "site.yml", extra, inventory=DATA_ROOT / "svc-hosts.yml", args=("-i", str(FLEET_DIR / "inventory.yml")), timeout=timeout)
 
 
-def gc_playbook(check: bool = False) -> Path:
+def gc_playbook() -> Path:
     play = {
         "name": "registry_gc on the service",
         "hosts": "n1",
         "gather_facts": False,
-        "tasks": [{"name": "GC", "dockhand.registry.registry_gc": {"service": SERVICE, "delete_untagged": True, "wait_timeout": 120}}],
+        "tasks": [
+            {"name": "GC", "dockhand.registry.registry_gc": {"service": SERVICE, "delete_untagged": True, "wait_timeout": 120}, "register": "gc"},
+            {"name": "Keep the result", "ansible.builtin.copy": {"content": "{{ gc | to_json }}", "dest": str(RESULT), "mode": "0600"},
+             "delegate_to": "localhost", "check_mode": False},
+        ],
     }
     path = DATA_ROOT / "svc-gc.yml"
     path.write_text(json.dumps([play]))
@@ -110,9 +115,10 @@ def gc_playbook(check: bool = False) -> Path:
 
 def run_gc(check: bool = False) -> dict:
     args = ("-i", str(FLEET_DIR / "inventory.yml"), "--diff") + (("--check",) if check else ())
-    done = run_playbook(gc_playbook(), {}, inventory=DATA_ROOT / "svc-hosts.yml", args=args, env=ansible_env(ANSIBLE_STDOUT_CALLBACK="json"))
+    RESULT.unlink(missing_ok=True)
+    done = run_playbook(gc_playbook(), {}, inventory=DATA_ROOT / "svc-hosts.yml", args=args)
     assert done.returncode == 0, done.stdout[-3000:]
-    return json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["n1"]
+    return json.loads(RESULT.read_text())
 
 
 def service_spec() -> dict:
