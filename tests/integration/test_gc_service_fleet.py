@@ -12,7 +12,8 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   host-mode ports and stop-first updates every node restarts at the same moment, twice);
 - afterwards read-write on every node, the service spec exactly as registry_service made it (site.yml with
   registry_gc_on_run: changed=0 on every host);
-- a run killed in the window leaves the service read-only; the next registry_gc run repairs it first (and collects).
+- a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
+  registry_gc run repairs it first (and collects).
 
 Slow (three nodes boot, the registry image is built on each): run with DH_FLEET_TESTS=1. The registry listens on
 port 5000 in the nodes' own network namespaces (no port of this machine).
@@ -257,7 +258,8 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert loop.ended_by == "stop" and loop.total > 0
 
     # Afterwards: read-write on every node, the service spec as registry_service made it (changed=0 from site.yml).
-    assert all(upload_status(node)[0] == 202 for node in NODES)
+    statuses = {node: upload_status(node) for node in NODES}
+    assert all(status[0] == 202 for status in statuses.values()), (statuses, hatest.on("n1", "docker service ps --no-trunc %s" % SERVICE))
     after_spec = service_spec()["Spec"]
     assert after_spec["UpdateConfig"] == before_spec["Spec"]["UpdateConfig"] and after_spec["Labels"] == before_spec["Spec"]["Labels"]
     assert after_spec["TaskTemplate"]["ContainerSpec"]["Env"] == before_spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
@@ -272,8 +274,12 @@ def test_a_run_killed_in_the_window_is_repaired_by_the_next_run(cluster):
     blobs = blob_files()
     log = DATA_ROOT / "svc-killed.log"
     command = [str(VENV_BIN / "ansible-playbook"), "-i", str(DATA_ROOT / "svc-hosts.yml"), "-i", str(FLEET_DIR / "inventory.yml"), str(gc_playbook())]
+    # Without pipelining the module runs on n1 as a file (AnsiballZ_registry_gc.py) that can be found and killed
+    # there: killing ansible-playbook here alone would leave the module running to its end on n1.
     with log.open("w") as out:
-        run = subprocess.Popen(command, cwd=ROOT, env=ansible_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(
+            command, cwd=ROOT, env=ansible_env(ANSIBLE_PIPELINING="0"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and run.poll() is None:
@@ -282,7 +288,9 @@ def test_a_run_killed_in_the_window_is_repaired_by_the_next_run(cluster):
                 break
             time.sleep(0.2)
         assert run.poll() is None, log.read_text()[-2000:]
+        killed = hatest.on("n1", "for p in $(pgrep -f [A]nsiballZ_registry_gc); do kill -9 $p && echo $p; done")
         os.killpg(run.pid, signal.SIGKILL)
+        assert killed.split(), "no module process found on n1"
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
@@ -299,6 +307,7 @@ def test_a_run_killed_in_the_window_is_repaired_by_the_next_run(cluster):
     assert not any(e.startswith(RO_ENV + "=") for e in spec["TaskTemplate"]["ContainerSpec"]["Env"]), spec
     assert spec["UpdateConfig"]["Parallelism"] == 1 and "io.dockhand.registry.gc-parallelism" not in spec["Labels"]
     assert blob_files() < blobs
-    assert all(upload_status(node)[0] == 202 for node in NODES)
+    statuses = {node: upload_status(node) for node in NODES}
+    assert all(status[0] == 202 for status in statuses.values()), (statuses, hatest.on("n1", "docker service ps --no-trunc %s" % SERVICE))
     again = site({"registry_gc_on_run": True})
     assert sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
