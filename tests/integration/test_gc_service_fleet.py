@@ -14,6 +14,7 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   registry_gc_on_run: changed=0 on every host);
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
   registry_gc run repairs it first (and collects).
+- registry_gc_schedule: the systemd timer on the manager only; its service runs the same GC on the node's Python.
 
 Slow (three nodes boot, the registry image is built on each): run with DH_FLEET_TESTS=1. The registry listens on
 port 5000 in the nodes' own network namespaces (no port of this machine).
@@ -311,3 +312,24 @@ def test_a_run_killed_in_the_window_is_repaired_by_the_next_run(cluster):
     assert all(status[0] == 202 for status in statuses.values()), (statuses, hatest.on("n1", "docker service ps --no-trunc %s" % SERVICE))
     again = site({"registry_gc_on_run": True})
     assert sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
+
+
+def test_scheduled_gc_of_the_service_runs_on_the_manager(cluster):
+    """registry_gc_schedule in service mode: the timer on the manager (n1) only, running the same one-update GC on the
+    node's system Python (Debian's python3-docker, no Ansible)."""
+    push_and_delete(["7", "8"], ["7"], salt=os.urandom(8).hex())
+    blobs = blob_files()
+    done = site({"registry_gc_schedule": True})
+    assert done.returncode == 0, done.stdout[-3000:]
+    unit = "dockhand-registry-gc-%s" % SERVICE
+    assert unit + ".timer" in hatest.on("n1", "systemctl list-timers --all")
+    assert all(unit not in hatest.on(node, "systemctl list-timers --all") for node in ("n2", "n3"))
+    hatest.on("n1", "systemctl start %s.service" % unit, timeout=300)
+    journal = hatest.on("n1", "journalctl -u %s.service --no-pager -o cat" % unit)
+    result = json.loads([line for line in journal.splitlines() if line.startswith("{")][-1])
+    print("FIGURES scheduled service GC: %s" % {k: result.get(k) for k in ("blobs_removed", "bytes_removed", "read_only_seconds", "msg")})
+    assert result["changed"] and result["blobs_removed"] >= 3 and blob_files() < blobs, result
+    spec = service_spec()["Spec"]
+    assert not any(e.startswith(RO_ENV + "=") for e in spec["TaskTemplate"]["ContainerSpec"]["Env"]) and spec["UpdateConfig"]["Parallelism"] == 1
+    again = site({"registry_gc_schedule": True})
+    assert again.returncode == 0 and sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
