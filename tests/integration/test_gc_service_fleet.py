@@ -171,6 +171,17 @@ def task_containers() -> list[dict]:
     return rows
 
 
+def outages(moments: list[float]) -> str:
+    """Failed pulls grouped into spans (a new span after 1 s without one): "3.1-4.9 s, 8.0-9.7 s" of the loop."""
+    spans: list[list[float]] = []
+    for moment in sorted(moments):
+        if spans and moment - spans[-1][1] <= 1:
+            spans[-1][1] = moment
+        else:
+            spans.append([moment, moment])
+    return ", ".join("%.1f-%.1f s" % (a, b) for a, b in spans) or "never"
+
+
 class Watch:
     """From this machine, while a GC runs: the moment blobs leave the shared storage, and blob upload answers
     through every node (bounded: 300 s)."""
@@ -229,8 +240,9 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     loop.stop.set()
     puller.join(timeout=60)
 
-    print("FIGURES service GC: blobs %s, bytes %s, read-only %.2f s (GC %.2f s), module %.1f s; pull loop %s"
-          % (result["blobs_removed"], result["bytes_removed"], result["read_only_seconds"], result["gc_seconds"], ended - started, loop.figures()))  # fmt: skip
+    print("FIGURES service GC: blobs %s, bytes %s, read-only %.2f s (GC %.2f s), module %.1f s; pull loop %s, no node answering %s"
+          % (result["blobs_removed"], result["bytes_removed"], result["read_only_seconds"], result["gc_seconds"], ended - started, loop.figures(),
+             outages(loop.affected_at)))  # fmt: skip
     assert result["changed"] and result["blobs_removed"] == check["blobs_removed"] and result["bytes_removed"] > 0, result
     assert result["after"]["blobs"] == blobs - result["blobs_removed"] == blob_files()
     assert result["actions"][0] == "switch the registry service %s to read-only" % SERVICE
@@ -248,8 +260,9 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     # Pushes during the window: the registry's read-only answer on every node; none accepted in it.
     window = [u for u in watch.uploads if started <= u[0] <= ended]
     refused = [u for u in window if u[2] == 405]
-    print("FIGURES uploads in the window: %d tried, %d refused read-only, %d not answered; e.g. %s"
-          % (len(window), len(refused), len([u for u in window if u[2] == 0]), refused[0][3] if refused else "-"))  # fmt: skip
+    print("FIGURES uploads in the window: %d tried, %d refused read-only, %d not answered (%s after the module started); e.g. %s"
+          % (len(window), len(refused), len([u for u in window if u[2] == 0]), outages([u[0] - started for u in window if u[2] == 0]),
+             refused[0][3] if refused else "-"))  # fmt: skip
     assert sorted({u[1] for u in refused}) == NODES
     accepted = [u for u in window if u[2] == 202 and gc_from <= u[0] <= gc_to]
     assert accepted == []
