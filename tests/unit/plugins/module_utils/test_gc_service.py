@@ -185,3 +185,11 @@ def test_a_service_left_by_a_killed_run_is_repaired(spec):
     result = run_gc(ServiceBackend(swarm, "reg", wait_timeout=5))
     assert "left read-only by an interrupted run" in result["actions"][0] and result["changed"]
     assert swarm.spec == service_spec()
+
+
+def test_module_name_and_service_exclusive_and_empty_service_refused(capsys):
+    from ansible_collections.dockhand.registry.plugins.modules import registry_gc
+    from ansible_collections.dockhand.registry.tests.support.unit import module_fails
+
+    module_fails(registry_gc, "EngineClient", {"name": "reg", "service": "reg"}, capsys, "mutually exclusive", "name|service")
+    module_fails(registry_gc, "EngineClient", {"service": " "}, capsys, "service ' ' is not a service name")
