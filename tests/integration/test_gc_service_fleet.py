@@ -247,15 +247,19 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert result["after"]["blobs"] == blobs - result["blobs_removed"] == blob_files()
     assert result["actions"][0] == "switch the registry service %s to read-only" % SERVICE
 
-    # Every replica read-only during the collection: at the moment the blobs went (minus the collection's own
-    # duration, and a margin), exactly the three read-only containers ran, and no read-write one.
+    # Every replica read-only during the collection. The collection ran inside [dropped_at - gc_seconds - margin,
+    # dropped_at] (gc_seconds counts from the end of the switch to the end of the exec; the blobs go near its end):
+    # no read-write container ran at any moment of that span, and a read-only one ran on every node when the blobs
+    # went (each had started before the switch ended, or the module would not have started the collection).
     assert watch.dropped_at is not None
     gc_from, gc_to = watch.dropped_at - result["gc_seconds"] - 0.5, watch.dropped_at
     rows = task_containers()
-    live = [r for r in rows if r["started"] <= gc_from and (r["finished"] is None or r["finished"] >= gc_to)]
+    shown = [dict(r, started=round(r["started"] - gc_to, 2), finished=r["finished"] and round(r["finished"] - gc_to, 2)) for r in rows]
+    deleting = gc_to - 0.05
+    live = [r for r in rows if r["started"] <= deleting and (r["finished"] is None or r["finished"] >= gc_to)]
     overlapping_rw = [r for r in rows if not r["read_only"] and r["started"] < gc_to and (r["finished"] is None or r["finished"] > gc_from)]
-    assert sorted(r["node"] for r in live if r["read_only"]) == NODES, rows
-    assert overlapping_rw == [], rows
+    assert sorted(r["node"] for r in live if r["read_only"]) == NODES, (result["gc_seconds"], shown)
+    assert overlapping_rw == [], (result["gc_seconds"], shown)
 
     # Pushes during the window: the registry's read-only answer on every node; none accepted in it.
     window = [u for u in watch.uploads if started <= u[0] <= ended]
