@@ -17,6 +17,7 @@ one-shot task on the same storage).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container import
     spec_from_container,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
 
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
@@ -126,6 +128,159 @@ class ContainerBackend:
             if mount.get("Destination") == DATA_TARGET:
                 return mount.get("Source")
         return None
+
+
+# The service's own update parallelism while the GC holds it at 0 (all tasks at once); restored on the way back.
+LABEL_PARALLELISM = "io.dockhand.registry.gc-parallelism"
+
+
+class ServiceBackend:
+    """A registry Swarm service (replicas on shared storage), run from a manager that runs one of its tasks.
+
+    The switch is ONE service update of the task environment with update parallelism 0 (every task replaced at
+    once, in the service's own update order), then a wait until every running task runs that spec. The collection
+    runs with ``docker exec`` in this node's task: the task's own binary, its configuration (a Swarm secret, which
+    nothing outside a task can read) and its environment.
+    """
+
+    def __init__(self, engine: EngineClient, name: str, wait_timeout: int = 60) -> None:
+        self.engine = engine
+        self.name = name
+        self.wait_timeout = wait_timeout
+        self.description = "registry service %s" % name
+        self._node_id: str | None = None
+
+    def _service(self) -> dict[str, Any]:
+        if self._node_id is None:
+            state = self.engine.swarm_state()
+            if not state.get("ControlAvailable"):
+                raise GcError(
+                    "this host is not a swarm manager (swarm state %s): run registry_gc for service %s on a manager"
+                    % (state.get("LocalNodeState") or "inactive", self.name)
+                )
+            self._node_id = state.get("NodeID") or ""
+        service = self.engine.service(self.name)
+        if service is None:
+            raise GcError("there is no service %s in the swarm" % self.name)
+        return service
+
+    @staticmethod
+    def _env(spec: dict[str, Any]) -> list[str]:
+        return list(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Env") or [])
+
+    @staticmethod
+    def _read_only_env(env: list[str]) -> bool:
+        return any(entry.split("=", 1)[0] == READONLY_ENV for entry in env)
+
+    def _task_read_only(self, task: dict[str, Any]) -> bool:
+        return self._read_only_env(self._env({"TaskTemplate": task.get("Spec") or {}}))
+
+    def is_read_only(self) -> bool:
+        spec = self._service()["Spec"]
+        return self._read_only_env(self._env(spec)) or LABEL_PARALLELISM in (spec.get("Labels") or {})
+
+    def set_read_only(self, read_only: bool) -> None:
+        service = self._service()
+        spec = copy.deepcopy(service["Spec"])
+        labels = dict(spec.get("Labels") or {})
+        update = dict(spec.get("UpdateConfig") or {})
+        env = [entry for entry in self._env(spec) if entry.split("=", 1)[0] != READONLY_ENV]
+        if read_only:
+            env.append("%s=%s" % (READONLY_ENV, READONLY_VALUE))
+        if env != self._env(spec) or read_only:
+            labels.setdefault(LABEL_PARALLELISM, str(update.get("Parallelism", 1)))
+            update["Parallelism"] = 0
+            spec["TaskTemplate"]["ContainerSpec"]["Env"] = env
+            spec.update(Labels=labels, UpdateConfig=update)
+            previous = (service.get("UpdateStatus") or {}).get("StartedAt")
+            self.engine.update_service(service["ID"], service["Version"]["Index"], spec)
+            self._wait(read_only, previous)
+        if not read_only and LABEL_PARALLELISM in labels:
+            # Back to the service's own rolling update (one task at a time): a spec change of UpdateConfig alone
+            # replaces no task.
+            service = self._service()
+            spec = copy.deepcopy(service["Spec"])
+            labels = dict(spec.get("Labels") or {})
+            parallelism = labels.pop(LABEL_PARALLELISM, "1")
+            spec["Labels"] = labels
+            spec["UpdateConfig"] = dict(spec.get("UpdateConfig") or {}, Parallelism=int(parallelism) if parallelism.isdigit() else 1)
+            self.engine.update_service(service["ID"], service["Version"]["Index"], spec)
+
+    def _wanted_tasks(self, spec: dict[str, Any]) -> int | None:
+        mode = spec.get("Mode") or {}
+        return None if "Global" in mode else int((mode.get("Replicated") or {}).get("Replicas", 1))
+
+    def _wait(self, read_only: bool, previous: str | None) -> None:
+        """Until every running task runs the new spec (and as many as wanted), each answering /v2/ on its node."""
+        deadline = time.monotonic() + self.wait_timeout
+        what = "read-only" if read_only else "read-write"
+        while True:
+            service = self._service()
+            status = service.get("UpdateStatus") or {}
+            if status.get("StartedAt") != previous and status.get("State") in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
+                raise GcError("service %s: the update to %s stopped (%s): %s" % (self.name, what, status["State"], status.get("Message") or "no message"))
+            wanted = self._wanted_tasks(service["Spec"])
+            tasks = self.engine.tasks(self.name)
+            running = [t for t in tasks if (t.get("Status") or {}).get("State") == "running"]
+            new = [t for t in running if t.get("DesiredState") == "running" and self._task_read_only(t) == read_only]
+            pending = [t for t in tasks if t.get("DesiredState") == "running" and t not in new]
+            old = [t for t in running if t not in new]
+            if not old and not pending and (wanted is None or len(new) >= wanted):
+                break
+            if time.monotonic() > deadline:
+                reasons = "; ".join(sorted({one_line((t.get("Status") or {}).get("Err") or (t.get("Status") or {}).get("State") or "?") for t in pending}))
+                raise GcError(
+                    "service %s: %d of %s tasks run the %s spec after %ss (%d old tasks still running%s)"
+                    % (self.name, len(new), wanted if wanted is not None else len(new) + len(pending), what, self.wait_timeout, len(old),
+                       "; waiting: " + reasons if reasons else "")
+                )  # fmt: skip
+            time.sleep(0.5)
+        self._wait_answers(service["Spec"], new, deadline)
+
+    def _wait_answers(self, spec: dict[str, Any], tasks: list[dict[str, Any]], deadline: float) -> None:
+        if not self.engine.local:
+            return
+        ports = [p for p in (spec.get("EndpointSpec") or {}).get("Ports") or [] if p.get("TargetPort") == 5000]
+        if not ports:
+            return
+        secrets = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets") or []
+        scheme = "https" if any((s.get("File") or {}).get("Name") == "server.crt" for s in secrets) else "http"
+        addresses = {}
+        for node in self.engine.nodes():
+            address = (node.get("Status") or {}).get("Addr") or ""
+            if address in ("", "0.0.0.0"):
+                address = ((node.get("ManagerStatus") or {}).get("Addr") or "").rsplit(":", 1)[0]
+            addresses[node.get("ID")] = address
+        for task in tasks:
+            address = addresses.get(task.get("NodeID"))
+            if not address:
+                continue
+            host = "[%s]" % address if ":" in address else address
+            try:
+                wait_ready("%s:%d" % (host, ports[0].get("PublishedPort", 5000)), scheme, max(deadline - time.monotonic(), 1))
+            except RegistryUnreachable as exc:
+                raise GcError("service %s: %s" % (self.name, exc)) from None
+
+    def _local_task(self) -> ContainerBackend:
+        """The container of this node's running task (the collection runs in it)."""
+        self._service()
+        for task in self.engine.tasks(self.name):
+            status = task.get("Status") or {}
+            container = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if task.get("NodeID") == self._node_id and task.get("DesiredState") == "running" and status.get("State") == "running" and container:
+                return ContainerBackend(self.engine, container, self.wait_timeout)
+        raise GcError(
+            "service %s has no running task on this node (%s): run registry_gc on a manager that runs one of its replicas" % (self.name, self._node_id)
+        )
+
+    def garbage_collect(self, dry_run: bool, delete_untagged: bool) -> tuple[int, str]:
+        return self._local_task().garbage_collect(dry_run, delete_untagged)
+
+    def data_path(self) -> str | None:
+        """The shared storage as this node mounts it (a bind path; a volume's directory), when the engine is local."""
+        if not self.engine.local:
+            return None
+        return self._local_task().data_path()
 
 
 def blob_usage(data_path: str | None) -> dict[str, int] | None:

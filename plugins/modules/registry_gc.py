@@ -9,7 +9,8 @@ module: registry_gc
 short_description: Garbage-collect a registry's storage while the registry is read-only
 version_added: 0.2.0
 description:
-  - Runs C(registry garbage-collect) against the registry's own storage and configuration, inside its container.
+  - Runs C(registry garbage-collect) against the registry's own storage and configuration, inside its container
+    (O(name)), or inside this node's task of a registry Swarm service (O(service)).
   - First a dry run on the registry as it runs. When nothing can be removed, that is all (no read-only window,
     not changed).
   - Otherwise the registry is recreated with C(storage.maintenance.readonly) on (data kept, see
@@ -23,6 +24,12 @@ description:
     in that fraction of a second is refused.
   - Reports the blobs and bytes removed, measured on the registry's storage (when it is on the module's host), and
     how long the registry was read-only.
+  - With O(service) (a service of M(dockhand.registry.registry_service), replicas on shared storage), the switch is
+    one service update of the task environment with update parallelism 0, so that every replica is replaced at once
+    (in the service's own update order), and the collection starts only once every running task runs the read-only
+    spec and answers C(/v2/). Run it on a manager that runs one of the service's tasks; the collection runs with
+    C(docker exec) in that task (the configuration is a Swarm secret only a task can read). Afterwards the service
+    gets its own update parallelism back.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
@@ -33,18 +40,28 @@ options:
     description: Name of the registry container.
     type: str
     default: registry
+  service:
+    description:
+      - Name of a registry Swarm service (see M(dockhand.registry.registry_service)) instead of a container.
+      - Mutually exclusive with O(name).
+    type: str
   delete_untagged:
     description: Also remove manifests no tag points at (C(--delete-untagged)), as left by M(dockhand.registry.registry_prune) or by re-pushed tags.
     type: bool
     default: false
   wait_timeout:
-    description: Seconds to wait for the registry to answer after each switch.
+    description:
+      - Seconds to wait for the registry to answer after each switch.
+      - With O(service), for every task to run the new spec and answer; else the module fails in one line naming the
+        service and what did not converge (the registry is switched back read-write first).
     type: int
     default: 60
 notes:
   - In check mode the module runs C(garbage-collect --dry-run) and reports what would be removed; the registry is not
     switched.
-  - A Swarm service (several replicas on shared storage) is not handled yet.
+  - With O(service), pulls through a node fail while its task is replaced (twice; into and out of the window); with
+    host-mode ports and stop-first updates every node has that gap at the same moment. See the collection's
+    docs/maintenance.md.
 seealso:
   - module: dockhand.registry.registry_prune
   - module: dockhand.registry.registry_container
@@ -56,6 +73,13 @@ EXAMPLES = r"""
     name: registry
     delete_untagged: true
   register: gc
+
+- name: Reclaim the space of a registry Swarm service (on a manager that runs one of its tasks)
+  dockhand.registry.registry_gc:
+    service: registry
+    delete_untagged: true
+    wait_timeout: 300
+  run_once: true
 
 - name: Say what it did
   ansible.builtin.debug:
@@ -116,7 +140,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, GcError, run_gc
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, GcError, ServiceBackend, run_gc
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
@@ -125,9 +149,11 @@ def main() -> None:
         argument_spec=dict(
             DOCKER_ARGSPEC,
             name=dict(type="str", default="registry"),
+            service=dict(type="str"),
             delete_untagged=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
         ),
+        mutually_exclusive=[("name", "service")],
         supports_check_mode=True,
     )
     p = module.params
@@ -135,8 +161,13 @@ def main() -> None:
     def action() -> dict:
         if p["wait_timeout"] < 1:
             raise GcError("wait_timeout %r must be 1 or more" % p["wait_timeout"])
+        if p["service"] is not None and not p["service"].strip():
+            raise GcError("service %r is not a service name" % p["service"])
         engine = EngineClient.from_params(p)
-        backend = ContainerBackend(engine, p["name"], p["wait_timeout"])
+        if p["service"] is not None:
+            backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, p["service"], p["wait_timeout"])
+        else:
+            backend = ContainerBackend(engine, p["name"], p["wait_timeout"])
         result = run_gc(backend, module.check_mode, p["delete_untagged"])
         result["diff"] = {"before": result["before"], "after": result["after"]}
         return result

@@ -4,7 +4,8 @@
 as the registry_gc module, from the collection's own module_utils copied next to this file. One JSON line
 on stdout (the journal, or syslog through logger), exit 1 on failure.
 
-Usage: python3 dockhand_registry_gc.py --name CONTAINER [--delete-untagged] [--docker-host URL] [--wait-timeout S]
+Usage: python3 dockhand_registry_gc.py (--name CONTAINER | --service SERVICE) [--delete-untagged] [--docker-host URL]
+       [--wait-timeout S]
 """
 
 from __future__ import annotations
@@ -29,19 +30,25 @@ except ImportError:
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line  # noqa: E402
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient  # noqa: E402
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, run_gc  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, ServiceBackend, run_gc  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Garbage-collect a registry container while it is read-only")
-    parser.add_argument("--name", required=True)
+    parser = argparse.ArgumentParser(description="Garbage-collect a registry container or Swarm service while it is read-only")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--name", help="a registry container")
+    target.add_argument("--service", help="a registry Swarm service (run on a manager that runs one of its tasks)")
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
     parser.add_argument("--wait-timeout", type=int, default=60)
     args = parser.parse_args()
     try:
         engine = EngineClient(args.docker_host, 120)
-        result = run_gc(ContainerBackend(engine, args.name, args.wait_timeout), False, args.delete_untagged)
+        if args.service:
+            backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, args.service, args.wait_timeout)
+        else:
+            backend = ContainerBackend(engine, args.name, args.wait_timeout)
+        result = run_gc(backend, False, args.delete_untagged)
     except DockhandError as exc:
         print(json.dumps({"failed": True, "msg": one_line(exc)}), flush=True)
         return 1
