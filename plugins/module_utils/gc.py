@@ -11,8 +11,8 @@ configuration, and the registry is switched back to read-write afterwards: in a
 A backend knows how to switch one kind of deployment and where to run the command:
 :class:`ContainerBackend` (a registry container: recreated with the read-only setting,
 data kept, the command run with ``docker exec``). A Swarm service is one more backend
-(every replica read-only together: a service update of the environment, the command in a
-one-shot task on the same storage).
+(every replica read-only together: a rolling service update of the environment, the collection
+once every task runs it, with ``docker exec`` in this node's task).
 """
 
 from __future__ import annotations
@@ -130,17 +130,18 @@ class ContainerBackend:
         return None
 
 
-# The service's own update parallelism while the GC holds it at 0 (all tasks at once); restored on the way back.
-LABEL_PARALLELISM = "io.dockhand.registry.gc-parallelism"
-
-
 class ServiceBackend:
     """A registry Swarm service (replicas on shared storage), run from a manager that runs one of its tasks.
 
-    The switch is ONE service update of the task environment with update parallelism 0 (every task replaced at
-    once, in the service's own update order), then a wait until every running task runs that spec. The collection
-    runs with ``docker exec`` in this node's task: the task's own binary, its configuration (a Swarm secret, which
-    nothing outside a task can read) and its environment.
+    The switch is one service update of the task environment, rolled out by the service's own ``UpdateConfig`` as
+    registry_service made it (one task at a time, stop-first with host-mode ports): at most one node is without a
+    registry at any moment, so a client that tries the next node is never refused. The collection starts only once
+    EVERY running task runs the read-only spec and answers ``/v2/`` (replicas mixed read-only/read-write before that
+    are harmless: nothing is collected yet). It runs with ``docker exec`` in this node's task: the task's own binary,
+    its configuration (a Swarm secret, which nothing outside a task can read) and its environment.
+
+    ``wait_timeout`` is per step of the rolling update (one batch of ``Parallelism`` tasks, plus the update's
+    ``Delay``): a rollout of N tasks may take N of them.
     """
 
     def __init__(self, engine: EngineClient, name: str, wait_timeout: int = 60) -> None:
@@ -176,43 +177,39 @@ class ServiceBackend:
         return self._read_only_env(self._env({"TaskTemplate": task.get("Spec") or {}}))
 
     def is_read_only(self) -> bool:
-        spec = self._service()["Spec"]
-        return self._read_only_env(self._env(spec)) or LABEL_PARALLELISM in (spec.get("Labels") or {})
+        return self._read_only_env(self._env(self._service()["Spec"]))
 
     def set_read_only(self, read_only: bool) -> None:
         service = self._service()
         spec = copy.deepcopy(service["Spec"])
-        labels = dict(spec.get("Labels") or {})
-        update = dict(spec.get("UpdateConfig") or {})
         env = [entry for entry in self._env(spec) if entry.split("=", 1)[0] != READONLY_ENV]
         if read_only:
             env.append("%s=%s" % (READONLY_ENV, READONLY_VALUE))
         if env != self._env(spec) or read_only:
-            labels.setdefault(LABEL_PARALLELISM, str(update.get("Parallelism", 1)))
-            update["Parallelism"] = 0
+            # The environment only: the service's UpdateConfig (its rolling update) and everything else as they are.
             spec["TaskTemplate"]["ContainerSpec"]["Env"] = env
-            spec.update(Labels=labels, UpdateConfig=update)
             previous = (service.get("UpdateStatus") or {}).get("StartedAt")
+            budget = self._budget(spec)
             self.engine.update_service(service["ID"], service["Version"]["Index"], spec)
-            self._wait(read_only, previous)
-        if not read_only and LABEL_PARALLELISM in labels:
-            # Back to the service's own rolling update (one task at a time): a spec change of UpdateConfig alone
-            # replaces no task.
-            service = self._service()
-            spec = copy.deepcopy(service["Spec"])
-            labels = dict(spec.get("Labels") or {})
-            parallelism = labels.pop(LABEL_PARALLELISM, "1")
-            spec["Labels"] = labels
-            spec["UpdateConfig"] = dict(spec.get("UpdateConfig") or {}, Parallelism=int(parallelism) if parallelism.isdigit() else 1)
-            self.engine.update_service(service["ID"], service["Version"]["Index"], spec)
+            self._wait(read_only, previous, budget)
 
     def _wanted_tasks(self, spec: dict[str, Any]) -> int | None:
         mode = spec.get("Mode") or {}
         return None if "Global" in mode else int((mode.get("Replicated") or {}).get("Replicas", 1))
 
-    def _wait(self, read_only: bool, previous: str | None) -> None:
+    def _budget(self, spec: dict[str, Any]) -> float:
+        """Seconds for the rollout: wait_timeout (plus the update's Delay) per batch of Parallelism tasks."""
+        update = spec.get("UpdateConfig") or {}
+        wanted = self._wanted_tasks(spec)
+        if wanted is None:  # global: one task per eligible node, as many as run now
+            wanted = len({t.get("NodeID") for t in self.engine.tasks(self.name) if t.get("DesiredState") == "running"})
+        parallelism = int(update.get("Parallelism") or 0)
+        steps = 1 if parallelism <= 0 else max(-(-max(wanted, 1) // parallelism), 1)
+        return steps * (self.wait_timeout + int(update.get("Delay") or 0) / 1e9)
+
+    def _wait(self, read_only: bool, previous: str | None, budget: float) -> None:
         """Until every running task runs the new spec (and as many as wanted), each answering /v2/ on its node."""
-        deadline = time.monotonic() + self.wait_timeout
+        deadline = time.monotonic() + budget
         what = "read-only" if read_only else "read-write"
         while True:
             service = self._service()
@@ -230,9 +227,10 @@ class ServiceBackend:
             if time.monotonic() > deadline:
                 reasons = "; ".join(sorted({one_line((t.get("Status") or {}).get("Err") or (t.get("Status") or {}).get("State") or "?") for t in pending}))
                 raise GcError(
-                    "service %s: %d of %s tasks run the %s spec after %ss (%d old tasks still running%s)"
-                    % (self.name, len(new), wanted if wanted is not None else len(new) + len(pending), what, self.wait_timeout, len(old),
-                       "; waiting: " + reasons if reasons else "")
+                    "service %s: %d of %s tasks run the %s spec after %.0fs of its rolling update (wait_timeout %ss per step; "
+                    "%d old tasks still running%s)"
+                    % (self.name, len(new), wanted if wanted is not None else len(new) + len(pending), what, budget, self.wait_timeout,
+                       len(old), "; waiting: " + reasons if reasons else "")
                 )  # fmt: skip
             time.sleep(0.5)
         self._wait_answers(service["Spec"], new, deadline)
