@@ -25,11 +25,11 @@ description:
   - Reports the blobs and bytes removed, measured on the registry's storage (when it is on the module's host), and
     how long the registry was read-only.
   - With O(service) (a service of M(dockhand.registry.registry_service), replicas on shared storage), the switch is
-    one service update of the task environment with update parallelism 0, so that every replica is replaced at once
-    (in the service's own update order), and the collection starts only once every running task runs the read-only
-    spec and answers C(/v2/). Run it on a manager that runs one of the service's tasks; the collection runs with
-    C(docker exec) in that task (the configuration is a Swarm secret only a task can read). Afterwards the service
-    gets its own update parallelism back.
+    one service update of the task environment, rolled out by the service's own update settings (one task at a
+    time, so the other nodes keep answering), and the collection starts only once every running task runs the
+    read-only spec and answers C(/v2/). Run it on a manager that runs one of the service's tasks; the collection
+    runs with C(docker exec) in that task (the configuration is a Swarm secret only a task can read). The way back
+    is one more rolling update; nothing else in the service spec changes.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
@@ -52,15 +52,18 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for the registry to answer after each switch.
-      - With O(service), for every task to run the new spec and answer; else the module fails in one line naming the
-        service and what did not converge (the registry is switched back read-write first).
+      - With O(service), per step of the service's rolling update (one task with the default update parallelism,
+        plus the update delay), so a service of N tasks gets N times this for every task to run the new spec and
+        answer; else the module fails in one line naming the service and what did not converge (the registry is
+        switched back read-write first).
     type: int
     default: 60
 notes:
   - In check mode the module runs C(garbage-collect --dry-run) and reports what would be removed; the registry is not
     switched.
-  - With O(service), pulls through a node fail while its task is replaced (twice; into and out of the window); with
-    host-mode ports and stop-first updates every node has that gap at the same moment. See the collection's
+  - With O(service), a node does not answer while its task is replaced (twice; into and out of the window; with
+    host-mode ports and stop-first updates under a second), one node at a time. Clients need a load balancer or
+    client that tries the next node, as for any rolling update of the service. See the collection's
     docs/maintenance.md.
 seealso:
   - module: dockhand.registry.registry_prune
@@ -78,7 +81,7 @@ EXAMPLES = r"""
   dockhand.registry.registry_gc:
     service: registry
     delete_untagged: true
-    wait_timeout: 300
+    wait_timeout: 120  # per task of the rolling update
   run_once: true
 
 - name: Say what it did
