@@ -40,7 +40,7 @@ def main() -> int:
     target.add_argument("--service", help="a registry Swarm service (run on a manager that runs one of its tasks)")
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
-    parser.add_argument("--wait-timeout", type=int, default=60)
+    parser.add_argument("--wait-timeout", type=int, default=60, help="seconds per switch (with --service: per task of the rolling update)")
     args = parser.parse_args()
     try:
         engine = EngineClient(args.docker_host, 120)
