@@ -203,7 +203,7 @@ class ServiceBackend:
         wanted = self._wanted_tasks(spec)
         if wanted is None:  # global: one task per eligible node, as many as run now
             wanted = len({t.get("NodeID") for t in self.engine.tasks(self.name) if t.get("DesiredState") == "running"})
-        parallelism = int(update.get("Parallelism") or 0)
+        parallelism = int(update.get("Parallelism", 1) or 0)  # the swarm's default is 1; 0 is every task at once
         steps = 1 if parallelism <= 0 else max(-(-max(wanted, 1) // parallelism), 1)
         return steps * (self.wait_timeout + int(update.get("Delay") or 0) / 1e9)
 

@@ -204,6 +204,8 @@ def test_a_global_service_counts_its_nodes():
     assert ServiceBackend(FakeSwarm(spec=spec), "reg", wait_timeout=10)._budget(spec) == 30
     spec["UpdateConfig"]["Parallelism"] = 0  # every task at once: one step
     assert ServiceBackend(FakeSwarm(spec=spec), "reg", wait_timeout=10)._budget(spec) == 10
+    spec["UpdateConfig"] = {}  # the swarm's defaults: one task at a time, no delay
+    assert ServiceBackend(FakeSwarm(spec=spec), "reg", wait_timeout=10)._budget(spec) == 30
 
 
 def test_a_rolled_back_update_fails_at_once():
