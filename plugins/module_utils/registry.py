@@ -149,7 +149,7 @@ def _reason(exc: Exception) -> str:
 class _Answer:
     """What the fast GET path (urllib3 directly) answers, shaped as much of a requests.Response as the callers use."""
 
-    __slots__ = ("status_code", "headers", "content")
+    __slots__ = ("content", "headers", "status_code")
 
     def __init__(self, status_code: int, headers: Any, content: bytes) -> None:
         self.status_code = status_code
