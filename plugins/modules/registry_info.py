@@ -41,7 +41,7 @@ options:
   created:
     description:
       - Read every image configuration for its created time (one request per image, about half of all requests).
-      - V(false) leaves RV(repositories[].tags[].created) null and lists about twice as fast; digests, media types,
+      - V(false) leaves C(created) of every tag null and lists about twice as fast; digests, media types,
         platforms and sizes come from the manifests alone.
     type: bool
     default: true
