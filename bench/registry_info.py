@@ -7,15 +7,22 @@ straight through the registry API (one shared layer blob; per image its own conf
 own created time, and its own manifest), spread over a few repositories. Then, each R times:
 
 * ``library``  - ``inventory()`` of module_utils/inventory.py in this process (catalog, tags, every manifest
-  and every configuration: digests, sizes, created times), 16 requests at a time on one pooled session;
+  and every configuration: digests, sizes, created times), as many requests at a time as the modules' default
+  ``workers``, on one pooled session;
 * ``module``   - ``ansible -m dockhand.registry.registry_info`` against the registry, the whole command
   (Ansible start, module transfer and run);
-* ``serial``   - the same library call with one request at a time (pool of 1), for comparison.
+* ``serial``   - the same library call with one request at a time (pool of 1), for comparison;
+* ``nocreated`` - the library call without created times (``created: false``: no configuration is read).
+
+Each line also says how much CPU the registry container used (its cgroup) and the load average before and
+after: the client and the registry share the machine's cores, so wall time depends on the load; CPU seconds do not.
 
 Environment: BENCH_INFO_TAGS (1000), BENCH_INFO_REPOS (4), BENCH_INFO_RUNS (5), BENCH_INFO_PORT (5548),
-BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_IMAGE (registry:2), BENCH_INFO_METHODS ("library serial module"),
-BENCH_INFO_KEEP (1: keep the filled registry afterwards and reuse it on the next run). Prints one JSON line per
-method, with the benchmark process's own CPU seconds for the library methods.
+BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_NAME (dh-bench-info, the container), BENCH_INFO_IMAGE (registry:2),
+BENCH_INFO_METHODS ("library serial module"), BENCH_INFO_WORKERS (the modules' default), BENCH_INFO_KEEP (1: keep
+the filled registry afterwards and reuse it on the next run). Prints one JSON line per method: wall seconds, the
+client's CPU seconds (this process for the library methods, the ansible command's processes for ``module``), the
+registry container's CPU seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import inventory  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.inventory import REGISTRY_API_ARGSPEC, inventory  # noqa: E402
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient  # noqa: E402
 
 TAGS = int(os.environ.get("BENCH_INFO_TAGS", "1000"))
@@ -46,8 +53,9 @@ RUNS = int(os.environ.get("BENCH_INFO_RUNS", "5"))
 PORT = int(os.environ.get("BENCH_INFO_PORT", "5548"))
 DIR = Path(os.environ.get("BENCH_INFO_DIR", "/tmp/dh-bench-info"))
 IMAGE = os.environ.get("BENCH_INFO_IMAGE", "registry:2")
-NAME = "dh-bench-info"
+NAME = os.environ.get("BENCH_INFO_NAME", "dh-bench-info")
 METHODS = os.environ.get("BENCH_INFO_METHODS", "library serial module").split()
+WORKERS = int(os.environ.get("BENCH_INFO_WORKERS", str(REGISTRY_API_ARGSPEC["workers"]["default"])))
 KEEP = os.environ.get("BENCH_INFO_KEEP") == "1"
 BASE = "http://127.0.0.1:%d" % PORT
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -96,6 +104,23 @@ def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
 
 
+def registry_cpu_reader():
+    """A function giving the CPU seconds the registry container has used so far (cgroup v1 or v2), or None."""
+    cid = docker("inspect", "-f", "{{.Id}}", NAME).strip()
+    for path in ("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, "/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid,
+                 "/sys/fs/cgroup/docker/%s/cpu.stat" % cid):
+        if os.path.exists(path):
+            if path.endswith("cpuacct.usage"):
+                return lambda: int(Path(path).read_text()) / 1e9
+            return lambda: int(Path(path).read_text().split("usage_usec", 1)[1].split()[0]) / 1e6
+    return lambda: float("nan")
+
+
+def own_cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     reuse = False
     if KEEP:
@@ -122,12 +147,16 @@ def main() -> None:
         print(json.dumps({"fill_seconds": round(time.monotonic() - started, 2), "tags": TAGS, "repositories": REPOS}))
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"))
         ansible = str(ROOT / ".venv" / "bin" / "ansible")
+        registry_cpu = registry_cpu_reader()
         for method in METHODS:
             times = []
             cpu = []
+            reg_cpu = []
+            load_before = os.getloadavg()[0]
             for _run in range(RUNS):
+                who = resource.RUSAGE_CHILDREN if method == "module" else resource.RUSAGE_SELF
+                cpu_before, reg_before = own_cpu(who), registry_cpu()
                 started = time.monotonic()
-                usage = resource.getrusage(resource.RUSAGE_SELF)
                 if method == "module":
                     command = [ansible, "localhost", "-i", str(ROOT / "inventory" / "localhost.yml"), "-m", "dockhand.registry.registry_info",
                                "-a", "registry=127.0.0.1:%d registry_scheme=http" % PORT, "-o"]
@@ -135,17 +164,20 @@ def main() -> None:
                     assert done.returncode == 0, done.stdout[-2000:]
                     listed = done.stdout.count('"digest"')
                 else:
-                    client = RegistryClient("127.0.0.1:%d" % PORT, scheme="http", pool_size=16 if method == "library" else 1)
-                    held = inventory(client)
+                    client = RegistryClient("127.0.0.1:%d" % PORT, scheme="http", pool_size=1 if method == "serial" else WORKERS)
+                    created = method != "nocreated"
+                    held = inventory(client, created=created)
                     listed = sum(len(r["tags"]) for r in held["repositories"])
-                    assert all(t["size"] and t["created"] for r in held["repositories"] for t in r["tags"])
+                    assert all(t["size"] and t["digest"] and bool(t["created"]) == created for r in held["repositories"] for t in r["tags"])
                 times.append(time.monotonic() - started)
-                after = resource.getrusage(resource.RUSAGE_SELF)
-                cpu.append(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime)
+                cpu.append(own_cpu(who) - cpu_before)
+                reg_cpu.append(registry_cpu() - reg_before)
             assert listed >= TAGS, "%s listed %d" % (method, listed)
             print(json.dumps({"method": method, "tags": listed, "median_s": round(statistics.median(times), 3),
                               "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": RUNS,
-                              "own_cpu_s": round(statistics.median(cpu), 3), "load": os.getloadavg()[0]}))
+                              "workers": 1 if method == "serial" else WORKERS,
+                              "own_cpu_s": round(statistics.median(cpu), 3), "registry_cpu_s": round(statistics.median(reg_cpu), 3),
+                              "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}), flush=True)
     finally:
         if not KEEP:
             subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)

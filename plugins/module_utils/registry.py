@@ -30,7 +30,9 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
 
 try:
     import requests
+    import urllib3
     from requests.adapters import HTTPAdapter
+    from requests.utils import requote_uri, select_proxy
 
     REQUESTS_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
@@ -50,6 +52,7 @@ INDEX_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 )
+_UNBUILT = object()
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -133,14 +136,40 @@ def _push(repository: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    """The cause of a requests error in a few words ("Connection refused"), not urllib3's nested reprs."""
+    """The cause of a requests (or urllib3) error in a few words ("Connection refused"), not urllib3's nested reprs."""
     text = one_line(exc)
     match = _ERRNO_RE.search(text)
     if match:
         return match.group(1).strip()
-    if isinstance(exc, requests.exceptions.Timeout):
+    if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
         return "timed out"
     return text[:300]
+
+
+class _Answer:
+    """What the fast GET path (urllib3 directly) answers, shaped as much of a requests.Response as the callers use."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Any, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+# Errors of the fast path: urllib3's own, and what http.client raises beneath it (a bad status line, a URL it refuses).
+_FAST_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError)
+if REQUESTS_IMPORT_ERROR is None:
+    import http.client
+
+    _FAST_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError)
 
 
 def is_loopback(registry: str) -> bool:
@@ -191,12 +220,18 @@ class RegistryClient:
         self.pool_size = max(pool_size, 1)
         # Parallel requests share the scheme probe and the auth challenge: one thread answers, the others wait.
         self._lock = threading.Lock()
+        own_session = session is None
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1))
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self.session = session
+        # The fast GET path (see _get): urllib3 straight on the connection pool of this client's own session.
+        # Built at the first GET; None when the session was given (tests' stand-ins) or a proxy is configured.
+        self._own_session = own_session
+        self._pool: Any = _UNBUILT
+        self._basic_header = ""
         # Passed with every request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
         # from the environment (requests merges those over it), which would ignore ``ca_cert``.
         self.verify: str | bool = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
@@ -287,6 +322,10 @@ class RegistryClient:
             self._tokens[scope] = body.get("token") or body.get("access_token") or ""
         else:
             self._check_clear_text(url)
+            if not self._basic_header:
+                # The header requests itself would send for auth=(username, password) (same encoding rules).
+                prepared = requests.Request("GET", url, auth=(self.username, self.password)).prepare()
+                self._basic_header = prepared.headers["Authorization"]
             self._basic = True
 
     def _send(self, method: str, url: str, scope: str, headers: dict[str, str], kwargs: dict) -> requests.Response:
@@ -313,6 +352,70 @@ class RegistryClient:
         except requests.exceptions.RequestException as exc:
             raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, _reason(exc))) from None
         return response
+
+    # -- the fast GET path: manifests and configuration blobs, thousands at once -----------------------
+    def _fast_pool(self) -> Any:
+        """The urllib3 connection pool of this client's session for the registry, or None to use requests.
+
+        requests costs about twice the client CPU of urllib3 per request (environment proxies, netrc and hooks
+        looked up again for every request). The pool is the one the session's adapter itself uses, with the
+        TLS settings requests would give it: ``verify`` merged with the environment as requests merges it
+        (REQUESTS_CA_BUNDLE), ``ca_cert`` as the CA bundle, no verification with validate_certs off. When a
+        proxy applies to the registry (HTTP(S)_PROXY without NO_PROXY), every request goes through requests."""
+        if self._pool is _UNBUILT:
+            base = self.base_url
+            with self._lock:
+                if self._pool is _UNBUILT:
+                    self._pool = self._build_pool(base)
+        return self._pool
+
+    def _build_pool(self, base: str) -> Any:
+        adapter = self.session.get_adapter(base) if self._own_session else None
+        if adapter is None or not hasattr(adapter, "get_connection_with_tls_context"):
+            return None  # a session given from outside, or requests older than 2.32: requests does it all
+        settings = self.session.merge_environment_settings(base + "/", {}, None, self.verify, None)
+        if select_proxy(base + "/", settings["proxies"]):
+            return None
+        prepared = requests.Request("GET", base + "/v2/").prepare()
+        pool = adapter.get_connection_with_tls_context(prepared, settings["verify"], proxies=None, cert=settings["cert"])
+        self._fast_timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
+        return pool
+
+    def _fast_send(self, pool: Any, path: str, scope: str, accept: str | None) -> Any:
+        headers = {"User-Agent": "dockhand.registry", "Accept-Encoding": "gzip, deflate"}
+        if accept:
+            headers["Accept"] = accept
+        token = self._tokens.get(scope)
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        elif self._basic:
+            headers["Authorization"] = self._basic_header
+        return pool.urlopen(
+            "GET", path, headers=headers, retries=False, redirect=False, timeout=self._fast_timeout,
+            preload_content=True, assert_same_host=False,
+        )
+
+    def _get(self, path: str, scope: str, accept: str | None = None) -> Any:
+        """``GET path`` with the body read: the hot path of registry_info (one request per manifest and per
+        configuration). Answers an auth challenge once as :meth:`request` does; a redirect (a blob held in
+        object storage) is followed by requests."""
+        pool = self._fast_pool()
+        if pool is None:
+            return self.request("GET", path, scope=scope, headers={"Accept": accept} if accept else None)
+        path = requote_uri(path)
+        try:
+            answer = self._fast_send(pool, path, scope, accept)
+            if answer.status == 401:
+                with self._lock:
+                    self._answer_challenge(answer, scope, self.base_url + path)
+                answer = self._fast_send(pool, path, scope, accept)
+                if answer.status == 401:
+                    raise self._refused()
+        except _FAST_ERRORS as exc:
+            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, _reason(exc))) from None
+        if 300 <= answer.status < 400:
+            return self.request("GET", path, scope=scope, headers={"Accept": accept} if accept else None)
+        return _Answer(answer.status, answer.headers, answer.data)
 
     def _paged(self, path: str, key: str, scope: str) -> list[str]:
         items: list[str] = []
@@ -384,15 +487,15 @@ class RegistryClient:
         """The manifest ``repository:reference`` (a tag or a digest) read as JSON: (digest, media type, body),
         or None when it is absent."""
         try:
-            found = self.get_manifest(repository, reference)
+            found, body = self._read_manifest(repository, reference)
         except ManifestMissing:
             return None
-        return found.digest, found.media_type, json.loads(found.data)
+        return found.digest, found.media_type, body
 
     def blob_json(self, repository: str, digest: str) -> dict[str, Any]:
         """``GET`` a small JSON blob (an image configuration) of ``repository`` by digest."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        response = self.request("GET", path, scope="repository:%s:pull" % repository)
+        response = self._get(path, _pull(repository))
         self._check(response, "GET " + path)
         try:
             return response.json()
@@ -433,8 +536,12 @@ class RegistryClient:
 
         The bytes are kept verbatim (never re-serialised): that is what keeps the digest when they are put elsewhere.
         Raises ManifestMissing when the registry does not hold it."""
+        return self._read_manifest(repository, reference)[0]
+
+    def _read_manifest(self, repository: str, reference: str) -> tuple[Manifest, Any]:
+        """get_manifest, and the manifest parsed (once) as JSON."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
-        response = self.request("GET", path, scope=_pull(repository), headers={"Accept": ACCEPT_MANIFESTS})
+        response = self._get(path, _pull(repository), ACCEPT_MANIFESTS)
         if response.status_code == 404:
             raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repository, reference))
         self._check(response, "GET " + path)
@@ -444,10 +551,11 @@ class RegistryClient:
             raise RegistryError("registry %s sent %s@%s with the digest %s" % (self.registry, repository, reference, digest))
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         try:
-            media_type = json.loads(data).get("mediaType") or media_type
+            body = json.loads(data)
+            media_type = body.get("mediaType") or media_type
         except (ValueError, AttributeError):
             raise RegistryError("registry %s sent a manifest for %s:%s that is not JSON" % (self.registry, repository, reference)) from None
-        return Manifest(data, media_type, digest)
+        return Manifest(data, media_type, digest), body
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str:
         """``PUT`` the manifest's bytes verbatim under ``reference`` (a tag or its digest); return the stored digest."""

@@ -38,6 +38,13 @@ options:
       - Read manifests and configurations (digest, media type, size, created, platforms). V(false) lists names only.
     type: bool
     default: true
+  created:
+    description:
+      - Read every image configuration for its created time (one request per image, about half of all requests).
+      - V(false) leaves C(created) of every tag null and lists about twice as fast; digests, media types,
+        platforms and sizes come from the manifests alone.
+    type: bool
+    default: true
 attributes:
   diff_mode:
     support: none
@@ -112,6 +119,7 @@ def main() -> None:
             repositories=dict(type="list", elements="str", default=[]),
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
+            created=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -121,7 +129,7 @@ def main() -> None:
         compile_patterns(p["repositories"], "repository pattern")
         compile_patterns(p["tags"], "tag pattern")
         client = client_from_params(p)
-        held = inventory(client, p["repositories"], p["tags"], p["details"])
+        held = inventory(client, p["repositories"], p["tags"], p["details"], p["created"])
         repositories = held["repositories"]
         return {
             "changed": False,
