@@ -13,6 +13,7 @@ own created time, and its own manifest), spread over a few repositories. Then, e
   (Ansible start, module transfer and run);
 * ``serial``   - the same library call with one request at a time (pool of 1), for comparison;
 * ``nocreated`` - the library call without created times (``created: false``: no configuration is read).
+* ``module-nocreated`` - the module run with ``created=false`` (digests and sizes only).
 
 Each line also says how much CPU the registry container used (its cgroup) and the load average before and
 after: the client and the registry share the machine's cores, so wall time depends on the load; CPU seconds do not.
@@ -20,7 +21,8 @@ after: the client and the registry share the machine's cores, so wall time depen
 Environment: BENCH_INFO_TAGS (1000), BENCH_INFO_REPOS (4), BENCH_INFO_RUNS (5), BENCH_INFO_PORT (5548),
 BENCH_INFO_DIR (/tmp/dh-bench-info), BENCH_INFO_NAME (dh-bench-info, the container), BENCH_INFO_IMAGE (registry:2),
 BENCH_INFO_METHODS ("library serial module"), BENCH_INFO_WORKERS (the modules' default), BENCH_INFO_KEEP (1: keep
-the filled registry afterwards and reuse it on the next run). Prints one JSON line per method: wall seconds, the
+the filled registry afterwards and reuse it on the next run), BENCH_INFO_GOGC (200, the registry role's
+registry_go_gc_percent; 0 = Go's default). Prints one JSON line per method: wall seconds, the
 client's CPU seconds (this process for the library methods, the ansible command's processes for ``module``), the
 registry container's CPU seconds.
 """
@@ -57,6 +59,8 @@ NAME = os.environ.get("BENCH_INFO_NAME", "dh-bench-info")
 METHODS = os.environ.get("BENCH_INFO_METHODS", "library serial module").split()
 WORKERS = int(os.environ.get("BENCH_INFO_WORKERS", str(REGISTRY_API_ARGSPEC["workers"]["default"])))
 KEEP = os.environ.get("BENCH_INFO_KEEP") == "1"
+# The registry as the registry role runs it: GOGC=registry_go_gc_percent (200); "0" runs it with Go's default.
+GOGC = os.environ.get("BENCH_INFO_GOGC", "200")
 BASE = "http://127.0.0.1:%d" % PORT
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -121,6 +125,12 @@ def own_cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _container_gogc() -> str:
+    """GOGC of the running bench registry ("0" when unset)."""
+    env = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", NAME) or "[]")
+    return next((e.split("=", 1)[1] for e in env if e.startswith("GOGC=")), "0")
+
+
 def main() -> None:
     reuse = False
     if KEEP:
@@ -128,11 +138,16 @@ def main() -> None:
             reuse = len(requests.get(BASE + "/v2/_catalog", timeout=2).json()["repositories"]) == REPOS
         except (requests.RequestException, ValueError, KeyError):
             reuse = False
+    gogc = ["-e", "GOGC=" + GOGC] if GOGC != "0" else []
+    if reuse and _container_gogc() != GOGC:
+        # The filled storage is kept; only the registry process starts again with the GC target asked for.
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+        docker("run", "-d", "--name", NAME, *gogc, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
     if not reuse:
         subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
         shutil.rmtree(DIR, ignore_errors=True)
         DIR.mkdir(parents=True)
-        docker("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
+        docker("run", "-d", "--name", NAME, *gogc, "-p", "127.0.0.1:%d:5000" % PORT, "-v", "%s:/var/lib/registry" % DIR, IMAGE)
     try:
         for _attempt in range(100):
             try:
@@ -154,12 +169,13 @@ def main() -> None:
             reg_cpu = []
             load_before = os.getloadavg()[0]
             for _run in range(RUNS):
-                who = resource.RUSAGE_CHILDREN if method == "module" else resource.RUSAGE_SELF
+                who = resource.RUSAGE_CHILDREN if method.startswith("module") else resource.RUSAGE_SELF
                 cpu_before, reg_before = own_cpu(who), registry_cpu()
                 started = time.monotonic()
-                if method == "module":
+                if method.startswith("module"):
+                    arguments = "registry=127.0.0.1:%d registry_scheme=http" % PORT + (" created=false" if method == "module-nocreated" else "")
                     command = [ansible, "localhost", "-i", str(ROOT / "inventory" / "localhost.yml"), "-m", "dockhand.registry.registry_info",
-                               "-a", "registry=127.0.0.1:%d registry_scheme=http" % PORT, "-o"]
+                               "-a", arguments, "-o"]
                     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
                     assert done.returncode == 0, done.stdout[-2000:]
                     listed = done.stdout.count('"digest"')
@@ -176,7 +192,7 @@ def main() -> None:
             print(json.dumps({"method": method, "tags": listed, "median_s": round(statistics.median(times), 3),
                               "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": RUNS,
                               "workers": 1 if method == "serial" else WORKERS,
-                              "own_cpu_s": round(statistics.median(cpu), 3), "registry_cpu_s": round(statistics.median(reg_cpu), 3),
+                              "own_cpu_s": round(statistics.median(cpu), 3), "registry_cpu_s": round(statistics.median(reg_cpu), 3), "gogc": GOGC,
                               "load": [round(load_before, 2), round(os.getloadavg()[0], 2)]}), flush=True)
     finally:
         if not KEEP:

@@ -66,6 +66,8 @@ def _one_line(result: dict, *values: str) -> str:
         ({"registry_port": 70000}, "registry_port 70000 is out of range"),
         ({"registry_tls_ca_days": 20}, "registry_tls_ca_days 20 must be greater than the renewal window of 30 days"),
         ({"registry_wait_timeout": 0}, "registry_wait_timeout 0 must be more than 0"),
+        ({"registry_drain_timeout": 601}, "registry_drain_timeout 601 must be 0-600 seconds"),
+        ({"registry_go_gc_percent": -1}, "registry_go_gc_percent -1 must be 0 or more"),
         ({"registry_data_path": "/etc"}, "registry_data_path /etc must be an absolute path other than a system directory"),
     ],
 )

@@ -61,6 +61,9 @@ def test_site_twice(workdir):
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", "%s/%s:1.0" % (registry, image)))
     assert "%s/%s@%s" % (registry, image, served) in digests
     assert docker("inspect", "-f", "{{.State.Running}}", PREFIX + "site").strip() == "true"
+    # The role's runtime settings: the registry drains on stop, and runs with the role's Go GC target.
+    env = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", PREFIX + "site"))
+    assert "REGISTRY_HTTP_DRAINTIMEOUT=10s" in env and "GOGC=200" in env, env
 
     # The summary at the end, without -v: address, what the registry holds, what this run published.
     digest = served
