@@ -390,7 +390,8 @@ class RegistryClient:
             headers["Authorization"] = "Bearer " + token
         elif self._basic:
             headers["Authorization"] = self._basic_header
-        return pool.urlopen(
+        # RequestMethods.request: a GET with no fields goes straight to the pool's own request call.
+        return pool.request(
             "GET", path, headers=headers, retries=False, redirect=False, timeout=self._fast_timeout,
             preload_content=True, assert_same_host=False,
         )
