@@ -54,6 +54,8 @@ class GcInterrupted(DockhandError):
 
 class Backend(Protocol):
     description: str
+    # What the switches had to say (such as: new connections could not be held during a swap).
+    warnings: list[str]
 
     def is_read_only(self) -> bool: ...
 
@@ -149,6 +151,7 @@ class ServiceBackend:
         self.name = name
         self.wait_timeout = wait_timeout
         self.description = "registry service %s" % name
+        self.warnings: list[str] = []
         self._node_id: str | None = None
 
     def _service(self) -> dict[str, Any]:
@@ -401,7 +404,6 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
 
 def _with_warnings(result: dict[str, Any], backend: Backend) -> dict[str, Any]:
     """The backend's warnings (e.g. a swap that could not hold new connections) in the result."""
-    warnings = list(getattr(backend, "warnings", None) or [])
-    if warnings:
-        result["warnings"] = warnings
+    if backend.warnings:
+        result["warnings"] = list(backend.warnings)
     return result

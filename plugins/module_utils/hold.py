@@ -120,7 +120,7 @@ class ConnectionHold:
         if not tools:
             self.problem = "bind address %s is not an IP address" % self.address
             return self
-        self.clear_leftovers()
+        # (What a killed run left is cleared by the caller first: RegistryContainer does it on every run.)
         stop = (self.now() + datetime.timedelta(seconds=self.seconds)).strftime("%Y-%m-%dT%H:%M:%S")
         for tool, destination, required in tools:
             problem = self._add(tool, destination, stop)

@@ -45,9 +45,10 @@ def snapshot(address: str, **options: object) -> dict[str, dict[str, str | None]
 
 
 def state(address: str) -> dict:
-    """``{"catalog": [...], "digests": {"repo:tag": digest}}``."""
-    digests = tag_digests(address)
-    return {"catalog": sorted(client(address).catalog()), "digests": digests}
+    """``{"catalog": [...], "digests": {"repo:tag": digest}}`` (one read of the registry)."""
+    held = snapshot(address)
+    digests = {"%s:%s" % (repo, tag): digest for repo, tags in held.items() for tag, digest in tags.items()}
+    return {"catalog": sorted(held), "digests": digests}
 
 
 def wait_v2(address: str, timeout: float = 30.0, scheme: str = "http") -> float:

@@ -17,6 +17,7 @@ class Backend:
 
     def __init__(self, outputs, read_only=False, on_gc=None):
         self.outputs = list(outputs)
+        self.warnings = []
         self.read_only = read_only
         self.calls = []
         self.on_gc = on_gc
