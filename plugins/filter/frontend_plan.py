@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: frontend_plan
 short_description: Check the frontend's input and plan its VRRP peers, from what every frontend host sees
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Takes the frontend hosts (inventory names, in order) and what M(dockhand.registry.vip_info) reported on each of
     them; returns the plan the P(dockhand.registry.frontend#role) role writes into keepalived's configuration, or the

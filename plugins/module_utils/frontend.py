@@ -112,7 +112,7 @@ def probe(vip: str, ip_json: str, arp: Callable[[str, str], str | None] = arp_pr
     """What this host sees of ``vip``: ``addresses``, ``holds`` (the VIP is on one of its interfaces), ``interface``
     (where it is, or the interface whose subnet holds it), ``answered_by`` (MAC of another machine answering ARP for
     it; None when nobody does, or when this host holds it or has no interface in its subnet)."""
-    check_ipv4("frontend_vip", vip)
+    check_ipv4("address", vip)
     all_addresses = parse_addresses(ip_json)
     held = [a for a in all_addresses if a["address"] == vip]
     addresses = [a for a in all_addresses if a["address"] != vip]

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: vip_info
 short_description: What this host sees of a virtual IP address (its own addresses, who holds or answers for it)
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Lists the host's global IPv4 addresses (C(ip -j -4 addr show)) and tells whether the host holds O(address) on
     one of its interfaces.

@@ -10,7 +10,8 @@ pull: ``docker pull REFERENCE``, then ``docker rmi REFERENCE`` (so the next pull
 push: a new one-layer image (``docker import`` of a tar with fresh random bytes) tagged ``REPOSITORY:latest``,
 ``docker push``, ``docker rmi``; every push replaces the tag, so the manifest before it is left untagged (garbage a
 collection removes).
-One JSON line per operation in LOG: ``{"n", "start", "end", "rc", "output"}`` (epoch seconds), and a last line
+One JSON line per operation in LOG: ``{"n", "start", "end", "rc", "output"}`` (epoch seconds; ``not_pushed`` when the
+image could not be made), and a last line
 ``{"done": reason}``. The loop stops at STOP_FILE, after MAX_OPS operations or MAX_SECONDS, whichever comes first.
 """
 
@@ -51,24 +52,25 @@ def main(argv: list[str]) -> int:
             if time.time() - started > max_seconds:
                 reason = "time"
                 break
+            prepared = None
             if kind == "push":
-                tar = "/tmp/dh-ha-push-layer.tar"
+                tar = log + ".layer.tar"
                 layer_tar(tar, 64 * 1024)
                 reference = "%s:latest" % target
-                run("docker", "import", tar, reference)
+                prepared = run("docker", "import", tar, reference)
                 begin = time.time()
-                done = run("docker", "push", reference)
+                done = run("docker", "push", reference) if prepared.returncode == 0 else prepared
             else:
                 reference = target
                 begin = time.time()
                 done = run("docker", "pull", reference)
             end = time.time()
-            out.write(json.dumps({"n": n, "start": begin, "end": end, "rc": done.returncode,
-                                  "output": (done.stdout + done.stderr)[-4000:]}) + "\n")
+            record = {"n": n, "start": begin, "end": end, "rc": done.returncode, "output": (done.stdout + done.stderr)[-4000:]}
+            if prepared is not None and prepared.returncode != 0:
+                record["not_pushed"] = "docker import failed"
+            out.write(json.dumps(record) + "\n")
             out.flush()
             run("docker", "rmi", reference)
-        else:
-            reason = "count"
         out.write(json.dumps({"done": reason}) + "\n")
     return 0
 

@@ -152,6 +152,8 @@ class Phase:
         assert self.window[1] > self.window[0], "%s: no disruption window recorded" % self.name
         assert all(reason == "stop" for reason in self.ended_by.values()), "a loop ended by its bounds: %s" % self.ended_by
         assert self.pulls, "%s: no pull" % self.name
+        fetched = [r for r in self.pulls if r["rc"] == 0 and "Pull complete" in r["output"] and "Downloaded newer image" in r["output"]]
+        assert len(fetched) == len([r for r in self.pulls if r["rc"] == 0]), "%s: a pull did not download the layer" % self.name
         assert not self.failed_pulls(), "%s: failed pulls: %s" % (self.name, self.failed_pulls()[:3])
         assert not self.failed_pushes(), "%s: failed pushes: %s" % (self.name, self.failed_pushes()[:3])
         assert not self.retried_in_log, "%s: the client's engine retried: %s" % (self.name, self.retried_in_log[:3])
@@ -171,6 +173,8 @@ def pull_failure(record: dict) -> str | None:
 def push_failure(record: dict, read_only: tuple[float, float] | None) -> str | None:
     """Why a push failed, or None. A push may fail only while the registry is read-only, and only with the
     registry's own refusal."""
+    if record.get("not_pushed"):
+        return "%s: %s" % (record["not_pushed"], record["output"].strip().splitlines()[-1:])
     refused = bool(READ_ONLY_REFUSAL.search(record["output"]))
     in_window = read_only is not None and record["start"] < read_only[1] and record["end"] > read_only[0]
     if record["rc"] != 0 and not (refused and in_window):
@@ -194,6 +198,8 @@ def engine_retries(since: float, until: float) -> list[str]:
 
 def start_client_loops(name: str, mol_vars: dict, max_seconds: float = 300) -> Phase:
     """Start a pull loop and a push loop on the client through the virtual IP; ``finish`` stops and reads them."""
+    for files in STATE.pop("running", []):  # a phase that failed before finishing: stop its loops first
+        on(CLIENT, "touch %s" % files["stop"])
     reference = prepare_client(mol_vars)
     phase = Phase(name)
     tag = re.sub(r"\W+", "-", name)
@@ -205,6 +211,7 @@ def start_client_loops(name: str, mol_vars: dict, max_seconds: float = 300) -> P
         on(CLIENT, "nohup python3 %s %s %s %s %s 2000 %d >/dev/null 2>&1 &"
            % (REMOTE_SCRIPT, kind, targets[kind], phase.files[kind], phase.files["stop"], max_seconds))
     phase.since = time.time()
+    STATE.setdefault("running", []).append(phase.files)
     time.sleep(2)
     return phase
 
@@ -213,6 +220,7 @@ def finish(phase: Phase) -> Phase:
     """Let the loops run 2 s more, stop them, and read what they did (and the client engine's log)."""
     time.sleep(2)
     on(CLIENT, "touch %s" % phase.files["stop"])
+    STATE["running"] = [files for files in STATE.get("running", []) if files is not phase.files]
     deadline = time.monotonic() + 120
     while True:
         phase.pulls, phase.ended_by["pull"] = _read_log(phase.files["pull"])

@@ -94,7 +94,7 @@ def test_blob_upload_started_on_one_node_finishes_on_another(mol_vars):
 
 def _converge(extra: dict) -> subprocess.CompletedProcess:
     return run_playbook(SCENARIO / "converge.yml", extra, inventory=SCENARIO / "inventory" / "hosts.yml",
-                        args=("-i", "/tmp/dh-ha/fleet/inventory.yml"))
+                        args=("-i", "/tmp/dh-ha/fleet/inventory.yml", "-i", "/tmp/dh-ha/fleet/frontend.yml"))
 
 
 def _changed(output: str) -> int:

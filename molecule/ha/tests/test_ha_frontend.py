@@ -39,7 +39,7 @@ def _write_playbook(name: str, plays: list[dict]) -> Path:
 
 # -- every node (testinfra over SSH) ---------------------------------------------------------------------------------
 def test_node_runs_haproxy_and_keepalived_and_sees_every_registry_node(host, mol_vars):
-    for unit in ("haproxy", "keepalived"):
+    for unit in ("haproxy", "keepalived", "dockhand-registry-drain"):
         service = host.service(unit)
         assert service.is_running and service.is_enabled, unit
     assert host.socket("tcp://0.0.0.0:%d" % mol_vars["frontend_port"]).is_listening
