@@ -72,6 +72,18 @@ def wait_for_new_holder(old: str, since: float, timeout: float = 30) -> tuple[st
     raise AssertionError("no other node holds %s %.0f s after %s was stopped" % (vip(), time.time() - since, old))
 
 
+def keepalived_state_since(node: str, state: str, since: float, timeout: float = 120) -> float:
+    """Wait until keepalived on ``node`` logs entering ``state`` (BACKUP, MASTER) after ``since``; when."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = on(node, "journalctl -u keepalived --no-pager -o short-unix --since @%d" % int(since), check=False, timeout=20)
+        times = [float(line.split(" ", 1)[0]) for line in text.splitlines() if "Entering %s STATE" % state in line]
+        if [t for t in times if t >= since]:
+            return min(t for t in times if t >= since)
+        time.sleep(1)
+    raise AssertionError("keepalived on %s did not enter %s within %.0f s" % (node, state, timeout))
+
+
 def haproxy_servers(node: str) -> dict[str, str]:
     """HAProxy's view on ``node``: each registry node's status (UP, DOWN, ...), from its statistics (private bind)."""
     csv = on(node, "curl -fsS 'http://127.0.0.1:8404/stats;csv'")
@@ -118,7 +130,7 @@ class Phase:
     read_only: tuple[float, float] | None = None  # when pushes may be refused (and must say so)
     pulls: list[dict] = field(default_factory=list)
     pushes: list[dict] = field(default_factory=list)
-    retried_in_log: list[str] = field(default_factory=list)
+    retried_in_log: list[tuple[float, str]] = field(default_factory=list)
     ended_by: dict[str, str] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -134,6 +146,10 @@ class Phase:
     def failed_pushes(self) -> list[str]:
         return [reason for reason in (push_failure(r, self.read_only) for r in self.pushes) if reason]
 
+    def engine_retries(self) -> list[str]:
+        """The transfers the client's engine started again for another reason than the read-only registry's refusal."""
+        return [line for at, line in self.retried_in_log if not refused_while_read_only(line, at, at, self.read_only)]
+
     def refused_pushes(self) -> int:
         return sum(1 for r in self.pushes if r["rc"] != 0 and not push_failure(r, self.read_only))
 
@@ -142,7 +158,8 @@ class Phase:
         return {
             "pulls": len(self.pulls), "failed": len(self.failed_pulls()), "pulls_overlapping": len(self.overlapping(self.pulls)),
             "pushes": len(self.pushes), "pushes_failed": len(self.failed_pushes()), "pushes_refused_read_only": self.refused_pushes(),
-            "engine_retries": len(self.retried_in_log), "window_s": round(end - start, 1), **self.notes,
+            "engine_retries": len(self.engine_retries()), "engine_retries_refused_read_only": len(self.retried_in_log) - len(self.engine_retries()),
+            "window_s": round(end - start, 1), **self.notes,
         }  # fmt: skip
 
     def check(self) -> None:
@@ -156,7 +173,7 @@ class Phase:
         assert len(fetched) == len([r for r in self.pulls if r["rc"] == 0]), "%s: a pull did not download the layer" % self.name
         assert not self.failed_pulls(), "%s: failed pulls: %s" % (self.name, self.failed_pulls()[:3])
         assert not self.failed_pushes(), "%s: failed pushes: %s" % (self.name, self.failed_pushes()[:3])
-        assert not self.retried_in_log, "%s: the client's engine retried: %s" % (self.name, self.retried_in_log[:3])
+        assert not self.engine_retries(), "%s: the client's engine retried: %s" % (self.name, self.engine_retries()[:3])
         assert self.overlapping(self.pulls), "%s: no pull overlapped the disruption %s" % (self.name, self.window)
 
 
@@ -170,16 +187,22 @@ def pull_failure(record: dict) -> str | None:
     return None
 
 
+def refused_while_read_only(text: str, start: float, end: float, read_only: tuple[float, float] | None) -> bool:
+    """``text`` is the read-only registry's refusal, during the read-only window."""
+    in_window = read_only is not None and start < read_only[1] and end > read_only[0]
+    return in_window and bool(READ_ONLY_REFUSAL.search(text))
+
+
 def push_failure(record: dict, read_only: tuple[float, float] | None) -> str | None:
     """Why a push failed, or None. A push may fail only while the registry is read-only, and only with the
-    registry's own refusal."""
+    registry's own refusal. A layer the engine uploaded again is a failure unless the read-only registry refused it
+    (the engine's log says why it retried: ``Phase.engine_retries``)."""
     if record.get("not_pushed"):
         return "%s: %s" % (record["not_pushed"], record["output"].strip().splitlines()[-1:])
-    refused = bool(READ_ONLY_REFUSAL.search(record["output"]))
-    in_window = read_only is not None and record["start"] < read_only[1] and record["end"] > read_only[0]
-    if record["rc"] != 0 and not (refused and in_window):
+    if record["rc"] != 0 and not refused_while_read_only(record["output"], record["start"], record["end"], read_only):
         return "exit %d: %s" % (record["rc"], record["output"].strip().splitlines()[-1:])
-    if record["rc"] == 0 and RETRIED.search(record["output"]):
+    in_window = read_only is not None and record["start"] < read_only[1] and record["end"] > read_only[0]
+    if record["rc"] == 0 and RETRIED.search(record["output"]) and not in_window:
         return "retried: %s" % [line for line in record["output"].splitlines() if RETRIED.search(line)][:1]
     return None
 
@@ -190,10 +213,16 @@ def _read_log(path: str) -> tuple[list[dict], str]:
     return [line for line in lines if "n" in line], done
 
 
-def engine_retries(since: float, until: float) -> list[str]:
-    """The client engine's log lines about a transfer it started again, between ``since`` and ``until``."""
-    text = on(CLIENT, "journalctl -u docker --no-pager -o cat --since @%d --until @%d" % (int(since), int(until) + 1))
-    return [line for line in text.splitlines() if "failed, retrying" in line.lower()]
+def engine_retries(since: float, until: float) -> list[tuple[float, str]]:
+    """The client engine's log lines about a transfer it started again (``Download failed, retrying: <why>``,
+    ``Upload failed, retrying: ...``), between ``since`` and ``until``: (epoch seconds, line)."""
+    text = on(CLIENT, "journalctl -u docker --no-pager -o short-unix --since @%d --until @%d" % (int(since), int(until) + 1))
+    found = []
+    for line in text.splitlines():
+        stamp, _sep, rest = line.partition(" ")
+        if "failed, retrying" in rest.lower():
+            found.append((float(stamp), rest))
+    return found
 
 
 def start_client_loops(name: str, mol_vars: dict, max_seconds: float = 300) -> Phase:

@@ -105,7 +105,7 @@ def test_rolling_update_under_a_pull_loop_has_no_failed_pull(mol_vars):
     """Change an env value: the swarm replaces the tasks one at a time while a bounded pull loop runs. A frontend
     setting changes too (HAProxy and keepalived reload), while the client pulls and pushes through the virtual IP."""
     env = dict(mol_vars["registry_env"], REGISTRY_LOG_LEVEL="debug")
-    loop = PullLoop(NODES, mol_vars["registry_port"], "ha/alpha", STATE["digest"], max_pulls=300, max_seconds=120)
+    loop = PullLoop(NODES, mol_vars["registry_port"], "ha/alpha", STATE["digest"], max_pulls=600, max_seconds=240)
     puller = threading.Thread(target=loop.run)
     frontend_before = (holders(), {node: process_ids(node) for node in NODES})
     phase = start_client_loops("rolling update", mol_vars)
