@@ -12,13 +12,13 @@ description:
   - Takes the frontend hosts (inventory names, in order) and what M(dockhand.registry.vip_info) reported on each of
     them; returns the plan the P(dockhand.registry.frontend#role) role writes into keepalived's configuration, or the
     first problem with the input as one line (C(error)).
-  - Refused, each in one line naming the value and the host: a virtual IP that is not IPv4, outside a frontend host's
+  - Refused, each in one line naming the value and the host, are a virtual IP that is not IPv4, outside a frontend host's
     subnets, a host's own address, the network or broadcast address; a virtual IP another machine answers for while
     no frontend host holds it; a virtual IP with fewer than two frontend hosts; O(port) or O(metrics_port) the same as
     the registry port of a frontend host that runs the registry, or the same as each other; a host missing from the run.
   - Per host, the interface whose subnet holds the virtual IP, the host's address there (VRRP's unicast source), the
-    other hosts' addresses (its unicast peers) and its priority (given, else by its place in the list: 200, 160,
-    120, ...).
+    other hosts' addresses (its unicast peers) and its priority (given, else by its place in the list, as in 200,
+    160, 120 and so on).
 options:
   _input:
     description: The frontend hosts' inventory names, the preferred holder of the address first.
