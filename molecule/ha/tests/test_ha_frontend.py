@@ -142,7 +142,9 @@ def test_garbage_collection_in_service_mode(mol_vars):
     # What the pull loop pulls is still whole.
     manifest = requests.get("http://%s/v2/%s/manifests/1" % (fe.address(mol_vars), fe.LOOP_REPOSITORY), headers={"Accept": MANIFEST}, timeout=10)
     digest = hashlib.sha256(manifest.content).hexdigest()
-    assert on(fe.CLIENT, "docker pull -q %s/%s@sha256:%s" % (fe.address(mol_vars), fe.LOOP_REPOSITORY, digest)).strip()
+    reference = "%s/%s@sha256:%s" % (fe.address(mol_vars), fe.LOOP_REPOSITORY, digest)
+    assert on(fe.CLIENT, "docker pull -q %s" % reference).strip()
+    on(fe.CLIENT, "docker rmi %s" % reference)  # the next phase's pulls must download the layer again
 
 
 def test_losing_the_node_that_holds_the_address(mol_vars):
