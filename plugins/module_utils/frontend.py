@@ -232,4 +232,3 @@ def _check(result, members, probes, vip, port, metrics_port, registry_ports, rou
         peers = [hosts[other]["address"] for other in members if other != host]
         hosts[host].update(priority=priority, peers=peers)
     result["hosts"] = hosts
-

@@ -56,7 +56,7 @@ def holds_vip(node: str) -> bool:
     return done.returncode == 0 and (" %s/" % vip()) in done.stdout
 
 
-def holders(nodes: list[str] = NODES) -> list[str]:
+def holders(nodes: tuple[str, ...] = tuple(NODES)) -> list[str]:
     return [node for node in nodes if holds_vip(node)]
 
 
@@ -65,7 +65,7 @@ def wait_for_new_holder(old: str, since: float, timeout: float = 30) -> tuple[st
     deadline = time.monotonic() + timeout
     others = [node for node in NODES if node != old]
     while time.monotonic() < deadline:
-        found = holders(others)
+        found = holders(tuple(others))
         if found:
             return found[0], time.time()
         time.sleep(0.05)

@@ -124,8 +124,8 @@ def test_garbage_collection_in_service_mode(mol_vars):
     playbook = _write_playbook("frontend-gc.json", [{
         "name": "registry_gc on the service", "hosts": holder, "gather_facts": False,
         "tasks": [
-            {"name": "GC", "dockhand.registry.registry_gc": {"service": mol_vars["registry_service_name"],
-                                                            "delete_untagged": True, "wait_timeout": 120}, "register": "gc"},
+            {"name": "GC", "register": "gc",
+             "dockhand.registry.registry_gc": {"service": mol_vars["registry_service_name"], "delete_untagged": True, "wait_timeout": 120}},
             {"name": "Keep the result", "ansible.builtin.copy": {"content": "{{ gc | to_json }}", "dest": str(GC_RESULT), "mode": "0644"},
              "delegate_to": "localhost"},
         ],
