@@ -20,6 +20,7 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +21 | test_issue10_crash_concurrency |
 | +25..+28 | test_image_sync (source, destination, upstream, cache) |
 | +30 | test_installed_collection |
+| +34 | test_gc_index |
 | +40 | test_engine_tls (the private engine's TLS port) |
 | +42, +43 | test_issue15_remote_engine (SSH-forwarded engine, registry) |
 
