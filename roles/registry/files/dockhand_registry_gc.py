@@ -5,7 +5,7 @@ as the registry_gc module, from the collection's own module_utils copied next to
 on stdout (the journal, or syslog through logger), exit 1 on failure.
 
 Usage: python3 dockhand_registry_gc.py (--name CONTAINER | --service SERVICE) [--delete-untagged] [--docker-host URL]
-       [--wait-timeout S]
+       [--wait-timeout S] [--uploads-older-than-minutes M]
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ except ImportError:
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line  # noqa: E402
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient  # noqa: E402
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, ServiceBackend, run_gc  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import (  # noqa: E402
+    UPLOADS_OLDER_THAN_MINUTES,
+    ContainerBackend,
+    ServiceBackend,
+    run_gc,
+)
 
 
 def main() -> int:
@@ -41,6 +46,8 @@ def main() -> int:
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
     parser.add_argument("--wait-timeout", type=int, default=60, help="seconds per switch (with --service: per task of the rolling update)")
+    parser.add_argument("--uploads-older-than-minutes", type=int, default=UPLOADS_OLDER_THAN_MINUTES,
+                        help="remove upload sessions nothing was written to for this long (0: every one)")
     args = parser.parse_args()
     try:
         engine = EngineClient(args.docker_host, 120)
@@ -48,7 +55,7 @@ def main() -> int:
             backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, args.service, args.wait_timeout)
         else:
             backend = ContainerBackend(engine, args.name, args.wait_timeout)
-        result = run_gc(backend, False, args.delete_untagged)
+        result = run_gc(backend, False, args.delete_untagged, args.uploads_older_than_minutes)
     except DockhandError as exc:
         print(json.dumps({"failed": True, "msg": one_line(exc)}), flush=True)
         return 1
