@@ -27,6 +27,7 @@ it (and then finds the registry it expects, or is refused and retried: never acc
 from __future__ import annotations
 
 import copy
+import os
 import re
 import signal
 import time
@@ -356,11 +357,15 @@ def _storage(backend: Backend, delete_untagged: bool) -> Storage | None:
     """The registry's storage as this host sees it, or None (refused with delete_untagged, which needs it)."""
     why = backend.storage_problem()
     path = backend.data_path() if why is None else None
-    if path is None:
-        if delete_untagged:
-            raise _refusal(backend, why or "no data path")
-        return None
-    return Storage(path)
+    if path is not None:
+        storage = Storage(path)
+        writable = storage.repositories_root if os.path.isdir(storage.repositories_root) else path
+        if os.access(writable, os.W_OK):
+            return storage
+        why = "this user cannot write %s (run the module as root: become)" % writable
+    if delete_untagged:
+        raise _refusal(backend, why or "no data path")
+    return None
 
 
 def _plan(storage: Storage | None, delete_untagged: bool, older: float, found: dict[str, Any]) -> tuple[Plan, dict[str, int] | None]:

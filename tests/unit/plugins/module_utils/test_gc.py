@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from ansible_collections.dockhand.registry.plugins.module_utils import gc
 from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, run_gc
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import Storage, StorageError
 from ansible_collections.dockhand.registry.tests.support.storage_layout import FakeBinary, Layout
@@ -219,3 +220,15 @@ def test_uploads_alone_open_the_window(tmp_path):
     result = run_gc(StorageBackend(layout))
     assert result["changed"] and result["uploads_removed"] == 1 and result["upload_bytes_removed"] == 4096 + 21
     assert result["blobs_removed"] == 0 and result["after"]["uploads"] == 0
+
+
+def test_a_storage_this_user_cannot_write_is_refused_for_delete_untagged(tmp_path, monkeypatch):
+    layout = Layout(tmp_path)
+    pruned_index(layout)
+    monkeypatch.setattr(gc.os, "access", lambda path, mode: False)
+    backend = StorageBackend(layout)
+    with pytest.raises(GcError, match=r"cannot be read here: this user cannot write .*repositories \(run the module as root: become\)"):
+        run_gc(backend, delete_untagged=True)
+    assert backend.calls == []
+    # without delete_untagged: the registry's own collection, as where the storage is elsewhere
+    assert run_gc(backend)["before"] is None
