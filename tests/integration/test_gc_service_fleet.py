@@ -17,6 +17,9 @@ pushed through n1, two tags deleted (manifest DELETE), then:
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
   registry_gc run repairs it first (and collects).
 - registry_gc_schedule: the systemd timer on the manager only; its service runs the same GC on the node's Python.
+- a multi-platform image (an OCI index whose platform images have no tag) kept by registry_prune while an older one
+  goes, then registry_gc with delete_untagged: the older index's platform images go, the kept one reads whole, byte
+  for byte, through every node (skopeo and sha256 of the raw bytes).
 
 Slow (three nodes boot, the registry image is built on each): run with DH_FLEET_TESTS=1. The registry listens on
 port 5000 in the nodes' own network namespaces (no port of this machine).
@@ -24,6 +27,7 @@ port 5000 in the nodes' own network namespaces (no port of this machine).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -37,9 +41,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support import fleet
 from support.isolation import DATA_ROOT, PREFIX
-from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_playbook
+from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_module, run_playbook
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots three fleet nodes)")
 
@@ -357,3 +362,41 @@ def test_scheduled_gc_of_the_service_runs_on_the_manager(cluster):
     assert not any(e.startswith(RO_ENV + "=") for e in spec["TaskTemplate"]["ContainerSpec"]["Env"]) and spec["UpdateConfig"]["Parallelism"] == 1
     again = site({"registry_gc_schedule": True})
     assert again.returncode == 0 and sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
+
+
+def raw(node: str, reference: str) -> bytes:
+    done = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s:%d/%s" % (hatest.address(node), PORT, reference)],
+                          capture_output=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, (node, reference, done.stderr.decode()[-500:])
+    return done.stdout
+
+
+def test_a_kept_multi_platform_image_survives_prune_and_gc_of_the_service(cluster):
+    """registry_prune keeps the newest of two multi-platform images (OCI indexes whose platform images have no tag),
+    registry_gc with delete_untagged on the service removes the other with its platform images: the kept index reads
+    whole through every node."""
+    salt = os.urandom(8).hex()
+    through_n1 = "%s:%d" % (hatest.address("n1"), PORT)
+    old = api.push_index(through_n1, "gc/multi", "1.0", salt + " old")
+    new = api.push_index(through_n1, "gc/multi", "2.0", salt + " new")
+    old_children = [c["digest"] for c in json.loads(raw("n1", "gc/multi@" + old))["manifests"]]
+    pruned = run_module("registry_prune", {"registry": through_n1, "registry_scheme": "http", "rules": [{"repository": "gc/multi", "keep_last": 1}]})
+    assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
+
+    result = run_gc()
+    print("FIGURES service GC of a multi-platform image: %s" % {k: result[k] for k in ("blobs_removed", "bytes_removed", "manifests_removed",
+                                                                                     "read_only_seconds")})  # fmt: skip
+    assert result["changed"] and sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children), result
+    assert old in result["removed"] and not {new} & set(result["removed"]) and result["blobs_removed"] >= 7, result
+    for node in NODES:
+        index = raw(node, "gc/multi:2.0")
+        assert "sha256:" + hashlib.sha256(index).hexdigest() == new, node
+        for child in json.loads(index)["manifests"]:
+            assert "sha256:" + hashlib.sha256(raw(node, "gc/multi@" + child["digest"])).hexdigest() == child["digest"], (node, child)
+    copy = DATA_ROOT / "svc-multi-copy"
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    copied = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s:%d/gc/multi:2.0" % (hatest.address("n3"), PORT),
+                             "dir:%s" % copy], capture_output=True, check=False, timeout=120)  # fmt: skip
+    assert copied.returncode == 0, copied.stderr.decode()[-500:]
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    assert not run_gc()["changed"]
