@@ -368,12 +368,15 @@ def _storage(backend: Backend, delete_untagged: bool) -> Storage | None:
     return None
 
 
-def _plan(storage: Storage | None, delete_untagged: bool, older: float, found: dict[str, Any]) -> tuple[Plan, dict[str, int] | None]:
+def _plan(backend: Backend, storage: Storage | None, delete_untagged: bool, older: float, found: dict[str, Any]) -> tuple[Plan, dict[str, int] | None]:
     """What goes, and the bytes of each blob that goes (None: the storage is not readable here; then the registry's
     dry run says which blobs go, and nothing else does)."""
     if storage is None:
         return Plan(blobs=found["digests"]), None
-    plan = storage.plan(delete_untagged, older)
+    try:
+        plan = storage.plan(delete_untagged, older)
+    except StorageError as exc:
+        raise GcError("%s: %s; nothing was removed" % (backend.description, exc)) from None
     return plan, {d: storage.blob_size(d) or 0 for d in plan.blobs}
 
 
@@ -437,7 +440,7 @@ def run_gc(
                 raise _refusal(backend, why)
             warnings.append("%s: %s; only the registry's own collection ran" % (backend.description, why))
             storage = before = None
-    plan, sizes = _plan(storage, delete_untagged, older, found)
+    plan, sizes = _plan(backend, storage, delete_untagged, older, found)
     warnings += plan.broken
     if check_mode or plan.empty():
         if check_mode and not plan.empty():
@@ -456,7 +459,7 @@ def run_gc(
         ready = time.monotonic()
         if storage is not None:
             # The plan again, from the storage as no registry writes it any more: this is what goes.
-            plan, sizes = _plan(storage, delete_untagged, older, found)
+            plan, sizes = _plan(backend, storage, delete_untagged, older, found)
             try:
                 storage.apply(plan)
             except StorageError as exc:

@@ -38,8 +38,7 @@ BLOBS = os.path.join(V2, "blobs")
 REPOSITORIES = os.path.join(V2, "repositories")
 ROOT_ENV = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"
 DEFAULT_ROOT = "/var/lib/registry"
-# Keys of the storage section that are not a driver (REGISTRY_STORAGE_<KEY>_... in the environment).
-_NOT_DRIVERS = frozenset({"FILESYSTEM", "DELETE", "MAINTENANCE", "CACHE", "REDIRECT", "TAG"})
+# The storage drivers other than filesystem (REGISTRY_STORAGE_<DRIVER>_... in the environment).
 _DRIVERS = frozenset({"S3", "AZURE", "GCS", "SWIFT", "OSS", "INMEMORY", "S3AWS"})
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
@@ -58,7 +57,7 @@ def driver_from_env(env: dict[str, str]) -> str | None:
         return None
     for key in sorted(env):
         parts = key.split("_")
-        if key.startswith("REGISTRY_STORAGE_") and len(parts) > 3 and parts[2] in _DRIVERS and parts[2] not in _NOT_DRIVERS:
+        if key.startswith("REGISTRY_STORAGE_") and len(parts) > 3 and parts[2] in _DRIVERS:
             return "%s (%s)" % (parts[2].lower(), key)
     return None
 
@@ -195,15 +194,23 @@ class Storage:
         return found
 
     def manifest(self, digest: str) -> Manifest | None:
-        """The manifest stored as blob ``digest`` (None when the blob is gone); read once."""
+        """The manifest stored as blob ``digest``, read once; None when the blob is gone. A blob that is there but
+        cannot be read or parsed stops everything (StorageError): what it references is unknown, so nothing is
+        known to be unreached."""
         if digest not in self._manifests:
+            path = self.blob_path(digest)
             try:
-                with open(self.blob_path(digest), "rb") as stream:
+                with open(path, "rb") as stream:
                     data = stream.read()
-            except OSError:
+            except FileNotFoundError:
                 self._manifests[digest] = None
                 return None
-            self._manifests[digest] = parse_manifest(data)
+            except OSError as exc:
+                raise StorageError("cannot read manifest %s (%s): %s" % (digest, path, exc.strerror or exc)) from None
+            try:
+                self._manifests[digest] = parse_manifest(data)
+            except ValueError as exc:
+                raise StorageError("manifest %s (%s) is not a manifest: %s" % (digest, path, exc)) from None
         return self._manifests[digest]
 
     def repositories(self) -> list[Repository]:
@@ -343,13 +350,11 @@ def unreferenced(storage: Storage, kept: set[str]) -> list[str]:
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    """References, children and subject of a manifest (Docker schema 1/2, manifest list, OCI manifest/index)."""
-    try:
-        document = json.loads(data)
-    except ValueError:
-        return Manifest([], [], None)
+    """References, children and subject of a manifest (Docker schema 1/2, manifest list, OCI manifest/index); raises
+    ValueError when ``data`` is not one."""
+    document = json.loads(data)
     if not isinstance(document, dict):
-        return Manifest([], [], None)
+        raise ValueError("a JSON %s, not an object" % type(document).__name__)
 
     def digests(entries: Any) -> list[str]:
         return [e["digest"] for e in entries if isinstance(e, dict) and isinstance(e.get("digest"), str)] if isinstance(entries, list) else []

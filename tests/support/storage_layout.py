@@ -107,7 +107,10 @@ class FakeBinary:
                     continue
                 lines.append("%s: marking manifest %s " % (name, digest))
                 marked.add(digest)
-                body = json.loads(path.read_bytes())
+                try:
+                    body = json.loads(path.read_bytes())
+                except ValueError as exc:
+                    return 1, "failed to garbage collect: failed to mark: failed to retrieve manifest for digest %s: %s" % (digest, exc)
                 for ref in [body.get("config")] + (body.get("layers") or []) + (body.get("manifests") or []):
                     if ref:
                         lines.append("%s: marking blob %s" % (name, ref["digest"]))

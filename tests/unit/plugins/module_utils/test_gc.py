@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import gc
+from ansible_collections.dockhand.registry.plugins.module_utils import storage as storage_module
 from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, run_gc
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import Storage, StorageError
 from ansible_collections.dockhand.registry.tests.support.storage_layout import FakeBinary, Layout
@@ -232,3 +233,27 @@ def test_a_storage_this_user_cannot_write_is_refused_for_delete_untagged(tmp_pat
     assert backend.calls == []
     # without delete_untagged: the registry's own collection, as where the storage is elsewhere
     assert run_gc(backend)["before"] is None
+
+
+def test_a_manifest_that_cannot_be_read_fails_before_anything_is_switched_or_removed(tmp_path, monkeypatch):
+    layout = Layout(tmp_path)
+    multi, _children, _deleted = pruned_index(layout)
+    untouched = snapshot(tmp_path)
+    blocked = str(layout.blob_path(multi))
+
+    def no_access(path, *args, **kwargs):
+        if str(path) == blocked:
+            raise PermissionError(13, "Permission denied")
+        return open(path, *args, **kwargs)
+
+    # the registry (root in its container) reads it, this user does not: nothing is known to be unreached
+    monkeypatch.setattr(storage_module, "open", no_access, raising=False)
+    backend = StorageBackend(layout)
+    with pytest.raises(GcError, match=r"^registry container fake: cannot read manifest sha256:\w+ \(.*\): Permission denied; nothing was removed$"):
+        run_gc(backend, delete_untagged=True)
+    assert backend.calls == ["dry"] and snapshot(tmp_path) == untouched
+    # a manifest the registry cannot parse either: its own dry run fails first
+    monkeypatch.undo()
+    layout.blob_path(multi).write_bytes(b"{broken")
+    with pytest.raises(GcError, match=r"^registry garbage-collect failed \(exit 1\): failed to garbage collect: failed to mark"):
+        run_gc(backend, delete_untagged=True)

@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
     Storage,
+    StorageError,
     driver_from_env,
     enumerated,
     host_path,
@@ -177,3 +178,14 @@ def test_the_storage_driver_and_root_from_the_environment():
 def test_an_empty_or_missing_storage_plans_nothing(tmp_path):
     storage = Storage(str(tmp_path / "nothing"))
     assert storage.plan(True, 0).empty() and storage.listing() == set() and storage.usage()["blobs"] == 0
+
+
+def test_a_manifest_that_cannot_be_read_stops_the_plan(layout, tmp_path):
+    child = layout.image("app", [b"child"])
+    index = layout.index("app", [child], tag="multi")
+    layout.blob_path(index).write_bytes(b"{not json")
+    with pytest.raises(StorageError, match=r"manifest sha256:[0-9a-f]{64} \(.*/data\) is not a manifest"):
+        plan(layout)
+    layout.blob_path(index).write_bytes(b"[1]")
+    with pytest.raises(StorageError, match="a JSON list, not an object"):
+        plan(layout)
