@@ -384,8 +384,8 @@ def test_a_kept_multi_platform_image_survives_prune_and_gc_of_the_service(cluste
     assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
 
     result = run_gc()
-    print("FIGURES service GC of a multi-platform image: %s" % {k: result[k] for k in ("blobs_removed", "bytes_removed", "manifests_removed",
-                                                                                     "read_only_seconds")})  # fmt: skip
+    figures = {k: result[k] for k in ("blobs_removed", "bytes_removed", "manifests_removed", "read_only_seconds")}
+    print("FIGURES service GC of a multi-platform image: %s" % figures)
     assert result["changed"] and sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children), result
     assert old in result["removed"] and not {new} & set(result["removed"]) and result["blobs_removed"] >= 7, result
     for node in NODES:
