@@ -368,15 +368,20 @@ def _storage(backend: Backend, delete_untagged: bool) -> Storage | None:
     return None
 
 
+def _read(backend: Backend, call: Any, *args: Any) -> Any:
+    """``call(*args)`` on the storage; its errors as one line naming the registry."""
+    try:
+        return call(*args)
+    except StorageError as exc:
+        raise GcError("%s: %s" % (backend.description, exc)) from None
+
+
 def _plan(backend: Backend, storage: Storage | None, delete_untagged: bool, older: float, found: dict[str, Any]) -> tuple[Plan, dict[str, int] | None]:
     """What goes, and the bytes of each blob that goes (None: the storage is not readable here; then the registry's
     dry run says which blobs go, and nothing else does)."""
     if storage is None:
         return Plan(blobs=found["digests"]), None
-    try:
-        plan = storage.plan(delete_untagged, older)
-    except StorageError as exc:
-        raise GcError("%s: %s; nothing was removed" % (backend.description, exc)) from None
+    plan = _read(backend, storage.plan, delete_untagged, older)
     return plan, {d: storage.blob_size(d) or 0 for d in plan.blobs}
 
 
@@ -427,13 +432,13 @@ def run_gc(
         if not check_mode:
             backend.set_read_only(False)
     storage = _storage(backend, delete_untagged)
-    before = storage.usage() if storage else None
-    listed = storage.listing() if storage else set()
+    before = _read(backend, storage.usage) if storage else None
+    listed = _read(backend, storage.listing) if storage else set()
     # A dry run first, on the registry as it runs: with nothing to remove, no read-only window at all. What it
     # enumerates proves that the storage read here is the one the registry reads.
     found = _collect(backend, True)
     if storage is not None:
-        problem = same_storage(listed, found["enumerated"], storage.listing())
+        problem = same_storage(listed, found["enumerated"], _read(backend, storage.listing))
         if problem:
             why = "its storage is not %s as this host sees it: %s" % (storage.data_path, problem)
             if delete_untagged:
@@ -460,10 +465,7 @@ def run_gc(
         if storage is not None:
             # The plan again, from the storage as no registry writes it any more: this is what goes.
             plan, sizes = _plan(backend, storage, delete_untagged, older, found)
-            try:
-                storage.apply(plan)
-            except StorageError as exc:
-                raise GcError("%s: %s" % (backend.description, exc)) from None
+            _read(backend, storage.apply, plan)
         found = _collect(backend, False)
         gc_seconds = time.monotonic() - ready
     finally:
@@ -490,7 +492,7 @@ def run_gc(
         read_only_seconds=round(window, 3),
         gc_seconds=round(gc_seconds, 3),
         before=before,
-        after=storage.usage() if storage else None,
+        after=_read(backend, storage.usage) if storage else None,
     )
     return _with_warnings(result, backend, warnings)
 

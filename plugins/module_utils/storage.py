@@ -82,11 +82,25 @@ def host_path(mounts: list[dict[str, Any]], root: str) -> str | None:
 
 
 def _read(path: str) -> str | None:
+    """A link file's text; None when there is none. Any other error stops everything: a tag or manifest that cannot be
+    read is not known to be gone."""
     try:
         with open(path, encoding="utf-8", errors="replace") as stream:
             return stream.read().strip()
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise StorageError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise StorageError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    return True
 
 
 def _digest(text: str | None) -> str | None:
@@ -218,7 +232,7 @@ class Storage:
         found: list[Repository] = []
         if not os.path.isdir(self.repositories_root):
             return found
-        for directory, dirs, _files in os.walk(self.repositories_root):
+        for directory, dirs, _files in os.walk(self.repositories_root, onerror=_walk_error):
             dirs.sort()
             if any(d in dirs for d in ("_manifests", "_layers", "_uploads")):
                 name = os.path.relpath(directory, self.repositories_root).replace(os.sep, "/")
@@ -233,7 +247,7 @@ class Storage:
         for algorithm in _listdir(revisions):
             for hexdigest in _listdir(os.path.join(revisions, algorithm)):
                 digest = _digest(_read(os.path.join(revisions, algorithm, hexdigest, "link")))
-                if digest == "%s:%s" % (algorithm, hexdigest) and os.path.isfile(self.blob_path(digest)):
+                if digest == "%s:%s" % (algorithm, hexdigest) and _exists(self.blob_path(digest)):
                     repo.revisions.add(digest)
         tags = os.path.join(path, "_manifests", "tags")
         for tag in _listdir(tags):
@@ -412,10 +426,18 @@ def _entry(entry: tuple[str, str]) -> str:
 
 
 def _listdir(path: str) -> list[str]:
+    """The names in a directory; none when it is not there. Any other error stops everything (see _read)."""
     try:
         return sorted(os.listdir(path))
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        raise StorageError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def _walk_error(exc: OSError) -> None:
+    if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):  # gone while walked (live): nothing to read
+        raise StorageError("cannot read %s: %s" % (exc.filename, exc.strerror or exc))
 
 
 def _remove(path: str) -> None:

@@ -12,14 +12,14 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   are the service's own rolling update (one task at a time, stop-first with host-mode ports), so one node at most
   is down at any moment and the loop (a client that tries the next node, as a health-checking load balancer does)
   reroutes; reroutes and each node's outage spans are printed;
+- in the same GC (delete_untagged): a multi-platform image (an OCI index whose platform images have no tag) kept by
+  registry_prune while an older one goes: the older index's platform images go, the kept one reads whole, byte for
+  byte, through every node (skopeo and sha256 of the raw bytes).
 - afterwards read-write on every node, the service spec (its UpdateConfig too) exactly as registry_service made it (site.yml with
   registry_gc_on_run: changed=0 on every host);
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
   registry_gc run repairs it first (and collects).
 - registry_gc_schedule: the systemd timer on the manager only; its service runs the same GC on the node's Python.
-- a multi-platform image (an OCI index whose platform images have no tag) kept by registry_prune while an older one
-  goes, then registry_gc with delete_untagged: the older index's platform images go, the kept one reads whole, byte
-  for byte, through every node (skopeo and sha256 of the raw bytes).
 
 Slow (three nodes boot, the registry image is built on each): run with DH_FLEET_TESTS=1. The registry listens on
 port 5000 in the nodes' own network namespaces (no port of this machine).
@@ -189,6 +189,41 @@ def outages(moments: list[float]) -> str:
     return ", ".join("%.1f-%.1f s" % (a, b) for a, b in spans) or "never"
 
 
+def raw(node: str, reference: str) -> bytes:
+    done = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s:%d/%s" % (hatest.address(node), PORT, reference)],
+                          capture_output=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, (node, reference, done.stderr.decode()[-500:])
+    return done.stdout
+
+
+def prune_multi_platform(salt: str) -> tuple[str, list[str]]:
+    """Two multi-platform images of gc/multi through n1 (OCI indexes whose platform images have no tag), registry_prune
+    keeping the newest; the kept index's digest and the platform manifests of the other one (left without a tag)."""
+    through_n1 = "%s:%d" % (hatest.address("n1"), PORT)
+    old = api.push_index(through_n1, "gc/multi", "1.0", salt + " old")
+    kept = api.push_index(through_n1, "gc/multi", "2.0", salt + " new")
+    old_children = [c["digest"] for c in json.loads(raw("n1", "gc/multi@" + old))["manifests"]]
+    pruned = run_module("registry_prune", {"registry": through_n1, "registry_scheme": "http", "rules": [{"repository": "gc/multi", "keep_last": 1}]})
+    assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
+    return kept, old_children
+
+
+def read_whole_through_every_node(digest: str) -> None:
+    """gc/multi:2.0 through each node: the index and each platform manifest byte for byte (sha256 of the raw bytes),
+    and ``skopeo copy --all`` of everything through n3."""
+    for node in NODES:
+        index = raw(node, "gc/multi:2.0")
+        assert "sha256:" + hashlib.sha256(index).hexdigest() == digest, node
+        for child in json.loads(index)["manifests"]:
+            assert "sha256:" + hashlib.sha256(raw(node, "gc/multi@" + child["digest"])).hexdigest() == child["digest"], (node, child)
+    copy = DATA_ROOT / "svc-multi-copy"
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    copied = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s:%d/gc/multi:2.0" % (hatest.address("n3"), PORT),
+                             "dir:%s" % copy], capture_output=True, check=False, timeout=120)  # fmt: skip
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    assert copied.returncode == 0, copied.stderr.decode()[-500:]
+
+
 class Watch:
     """From this machine, while a GC runs: the moment blobs leave the shared storage, and blob upload answers
     through every node (bounded: 300 s)."""
@@ -227,6 +262,8 @@ class Watch:
 
 def test_gc_of_a_service_every_replica_read_only_together(cluster):
     digest = push_and_delete(["1", "2", "3", "4"], ["1", "2"], salt=os.urandom(8).hex())
+    # And a multi-platform image kept by the prune, another one deleted: its platform images are left without a tag.
+    kept_index, old_children = prune_multi_platform(os.urandom(8).hex())
     before_spec = service_spec()
     blobs = blob_files()
 
@@ -253,6 +290,10 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert result["changed"] and result["blobs_removed"] == check["blobs_removed"] and result["bytes_removed"] > 0, result
     assert result["after"]["blobs"] == blobs - result["blobs_removed"] == blob_files()
     assert result["actions"][0] == "switch the registry service %s to read-only" % SERVICE
+    # delete_untagged on the service: the deleted index's platform images went (computed from the shared storage as
+    # n1 mounts it), the kept index reads whole through every node.
+    assert sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children) == sorted(check["manifests"]), result
+    read_whole_through_every_node(kept_index)
 
     # Every replica read-only during the collection. The collection ran inside [dropped_at - gc_seconds - margin,
     # dropped_at] (gc_seconds counts from the end of the switch to the end of the exec; the blobs go near its end):
@@ -363,40 +404,3 @@ def test_scheduled_gc_of_the_service_runs_on_the_manager(cluster):
     again = site({"registry_gc_schedule": True})
     assert again.returncode == 0 and sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
 
-
-def raw(node: str, reference: str) -> bytes:
-    done = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s:%d/%s" % (hatest.address(node), PORT, reference)],
-                          capture_output=True, check=False, timeout=60)  # fmt: skip
-    assert done.returncode == 0, (node, reference, done.stderr.decode()[-500:])
-    return done.stdout
-
-
-def test_a_kept_multi_platform_image_survives_prune_and_gc_of_the_service(cluster):
-    """registry_prune keeps the newest of two multi-platform images (OCI indexes whose platform images have no tag),
-    registry_gc with delete_untagged on the service removes the other with its platform images: the kept index reads
-    whole through every node."""
-    salt = os.urandom(8).hex()
-    through_n1 = "%s:%d" % (hatest.address("n1"), PORT)
-    old = api.push_index(through_n1, "gc/multi", "1.0", salt + " old")
-    new = api.push_index(through_n1, "gc/multi", "2.0", salt + " new")
-    old_children = [c["digest"] for c in json.loads(raw("n1", "gc/multi@" + old))["manifests"]]
-    pruned = run_module("registry_prune", {"registry": through_n1, "registry_scheme": "http", "rules": [{"repository": "gc/multi", "keep_last": 1}]})
-    assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
-
-    result = run_gc()
-    figures = {k: result[k] for k in ("blobs_removed", "bytes_removed", "manifests_removed", "read_only_seconds")}
-    print("FIGURES service GC of a multi-platform image: %s" % figures)
-    assert result["changed"] and sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children), result
-    assert old in result["removed"] and not {new} & set(result["removed"]) and result["blobs_removed"] >= 7, result
-    for node in NODES:
-        index = raw(node, "gc/multi:2.0")
-        assert "sha256:" + hashlib.sha256(index).hexdigest() == new, node
-        for child in json.loads(index)["manifests"]:
-            assert "sha256:" + hashlib.sha256(raw(node, "gc/multi@" + child["digest"])).hexdigest() == child["digest"], (node, child)
-    copy = DATA_ROOT / "svc-multi-copy"
-    subprocess.run(["rm", "-rf", str(copy)], check=False)
-    copied = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s:%d/gc/multi:2.0" % (hatest.address("n3"), PORT),
-                             "dir:%s" % copy], capture_output=True, check=False, timeout=120)  # fmt: skip
-    assert copied.returncode == 0, copied.stderr.decode()[-500:]
-    subprocess.run(["rm", "-rf", str(copy)], check=False)
-    assert not run_gc()["changed"]

@@ -249,7 +249,7 @@ def test_a_manifest_that_cannot_be_read_fails_before_anything_is_switched_or_rem
     # the registry (root in its container) reads it, this user does not: nothing is known to be unreached
     monkeypatch.setattr(storage_module, "open", no_access, raising=False)
     backend = StorageBackend(layout)
-    with pytest.raises(GcError, match=r"^registry container fake: cannot read manifest sha256:\w+ \(.*\): Permission denied; nothing was removed$"):
+    with pytest.raises(GcError, match=r"^registry container fake: cannot read manifest sha256:\w+ \(.*\): Permission denied$"):
         run_gc(backend, delete_untagged=True)
     assert backend.calls == ["dry"] and snapshot(tmp_path) == untouched
     # a manifest the registry cannot parse either: its own dry run fails first

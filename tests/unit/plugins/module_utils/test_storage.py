@@ -4,6 +4,7 @@ hand: indexes of indexes, nested repositories, layers shared across repositories
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -188,4 +189,26 @@ def test_a_manifest_that_cannot_be_read_stops_the_plan(layout, tmp_path):
         plan(layout)
     layout.blob_path(index).write_bytes(b"[1]")
     with pytest.raises(StorageError, match="a JSON list, not an object"):
+        plan(layout)
+
+
+def test_a_tag_or_link_that_cannot_be_read_stops_the_plan_instead_of_counting_as_gone(layout, tmp_path, monkeypatch):
+    # As root nothing is unreadable: the errors come from a stand-in. A tag list or a link that cannot be read must
+    # not look like "no tags" (every manifest would be untagged) or like a dangling tag.
+    layout.image("app", [b"a"], tag="1")
+    listdir = os.listdir
+
+    def no_tags(path):
+        if str(path).endswith(os.path.join("_manifests", "tags")):
+            raise PermissionError(13, "Permission denied", path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", no_tags)
+    with pytest.raises(StorageError, match=r"cannot read .*_manifests/tags: Permission denied"):
+        plan(layout)
+    monkeypatch.undo()
+    link = layout.repo("app") / "_manifests" / "tags" / "1" / "current" / "link"
+    link.unlink()
+    link.mkdir()  # reading it fails with EISDIR
+    with pytest.raises(StorageError, match=r"cannot read .*/current/link: Is a directory"):
         plan(layout)
