@@ -403,4 +403,3 @@ def test_scheduled_gc_of_the_service_runs_on_the_manager(cluster):
     assert not any(e.startswith(RO_ENV + "=") for e in spec["TaskTemplate"]["ContainerSpec"]["Env"]) and spec["UpdateConfig"]["Parallelism"] == 1
     again = site({"registry_gc_schedule": True})
     assert again.returncode == 0 and sum(c["changed"] for c in recaps(again.stdout).values()) == 0, again.stdout[-3000:]
-

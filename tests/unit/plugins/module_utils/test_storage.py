@@ -9,15 +9,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
-    Storage,
-    StorageError,
-    driver_from_env,
-    enumerated,
-    host_path,
-    root_directory,
-    same_storage,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils import storage as st
 from ansible_collections.dockhand.registry.tests.support.storage_layout import DOCKER_LIST, FakeBinary, Layout
 
 
@@ -27,7 +19,7 @@ def layout(tmp_path):
 
 
 def plan(layout, delete_untagged=True, older=3600.0):
-    return Storage(str(layout.root)).plan(delete_untagged, older)
+    return st.Storage(str(layout.root)).plan(delete_untagged, older)
 
 
 def test_an_index_of_indexes_reaches_every_platform_image_and_nothing_untagged_stays(layout):
@@ -52,7 +44,7 @@ def test_nested_repositories_are_separate_and_an_empty_one_goes_alone(layout, tm
     layout.image("a", [b"a"], tag="1")
     layout.image("a/b", [b"b"])  # untagged only
     layout.image("a/b/c", [b"c"], tag="1")
-    storage = Storage(str(tmp_path))
+    storage = st.Storage(str(tmp_path))
     assert [r.name for r in storage.repositories()] == ["a", "a/b", "a/b/c"]
     gone = storage.plan(True, 3600)
     assert gone.repositories == ["a/b"] and [m[0] for m in gone.manifests] == ["a/b"]
@@ -103,7 +95,7 @@ def test_dangling_tags_go_and_their_index_links(layout, tmp_path):
     layout.tag("app", "3", lost)
     shutil.rmtree(layout.repo("app") / "_manifests" / "revisions" / "sha256" / lost.split(":")[1])
     (layout.repo("app") / "_manifests" / "tags" / "4" / "current").mkdir(parents=True)  # no link at all
-    storage = Storage(str(tmp_path))
+    storage = st.Storage(str(tmp_path))
     gone = storage.plan(False, 3600)
     assert gone.dangling == [("app", "2"), ("app", "3"), ("app", "4")] and gone.manifests == [] and lost in gone.blobs
     storage.apply(gone)
@@ -131,7 +123,7 @@ def test_uploads_older_than_the_threshold_go_every_one_with_zero(layout, tmp_pat
     old = layout.upload("app", "old", 3000, age=7200)
     layout.upload("app", "young", 10, age=60)
     layout.upload("only/uploads", "u", 5, age=60)
-    storage = Storage(str(tmp_path))
+    storage = st.Storage(str(tmp_path))
     gone = storage.plan(False, 3600)
     assert [(u.repository, u.uuid) for u in gone.uploads] == [("app", "old")] and gone.uploads[0].bytes == 3000 + 1 + 20
     assert gone.repositories == []  # only/uploads still holds a session written a minute ago
@@ -145,39 +137,39 @@ def test_uploads_older_than_the_threshold_go_every_one_with_zero(layout, tmp_pat
 def test_the_binarys_output_and_the_listing_agree_on_the_same_storage(layout, tmp_path):
     layout.image("a", [b"a"], tag="1")
     layout.image("a/b", [b"b"])
-    storage = Storage(str(tmp_path))
+    storage = st.Storage(str(tmp_path))
     code, output = FakeBinary(layout).run(dry_run=True)
-    assert code == 0 and enumerated(output) == storage.listing()
+    assert code == 0 and st.enumerated(output) == storage.listing()
     listed = storage.listing()
-    assert same_storage(listed, enumerated(output), listed) is None
+    assert st.same_storage(listed, st.enumerated(output), listed) is None
     # a push between the two readings: seen in the second only, not in the binary's
     pushed = listed | {("a", "sha256:" + "1" * 64)}
-    assert same_storage(listed, enumerated(output), pushed) is None
+    assert st.same_storage(listed, st.enumerated(output), pushed) is None
     # another storage: the registry holds what this path does not, and the other way round
     other = {("c", ""), ("c", "sha256:" + "2" * 64)}
-    problem = same_storage(other, enumerated(output), other)
+    problem = st.same_storage(other, st.enumerated(output), other)
     assert problem.startswith("the registry holds 4 repositories or manifests this path does not (e.g. a); this path holds 2")
 
 
 def test_the_registry_log_lines_are_not_repositories():
     output = 'time="2024" level=info msg="booting"\napp/x\napp/x: marking manifest sha256:' + "a" * 64 + " \n\n1 blobs marked, 0 blobs\n"
-    assert enumerated(output) == {("app/x", ""), ("app/x", "sha256:" + "a" * 64)}
+    assert st.enumerated(output) == {("app/x", ""), ("app/x", "sha256:" + "a" * 64)}
 
 
 def test_the_storage_driver_and_root_from_the_environment():
-    assert driver_from_env({}) is None and driver_from_env({"REGISTRY_STORAGE": "filesystem"}) is None
-    assert driver_from_env({"REGISTRY_STORAGE": "s3"}) == "s3 (REGISTRY_STORAGE=s3)"
-    assert driver_from_env({"REGISTRY_STORAGE_S3_REGION": "eu"}) == "s3 (REGISTRY_STORAGE_S3_REGION)"
-    assert driver_from_env({"REGISTRY_STORAGE_DELETE_ENABLED": "true", "REGISTRY_STORAGE_MAINTENANCE_READONLY": "{}"}) is None
-    assert root_directory({}) == "/var/lib/registry" and root_directory({"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data/"}) == "/data"
+    assert st.driver_from_env({}) is None and st.driver_from_env({"REGISTRY_STORAGE": "filesystem"}) is None
+    assert st.driver_from_env({"REGISTRY_STORAGE": "s3"}) == "s3 (REGISTRY_STORAGE=s3)"
+    assert st.driver_from_env({"REGISTRY_STORAGE_S3_REGION": "eu"}) == "s3 (REGISTRY_STORAGE_S3_REGION)"
+    assert st.driver_from_env({"REGISTRY_STORAGE_DELETE_ENABLED": "true", "REGISTRY_STORAGE_MAINTENANCE_READONLY": "{}"}) is None
+    assert st.root_directory({}) == "/var/lib/registry" and st.root_directory({"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/data/"}) == "/data"
     mounts = [{"Destination": "/var/lib/registry", "Source": "/srv/reg"}, {"Destination": "/etc/docker/registry", "Source": "/etc/r"}]
-    assert host_path(mounts, "/var/lib/registry") == "/srv/reg"
-    assert host_path(mounts, "/var/lib/registry/sub") == "/srv/reg/sub"
-    assert host_path(mounts, "/data") is None and host_path([], "/var/lib/registry") is None
+    assert st.host_path(mounts, "/var/lib/registry") == "/srv/reg"
+    assert st.host_path(mounts, "/var/lib/registry/sub") == "/srv/reg/sub"
+    assert st.host_path(mounts, "/data") is None and st.host_path([], "/var/lib/registry") is None
 
 
 def test_an_empty_or_missing_storage_plans_nothing(tmp_path):
-    storage = Storage(str(tmp_path / "nothing"))
+    storage = st.Storage(str(tmp_path / "nothing"))
     assert storage.plan(True, 0).empty() and storage.listing() == set() and storage.usage()["blobs"] == 0
 
 
@@ -185,10 +177,10 @@ def test_a_manifest_that_cannot_be_read_stops_the_plan(layout, tmp_path):
     child = layout.image("app", [b"child"])
     index = layout.index("app", [child], tag="multi")
     layout.blob_path(index).write_bytes(b"{not json")
-    with pytest.raises(StorageError, match=r"manifest sha256:[0-9a-f]{64} \(.*/data\) is not a manifest"):
+    with pytest.raises(st.StorageError, match=r"manifest sha256:[0-9a-f]{64} \(.*/data\) is not a manifest"):
         plan(layout)
     layout.blob_path(index).write_bytes(b"[1]")
-    with pytest.raises(StorageError, match="a JSON list, not an object"):
+    with pytest.raises(st.StorageError, match="a JSON list, not an object"):
         plan(layout)
 
 
@@ -204,11 +196,11 @@ def test_a_tag_or_link_that_cannot_be_read_stops_the_plan_instead_of_counting_as
         return listdir(path)
 
     monkeypatch.setattr(os, "listdir", no_tags)
-    with pytest.raises(StorageError, match=r"cannot read .*_manifests/tags: Permission denied"):
+    with pytest.raises(st.StorageError, match=r"cannot read .*_manifests/tags: Permission denied"):
         plan(layout)
     monkeypatch.undo()
     link = layout.repo("app") / "_manifests" / "tags" / "1" / "current" / "link"
     link.unlink()
     link.mkdir()  # reading it fails with EISDIR
-    with pytest.raises(StorageError, match=r"cannot read .*/current/link: Is a directory"):
+    with pytest.raises(st.StorageError, match=r"cannot read .*/current/link: Is a directory"):
         plan(layout)
