@@ -102,13 +102,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import (
     REGISTRY_API_ARGSPEC,
     client_from_params,
     compile_patterns,
-    inventory,
+    read_catalog,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
@@ -129,7 +129,7 @@ def main() -> None:
         compile_patterns(p["repositories"], "repository pattern")
         compile_patterns(p["tags"], "tag pattern")
         client = client_from_params(p)
-        held = inventory(client, p["repositories"], p["tags"], p["details"], p["created"])
+        held = read_catalog(client, p["repositories"], p["tags"], p["details"], p["created"])
         repositories = held["repositories"]
         return {
             "changed": False,

@@ -94,13 +94,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import REGISTRY_API_ARGSPEC, client_from_params
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
-    REGISTRY_API_ARGSPEC,
-    client_from_params,
-    compile_rules,
-    run_prune,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.prune import compile_rules, run_prune
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 
 
