@@ -25,12 +25,8 @@ import time
 from typing import Any, Protocol
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    DATA_TARGET,
-    RegistryContainer,
-    _env_dict,
-    spec_from_container,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
 
@@ -83,7 +79,7 @@ class ContainerBackend:
         return container
 
     def is_read_only(self) -> bool:
-        env = _env_dict((self._inspect().get("Config") or {}).get("Env"))
+        env = env_dict((self._inspect().get("Config") or {}).get("Env"))
         return READONLY_ENV in env
 
     def set_read_only(self, read_only: bool) -> None:
@@ -94,7 +90,7 @@ class ContainerBackend:
         if image is None or image.get("Id") != container.get("Image"):
             ref = container.get("Image") or ref
             image = self.engine.image(ref) or {}
-        spec = spec_from_container(container, _env_dict((image.get("Config") or {}).get("Env")), ref)
+        spec = spec_from_container(container, env_dict((image.get("Config") or {}).get("Env")), ref)
         spec.wait_timeout = self.wait_timeout
         if read_only:
             spec.env[READONLY_ENV] = READONLY_VALUE

@@ -9,10 +9,10 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import container as container_mod
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import (
     DATA_TARGET,
     InvalidSpec,
-    RegistryContainer,
     RegistrySpec,
     current_view,
     desired_view,

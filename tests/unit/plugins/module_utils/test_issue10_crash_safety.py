@@ -11,13 +11,8 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import container as container_mod
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    CONFIG_LABEL,
-    RegistryContainer,
-    config_digest,
-    current_view,
-    wait_ready_in_engine,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer, wait_ready_in_engine
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import CONFIG_LABEL, config_digest, current_view
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineError
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (
     FakeEngine,

@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import tls
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_options
 from ansible_collections.dockhand.registry.plugins.modules.registry_htpasswd import _mode
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import htpasswd, reference, tls
-from ansible_collections.dockhand.registry.plugins.module_utils.container import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
 
 
 @pytest.mark.parametrize(
