@@ -40,7 +40,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 # Environment keys whose values are never returned: secrets, passwords, storage keys, tokens, auth headers.
 _SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|KEY|TOKEN|AUTHORIZATION|CREDENTIAL", re.IGNORECASE)

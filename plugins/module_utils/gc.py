@@ -28,7 +28,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import Do
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'

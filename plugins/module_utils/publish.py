@@ -18,7 +18,8 @@ from typing import Any
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, MAX_WORKERS, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable
 
 # Threads asking the registries for manifest digests (HEAD), at least.
 HEAD_WORKERS = 8

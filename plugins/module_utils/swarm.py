@@ -18,7 +18,7 @@ from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 LABEL_SERVICE = "io.dockhand.registry.service"
 LABEL_KIND = "io.dockhand.registry.kind"

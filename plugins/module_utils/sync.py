@@ -35,8 +35,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     Manifest,
     ManifestMissing,
     RegistryClient,
-    RegistryError,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 INDEX_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",

@@ -182,8 +182,9 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import pick, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 SIDE_ARGSPEC: dict = {
     "username": {"type": "str"},

@@ -258,7 +258,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import DO
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import RESTART_POLICIES, RegistrySpec, exposure_warnings
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

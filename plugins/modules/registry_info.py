@@ -109,7 +109,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.catalog import (
     read_catalog,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

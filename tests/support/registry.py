@@ -20,11 +20,8 @@ if __name__ == "__main__":  # run as a script: make ``support`` importable
 
 import support  # noqa: F401  # pylint: disable=unused-import  # puts this checkout's collection on sys.path
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
-    ACCEPT_MANIFESTS,
-    RegistryClient,
-    RegistryError,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import ACCEPT_MANIFESTS, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
 def client(address: str, scheme: str = "http", **options: object) -> RegistryClient:

@@ -16,13 +16,13 @@ import pytest
 import urllib3
 
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.tls import generate
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
     RegistryAuthError,
-    RegistryClient,
     RegistryError,
     RegistryUnreachable,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.tls import generate
 
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = json.dumps({"created": "2026-11-30T01:02:03Z", "os": "linux"}).encode()
