@@ -107,11 +107,11 @@ requirements:
   - requests
 """
 
-    # Options of the modules that push (image_push, image_publish): PUSH_ARGSPEC in module_utils/common.py.
+    # Options of the modules that push (image_push, image_publish): PUSH_ARGSPEC in module_utils/common.py; the bound is MAX_WORKERS.
     PUSH = r"""
 options:
   workers:
-    description: How many pushes run at the same time.
+    description: How many pushes run at the same time, 1 to 64.
     type: int
     default: 4
 """

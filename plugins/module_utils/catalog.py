@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, REGISTRY_ARGSPEC, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import REGISTRY_ARGSPEC, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
 
 _DIGITS_RE = re.compile(r"(\d+)")
@@ -242,20 +242,3 @@ REGISTRY_API_ARGSPEC: dict = dict(
     registry={"type": "str", "required": True},
     workers={"type": "int", "default": 16},
 )
-
-
-def client_from_params(params: dict[str, Any]) -> RegistryClient:
-    if not 1 <= params["workers"] <= MAX_WORKERS:
-        raise InvalidPattern("workers %r must be between 1 and %d" % (params["workers"], MAX_WORKERS))
-    if params["registry_timeout"] <= 0:
-        raise InvalidPattern("registry_timeout %r must be more than 0" % params["registry_timeout"])
-    return RegistryClient(
-        params["registry"],
-        username=params["username"],
-        password=params["password"],
-        ca_cert=params["registry_ca_cert"],
-        validate_certs=params["registry_validate_certs"],
-        scheme=None if params["registry_scheme"] == "auto" else params["registry_scheme"],
-        timeout=params["registry_timeout"],
-        pool_size=params["workers"],
-    )

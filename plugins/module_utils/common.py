@@ -18,6 +18,23 @@ class DockhandError(Exception):
     """An error a module reports to the user as one line (``fail_json(msg=str(err))``)."""
 
 
+class InvalidOption(DockhandError):
+    """An option's value is outside the range the option takes."""
+
+
+# How many requests, pushes or copied tags a module runs at once, at most (the option ``workers`` of image_push,
+# image_publish, image_sync, registry_info and registry_prune). More only adds load: the engine serialises layer
+# uploads per registry anyway, and a registry answers no faster to more connections than its cores.
+MAX_WORKERS = 64
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` when it is 1 to MAX_WORKERS, else InvalidOption naming it."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidOption("workers must be between 1 and %d, got %d" % (MAX_WORKERS, workers))
+    return workers
+
+
 def pick(params: dict, *names: str) -> dict:
     """The module parameters ``names``, as keyword arguments of the same names for a module_utils call."""
     return {name: params[name] for name in names}
@@ -149,8 +166,6 @@ TAG_ITEM_OPTIONS: dict = {
 
 # Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
 DEFAULT_WORKERS = 4
-# More parallel pushes than this only adds load: the engine serialises layer uploads per registry anyway.
-MAX_WORKERS = 64
 PUSH_ARGSPEC: dict = {
     "workers": {"type": "int", "default": DEFAULT_WORKERS},
 }

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption, check_workers, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError, Transport
 
 if TYPE_CHECKING:
@@ -355,3 +355,32 @@ class Credentials:
             return RegistryClient(registry, username, password, **options)
 
         return make
+
+
+# -- clients from module parameters ------------------------------------------------------
+def client_factory(
+    params: dict[str, Any], side: str = "", pool_size: int | None = None, credentials: Credentials | None = None
+) -> Callable[[str], RegistryClient]:
+    """RegistryClients (one per registry address) as a module's options describe them: ``workers`` (checked
+    first: 1 to MAX_WORKERS; the pool size unless ``pool_size`` is given), ``registry_timeout``, and the
+    REGISTRY_ARGSPEC options, named ``<side>username``, ``<side>registry_scheme``... (image_sync's ``src_`` and
+    ``dest_``). ``credentials``: the login to use (default: ``<side>username`` and ``<side>password``)."""
+    workers = check_workers(params["workers"])
+    if credentials is None:
+        credentials = Credentials(params[side + "username"], params[side + "password"])
+    scheme = params[side + "registry_scheme"]
+    return credentials.client_factory(
+        scheme=None if scheme == "auto" else scheme,
+        ca_cert=params[side + "registry_ca_cert"],
+        validate_certs=params[side + "registry_validate_certs"],
+        timeout=params["registry_timeout"],
+        pool_size=pool_size or workers,
+    )
+
+
+def client_from_params(params: dict[str, Any]) -> RegistryClient:
+    """The RegistryClient of the ``registry`` a module names (registry_info, registry_prune; REGISTRY_API_ARGSPEC)."""
+    make = client_factory(params)
+    if params["registry_timeout"] <= 0:
+        raise InvalidOption("registry_timeout %r must be more than 0" % params["registry_timeout"])
+    return make(params["registry"])

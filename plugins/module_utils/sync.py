@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, DockhandError, check_workers, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import (
     InvalidReference,
     parse,
@@ -46,7 +46,6 @@ IMAGE_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
 )
-MAX_WORKERS = 32
 
 
 class SyncError(DockhandError):
@@ -356,8 +355,7 @@ def sync_images(
 ) -> dict:
     """The whole module run: validate, list, compare, copy; the module's result."""
     pattern = compile_pattern(tag_pattern) if tag_pattern is not None else None
-    if workers < 1 or workers > MAX_WORKERS:
-        raise InvalidReference("invalid workers %r: give 1 to %d" % (workers, MAX_WORKERS))
+    check_workers(workers)
     if src_repository is not None:
         validate_repository(parse(str(src_repository)).repository)
         validate_registry(_full(str(dest_repository), "dest_repository")[0])

@@ -61,7 +61,7 @@ options:
     type: list
     elements: str
   workers:
-    description: How many tags are copied at the same time (1 to 32).
+    description: How many tags are copied at the same time (1 to 64).
     type: int
     default: 4
   registry_timeout:
@@ -182,7 +182,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import pick, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_factory
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
@@ -193,23 +193,6 @@ SIDE_ARGSPEC: dict = {
     "registry_validate_certs": {"type": "bool", "default": True},
     "registry_ca_cert": {"type": "path"},
 }
-
-
-def side_factory(params: dict, side: str, workers: int):
-    def make(registry: str) -> RegistryClient:
-        scheme = params[side + "_registry_scheme"]
-        return RegistryClient(
-            registry,
-            params[side + "_username"],
-            params[side + "_password"],
-            ca_cert=params[side + "_registry_ca_cert"],
-            validate_certs=params[side + "_registry_validate_certs"],
-            scheme=None if scheme == "auto" else scheme,
-            timeout=params["registry_timeout"],
-            pool_size=workers,
-        )
-
-    return make
 
 
 def main() -> None:
@@ -238,8 +221,8 @@ def main() -> None:
 
     def action() -> dict:
         return sync_images(
-            side_factory(p, "src", p["workers"]),
-            side_factory(p, "dest", p["workers"]),
+            client_factory(p, "src_"),
+            client_factory(p, "dest_"),
             check_mode=module.check_mode,
             **pick(p, "images", "src_repository", "dest_repository", "tags", "tag_pattern", "platforms", "workers"),
         )

@@ -51,10 +51,11 @@ def registry_client(handler, **options) -> tuple[RegistryClient, FakeSession]:
     return RegistryClient("localhost:5100", session=session, **options), session
 
 
-def module_fails(module, patched: str, args: dict, capsys, *fragments: str) -> dict:
+def module_fails(module, patched: str, args: dict, capsys, *fragments: str, where: Any = None) -> dict:
     """Run ``module.main()`` with ``args``: it must fail in one line holding every fragment, without ever making
-    the client ``patched`` (a name in the module: ``EngineClient``, ``RegistryClient``). The failed result."""
-    with mock.patch.object(module, patched) as made, patch_module_args(args), pytest.raises(SystemExit):
+    the client ``patched`` (a name in the module, or in ``where``: ``EngineClient``, ``RegistryClient``). The
+    failed result."""
+    with mock.patch.object(module if where is None else where, patched) as made, patch_module_args(args), pytest.raises(SystemExit):
         module.main()
     out = capsys.readouterr().out
     result = json.loads(out[out.index("{") :])
