@@ -46,7 +46,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.dockhand.registry.plugins.module_utils.catalog import REGISTRY_API_ARGSPEC, read_catalog  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog  # noqa: E402
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient  # noqa: E402
 
 TAGS = int(os.environ.get("BENCH_INFO_TAGS", "1000"))

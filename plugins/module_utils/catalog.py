@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import REGISTRY_ARGSPEC, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
 
 _DIGITS_RE = re.compile(r"(\d+)")
@@ -234,11 +234,3 @@ def read_catalog(
         "repositories": [{"name": repo, "tags": [i.as_dict() for i in infos[repo]]} for repo in names],
         "infos": infos,
     }
-
-
-# Registry HTTP options of registry_info and registry_prune (the project's agreed names; doc fragment registry_api).
-REGISTRY_API_ARGSPEC: dict = dict(
-    REGISTRY_ARGSPEC,
-    registry={"type": "str", "required": True},
-    workers={"type": "int", "default": 16},
-)

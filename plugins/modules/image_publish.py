@@ -84,7 +84,7 @@ pushed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+from ansible_collections.dockhand.registry.plugins.module_utils.args import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
     REGISTRY_ARGSPEC,

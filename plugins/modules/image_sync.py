@@ -181,25 +181,17 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import pick, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import SYNC_SIDES_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import pick
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_factory
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
-SIDE_ARGSPEC: dict = {
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
-    "registry_validate_certs": {"type": "bool", "default": True},
-    "registry_ca_cert": {"type": "path"},
-}
-
 
 def main() -> None:
-    sides = {"%s_%s" % (side, name): dict(spec) for side in ("src", "dest") for name, spec in SIDE_ARGSPEC.items()}
     module = AnsibleModule(
         argument_spec=dict(
-            sides,
+            SYNC_SIDES_ARGSPEC,
             images=dict(type="list", elements="dict"),
             src_repository=dict(type="str"),
             dest_repository=dict(type="str"),

@@ -254,7 +254,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, pick, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings, pick
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import RESTART_POLICIES, RegistrySpec, exposure_warnings
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient

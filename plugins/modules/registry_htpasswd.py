@@ -98,7 +98,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import (
     BCRYPT_LIBRARY,
     User,

@@ -102,12 +102,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.catalog import (
-    REGISTRY_API_ARGSPEC,
-    compile_patterns,
-    read_catalog,
-)
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import compile_patterns, read_catalog
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_from_params
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
