@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient, client_from_params
 
 _DIGITS_RE = re.compile(r"(\d+)")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -233,4 +233,25 @@ def read_catalog(
     return {
         "repositories": [{"name": repo, "tags": [i.as_dict() for i in infos[repo]]} for repo in names],
         "infos": infos,
+    }
+
+
+def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
+    """registry_info's run: the patterns checked before the registry is asked, the listing (:func:`read_catalog`),
+    and the counts of repositories, tags and distinct digests."""
+    compile_patterns(params["repositories"], "repository pattern")
+    compile_patterns(params["tags"], "tag pattern")
+    client = client_from_params(params)
+    held = read_catalog(client, params["repositories"], params["tags"], params["details"], params["created"])
+    repositories = held["repositories"]
+    return {
+        "changed": False,
+        "actions": [],
+        "registry": client.registry,
+        "repositories": repositories,
+        "counts": {
+            "repositories": len(repositories),
+            "tags": sum(len(r["tags"]) for r in repositories),
+            "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
+        },
     }

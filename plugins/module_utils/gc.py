@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
@@ -330,6 +331,33 @@ def _collect(backend: Backend, dry_run: bool, delete_untagged: bool) -> dict[str
         lines = [line for line in output.splitlines() if line.strip()]
         raise GcError("registry garbage-collect failed (exit %d): %s" % (code, one_line(lines[-1] if lines else "no output")[:300]))
     return parse_output(output)
+
+
+def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str | None, wait_timeout: int) -> Backend:
+    """The registry to collect: the Swarm service ``service`` when one is named, else the container ``name``. The
+    values are checked before ``engine_of()`` connects to the engine."""
+    if wait_timeout < 1:
+        raise GcError("wait_timeout %r must be 1 or more" % wait_timeout)
+    if service is not None and not service.strip():
+        raise GcError("service %r is not a service name" % service)
+    engine = engine_of()
+    if service is not None:
+        return ServiceBackend(engine, service, wait_timeout)
+    return ContainerBackend(engine, name, wait_timeout)
+
+
+def collect(
+    engine_of: Callable[[], EngineClient],
+    name: str,
+    service: str | None,
+    wait_timeout: int,
+    check_mode: bool = False,
+    delete_untagged: bool = False,
+) -> dict[str, Any]:
+    """registry_gc's run: :func:`backend_for`, :func:`run_gc`, and the storage's usage before and after as the diff."""
+    result = run_gc(backend_for(engine_of, name, service, wait_timeout), check_mode, delete_untagged)
+    result["diff"] = {"before": result["before"], "after": result["after"]}
+    return result
 
 
 def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = False) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import ( 
     one_line,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient  # noqa: E402
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, ServiceBackend, run_gc  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import backend_for, run_gc  # noqa: E402
 
 
 def main() -> int:
@@ -40,11 +40,7 @@ def main() -> int:
     parser.add_argument("--wait-timeout", type=int, default=60, help="seconds per switch (with --service: per task of the rolling update)")
     args = parser.parse_args()
     try:
-        engine = EngineClient(args.docker_host, DEFAULT_DOCKER_TIMEOUT)
-        if args.service:
-            backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, args.service, args.wait_timeout)
-        else:
-            backend = ContainerBackend(engine, args.name, args.wait_timeout)
+        backend = backend_for(lambda: EngineClient(args.docker_host, DEFAULT_DOCKER_TIMEOUT), args.name, args.service, args.wait_timeout)
         result = run_gc(backend, False, args.delete_untagged)
     except DockhandError as exc:
         print(json.dumps({"failed": True, "msg": one_line(exc)}), flush=True)

@@ -7,8 +7,8 @@ import pytest
 from ansible_collections.dockhand.registry.plugins.module_utils import tls
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import parse_mode
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_options
-from ansible_collections.dockhand.registry.plugins.modules.registry_htpasswd import _mode
 
 
 def spec(**kwargs) -> RegistrySpec:
@@ -49,12 +49,12 @@ def test_dangerous_workers_above_cap(workers):
 @pytest.mark.parametrize("value", [644, -1, "7777", "0644", "0604", 0o1600])
 def test_dangerous_htpasswd_mode(value):
     with pytest.raises(DockhandError, match="invalid mode"):
-        _mode(value)
+        parse_mode(value)
 
 
 @pytest.mark.parametrize("value, expected", [("0600", 0o600), ("0640", 0o640), (0o600, 0o600), ("0400", 0o400)])
 def test_htpasswd_mode_private_accepted(value, expected):
-    assert _mode(value) == expected
+    assert parse_mode(value) == expected
 
 
 @pytest.mark.parametrize("ca_days, renew_days", [(30, 30), (10, 20)])
