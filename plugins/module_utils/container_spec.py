@@ -150,7 +150,8 @@ class RegistrySpec:
                 raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
 
 
-# Host directories never to mount read-write into a network-facing container as its data directory.
+# Host directories never to mount read-write into a network-facing container as its data directory. The registry
+# role refuses the same list before anything runs (registry__system_dirs in its vars; a unit test keeps them equal).
 SYSTEM_DIRECTORIES = frozenset((
     "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
     "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",

@@ -29,20 +29,25 @@ from ansible_collections.dockhand.registry.plugins.module_utils.transport import
 if TYPE_CHECKING:
     import requests
 
-# With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
-# schema1 (a different digest), and an OCI manifest may read as missing.
-MANIFEST_MEDIA_TYPES = (
+# The manifests of one image (one platform), and the indexes that list several (a multi-platform image).
+IMAGE_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
 )
-ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
-PAGE_SIZE = 1000
 INDEX_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 )
+# With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
+# schema1 (a different digest), and an OCI manifest may read as missing.
+MANIFEST_MEDIA_TYPES = (
+    IMAGE_MEDIA_TYPES[0],
+    INDEX_MEDIA_TYPES[0],
+    IMAGE_MEDIA_TYPES[1],
+    INDEX_MEDIA_TYPES[1],
+)
+ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+PAGE_SIZE = 1000
 T = TypeVar("T")
 R = TypeVar("R")
 

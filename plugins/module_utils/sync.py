@@ -32,20 +32,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
     validate_tag,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    IMAGE_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
     Manifest,
     ManifestMissing,
     RegistryClient,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
-
-INDEX_TYPES = (
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-)
-IMAGE_TYPES = (
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-)
 
 
 class SyncError(DockhandError):
@@ -216,7 +209,7 @@ class Syncer:
 
     def _copy_image(self, item: Item, manifest: Manifest, stats: dict) -> None:
         body = json.loads(manifest.data)
-        if manifest.media_type not in IMAGE_TYPES:
+        if manifest.media_type not in IMAGE_MEDIA_TYPES:
             raise RegistryError("%s: manifest type %r is not supported (schema 2 and OCI only)" % (item.source, manifest.media_type))
         descriptors = [body["config"], *(body.get("layers") or [])]
         for descriptor in descriptors:
@@ -240,7 +233,7 @@ class Syncer:
         """The source manifest, the manifest to write (another one when platforms were chosen), its children."""
         src = self.client("src", item.src_registry)
         manifest = src.get_manifest(item.src_repository, item.src_tag)
-        if manifest.media_type not in INDEX_TYPES:
+        if manifest.media_type not in INDEX_MEDIA_TYPES:
             return manifest, manifest, []
         index = json.loads(manifest.data)
         children = self._children(item, index)
