@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
@@ -26,7 +27,6 @@ LABEL_KIND = "io.dockhand.registry.kind"
 LABEL_IMAGE = "io.dockhand.registry.image-id"
 SECRET_DIR = "/run/secrets/"
 CONFIG_FILE = "dockhand-registry.yml"
-DATA_DIR = "/var/lib/registry"
 NANO = 1_000_000_000
 
 
@@ -239,7 +239,7 @@ def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
     }
     if spec.tls_cert:
         http["tls"] = {"certificate": SECRET_DIR + "server.crt", "key": SECRET_DIR + "server.key"}
-    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_DIR}}
+    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_TARGET}}
     # No in-memory blob descriptor cache: with replicas on shared storage it would go stale after a delete elsewhere.
     if spec.read_only:
         storage["maintenance"] = {"readonly": {"enabled": True}}
@@ -367,9 +367,9 @@ class RegistryService:
     def wanted(self) -> dict[str, Any]:
         spec = self.spec
         if spec.data_path:
-            mount: dict[str, Any] = {"Type": "bind", "Source": spec.data_path, "Target": DATA_DIR}
+            mount: dict[str, Any] = {"Type": "bind", "Source": spec.data_path, "Target": DATA_TARGET}
         else:
-            mount = {"Type": "volume", "Source": spec.volume, "Target": DATA_DIR}
+            mount = {"Type": "volume", "Source": spec.volume, "Target": DATA_TARGET}
             if spec.volume_driver:
                 mount["VolumeOptions"] = {"DriverConfig": {"Name": spec.volume_driver, "Options": dict(spec.volume_options)}}
         image = self.engine.image(spec.image)
