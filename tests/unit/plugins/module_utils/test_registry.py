@@ -306,7 +306,7 @@ def test_wait_ready_times_out():
         transport.wait_ready("127.0.0.1:%d" % _free_port(), "http", 0.3)
 
 
-# -- issue 10: no credentials over plain HTTP ------------------------------------------
+# -- no credentials over plain HTTP ---------------------------------------------------
 def test_scheme_auto_no_http_fallback_for_remote_address():
     def handler(method, url, **kwargs):
         if url.startswith("https://"):

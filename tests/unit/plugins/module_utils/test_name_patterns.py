@@ -1,4 +1,5 @@
-"""Issue 10, "Reference, tag, registry and user-name patterns use $ and Unicode \\w": full matches, ASCII only."""
+"""Reference, tag, registry, user, container, volume and TLS names are matched in full (no trailing newline
+slips through ``$``) and in ASCII only (no Unicode ``\\w``)."""
 
 from __future__ import annotations
 

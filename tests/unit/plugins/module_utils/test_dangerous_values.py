@@ -1,4 +1,5 @@
-"""Issue 10, "Refuse dangerous values": each refused with one line naming it, before anything changes."""
+"""Dangerous values (a system directory as data, a zero wait, too many workers, a readable htpasswd, a CA that
+would be renewed on every run) are each refused with one line naming them, before anything changes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Issue 10 "Crash safety and concurrency", "secrets in registry_container env", container hardening; issue 15
-converge split, readiness asked of a remote engine, config_digest computed by the module. Fake engine, no Docker."""
+"""registry_container's safety with a fake engine (no Docker): what a run killed mid-recreate leaves is adopted or
+restored, two runs at once take turns (host lock), secrets in its environment are masked, the hardening is applied
+and compared, the configuration digest is computed from the mounted files, readiness with a remote engine is asked
+of the engine, and two TLS generations at once make one CA."""
 
 from __future__ import annotations
 
