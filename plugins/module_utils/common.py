@@ -123,5 +123,3 @@ def host_lock(kind: str, key: str, timeout: float, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
