@@ -31,16 +31,13 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    RegistryContainer,
-    _env_dict,
-    spec_from_container,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
     Plan,
     Storage,
@@ -51,6 +48,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
     root_directory,
     same_storage,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
@@ -104,7 +102,7 @@ class ContainerBackend:
         return container
 
     def is_read_only(self) -> bool:
-        env = _env_dict((self._inspect().get("Config") or {}).get("Env"))
+        env = env_dict((self._inspect().get("Config") or {}).get("Env"))
         return READONLY_ENV in env
 
     def set_read_only(self, read_only: bool) -> None:
@@ -115,7 +113,7 @@ class ContainerBackend:
         if image is None or image.get("Id") != container.get("Image"):
             ref = container.get("Image") or ref
             image = self.engine.image(ref) or {}
-        spec = spec_from_container(container, _env_dict((image.get("Config") or {}).get("Env")), ref)
+        spec = spec_from_container(container, env_dict((image.get("Config") or {}).get("Env")), ref)
         spec.wait_timeout = self.wait_timeout
         if read_only:
             spec.env[READONLY_ENV] = READONLY_VALUE
@@ -143,7 +141,7 @@ class ContainerBackend:
         return self.engine.exec_run(self.name, [binary, "garbage-collect", *(["--dry-run"] if dry_run else []), config])
 
     def _env(self) -> dict[str, str]:
-        return _env_dict((self._inspect().get("Config") or {}).get("Env"))
+        return env_dict((self._inspect().get("Config") or {}).get("Env"))
 
     def data_path(self) -> str | None:
         """The registry's root directory as this host sees it: through the bind mount or volume holding it."""
@@ -414,6 +412,34 @@ def _actions(plan: Plan, removed: list[str], sizes: dict[str, int] | None, would
     size = " (%d bytes)" % sum(sizes.get(d, 0) for d in removed) if sizes is not None else ""
     actions.append("garbage-collect: %d blobs%s %s" % (len(removed), size, "would be removed" if would else "removed"))
     return actions
+
+
+def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str | None, wait_timeout: int) -> Backend:
+    """The registry to collect: the Swarm service ``service`` when one is named, else the container ``name``. The
+    values are checked before ``engine_of()`` connects to the engine."""
+    if wait_timeout < 1:
+        raise GcError("wait_timeout %r must be 1 or more" % wait_timeout)
+    if service is not None and not service.strip():
+        raise GcError("service %r is not a service name" % service)
+    engine = engine_of()
+    if service is not None:
+        return ServiceBackend(engine, service, wait_timeout)
+    return ContainerBackend(engine, name, wait_timeout)
+
+
+def collect(
+    engine_of: Callable[[], EngineClient],
+    name: str,
+    service: str | None,
+    wait_timeout: int,
+    check_mode: bool = False,
+    delete_untagged: bool = False,
+    uploads_older_than_minutes: int = UPLOADS_OLDER_THAN_MINUTES,
+) -> dict[str, Any]:
+    """registry_gc's run: :func:`backend_for`, :func:`run_gc`, and the storage's usage before and after as the diff."""
+    result = run_gc(backend_for(engine_of, name, service, wait_timeout), check_mode, delete_untagged, uploads_older_than_minutes)
+    result["diff"] = {"before": result["before"], "after": result["after"]}
+    return result
 
 
 def run_gc(

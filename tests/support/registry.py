@@ -1,4 +1,4 @@
-"""Read a registry the way the collection does: registry_info's reader (module_utils/inventory.py) on its own
+"""Read a registry the way the collection does: registry_info's reader (module_utils/catalog.py) on its own
 RegistryClient (one HTTP client, one Accept list).
 
     python tests/support/registry.py state <host:port>
@@ -19,12 +19,9 @@ if __name__ == "__main__":  # run as a script: make ``support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import support  # noqa: F401  # pylint: disable=unused-import  # puts this checkout's collection on sys.path
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import inventory
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
-    ACCEPT_MANIFESTS,
-    RegistryClient,
-    RegistryError,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import ACCEPT_MANIFESTS, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
 def client(address: str, scheme: str = "http", **options: object) -> RegistryClient:
@@ -39,8 +36,8 @@ def tag_digests(address: str, **options: object) -> dict[str, str]:
 
 def snapshot(address: str, **options: object) -> dict[str, dict[str, str | None]]:
     """``{repository: {tag: digest}}`` for everything the registry holds: registry_info's own reader
-    (module_utils/inventory.py), so the tests read a registry the way users do with registry_info."""
-    listed = inventory(client(address, **options))
+    (module_utils/catalog.py), so the tests read a registry the way users do with registry_info."""
+    listed = read_catalog(client(address, **options))
     return {repo["name"]: {t["tag"]: t["digest"] for t in repo["tags"]} for repo in listed["repositories"]}
 
 
