@@ -12,19 +12,18 @@ middle of a prune leaves it, tag ``1`` is put back without its manifest (a dangl
 left unfinished (one last written two hours ago). ``registry_gc`` with ``delete_untagged`` (check mode, twice for
 real), then once more with ``uploads_older_than_minutes: 0``.
 
-Read back by code that shares nothing with the collection: skopeo (``inspect --raw``, ``copy --all``) and plain HTTP
-GETs with the sha256 of the raw bytes: every kept tag's manifest, the index's children, every config and layer.
+Read back by code that shares nothing with the collection: the tests' oracle (tests/support/oracle.py: every manifest
+and blob a kept tag reaches, digest-checked from the raw bytes) and skopeo (``inspect --raw`` byte for byte,
+``copy --all``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support.isolation import PREFIX, REGISTRY_IMAGE, port
+from support.oracle import Registry
 from support.runner import run_module
 
 PORT = port(34)
@@ -39,36 +39,15 @@ REGISTRY = "127.0.0.1:%d" % PORT
 NAME = PREFIX + "gcx"
 APP = PREFIX + "gcx/app"
 TOOLS = PREFIX + "gcx/team/tools"
-ACCEPT = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
+ORACLE = Registry(REGISTRY)
 
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def get(path: str, accept: str = ACCEPT) -> tuple[int, bytes]:
-    """A plain HTTP GET of the registry (no client of the collection): status and body."""
-    request = urllib.request.Request("http://%s%s" % (REGISTRY, path), headers={"Accept": accept})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def catalog() -> list[str]:
-    return json.loads(get("/v2/_catalog?n=1000")[1])["repositories"]
-
-
 def tags(repository: str) -> list[str]:
-    return sorted(json.loads(get("/v2/%s/tags/list" % repository)[1]).get("tags") or [])
+    return sorted(ORACLE.tags(repository))
 
 
 def skopeo(*args: str) -> bytes:
@@ -77,31 +56,19 @@ def skopeo(*args: str) -> bytes:
     return done.stdout
 
 
-def read_whole(repository: str, reference: str, expected: str, copy_to: Path) -> int:
-    """Every manifest and blob ``repository:reference`` reaches, digest-checked from the raw bytes (HTTP GET and
-    skopeo inspect --raw); then ``skopeo copy --all``. Returns the number of blobs read."""
-    raw = skopeo("inspect", "--raw", "--tls-verify=false", "docker://%s/%s:%s" % (REGISTRY, repository, reference))
-    assert sha256(raw) == expected, (repository, reference)
-    manifests, blobs = [(expected, raw)], []
-    while manifests:
-        digest, body = manifests.pop()
-        status, again = get("/v2/%s/manifests/%s" % (repository, digest))
-        assert status == 200 and again == body, (repository, digest, status)
-        document = json.loads(body)
-        for child in document.get("manifests") or []:
-            child_raw = skopeo("inspect", "--raw", "--tls-verify=false", "docker://%s/%s@%s" % (REGISTRY, repository, child["digest"]))
-            assert sha256(child_raw) == child["digest"] and len(child_raw) == child["size"], (repository, child)
-            manifests.append((child["digest"], child_raw))
-        blobs += [document["config"]] if "config" in document else []
-        blobs += document.get("layers") or []
-    for blob in blobs:
-        status, data = get("/v2/%s/blobs/%s" % (repository, blob["digest"]), accept="*/*")
-        assert status == 200 and sha256(data) == blob["digest"] and len(data) == blob["size"], (repository, blob["digest"], status)
+def read_whole(repository: str, tag: str, expected: str, copy_to: Path) -> int:
+    """Everything ``repository:tag`` reaches, by two readers that share nothing with the collection: the oracle (every
+    manifest and blob, digest-checked) and skopeo (each manifest's raw bytes, then ``copy --all``). Returns the number
+    of blobs (configs and layers)."""
+    reached = ORACLE.verify_tag_whole(repository, tag, expected)
+    for digest, manifest in reached.manifests.items():
+        assert skopeo("inspect", "--raw", "--tls-verify=false", "docker://%s/%s@%s" % (REGISTRY, repository, digest)) == manifest.raw
+    assert sha256(skopeo("inspect", "--raw", "--tls-verify=false", "docker://%s/%s:%s" % (REGISTRY, repository, tag))) == expected
     shutil.rmtree(copy_to, ignore_errors=True)
-    skopeo("copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s/%s:%s" % (REGISTRY, repository, reference), "dir:%s" % copy_to)
+    skopeo("copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s/%s:%s" % (REGISTRY, repository, tag), "dir:%s" % copy_to)
     copied = {path.name for path in copy_to.iterdir()}
-    assert {blob["digest"].split(":")[1] for blob in blobs} <= copied, (repository, reference, sorted(copied))
-    return len(blobs)
+    assert {digest.split(":")[1] for digest in reached.blobs} <= copied, (repository, tag, sorted(copied))
+    return len(reached.blobs)
 
 
 def abandoned_upload(repository: str, size: int) -> str:
@@ -160,7 +127,7 @@ def test_gc_keeps_every_platform_image_of_a_kept_index(registry, workdir, dh_var
     assert tags(APP) == ["4", "5", "stable"] and tags(TOOLS) == []
     # A registry killed in the middle of a prune: the manifest of 1 gone, its tag left behind.
     shutil.copytree(kept_tag_1, tag_1)
-    assert tags(APP) == ["1", "4", "5", "stable"] and get("/v2/%s/manifests/1" % APP)[0] == 404
+    assert tags(APP) == ["1", "4", "5", "stable"] and ORACLE.manifest(APP, "1") is None
     # Two upload sessions never finished: one written two hours ago, one just now.
     old_upload = abandoned_upload(APP, 120000)
     young_upload = abandoned_upload(APP, 1000)
@@ -179,15 +146,15 @@ def test_gc_keeps_every_platform_image_of_a_kept_index(registry, workdir, dh_var
     blobs = sum(read_whole(APP, tag, pushed[tag], workdir / ("copy-" + tag)) for tag in ("stable", "4", "5"))
     assert blobs == 2 + 2 + 4, blobs
     assert tags(APP) == ["4", "5", "stable"]
-    assert get("/v2/%s/manifests/%s" % (APP, pushed["3"]))[0] == 404 and get("/v2/%s/manifests/%s" % (APP, first_4))[0] == 404
+    assert ORACLE.manifest(APP, pushed["3"]) is None and ORACLE.manifest(APP, first_4) is None
     # The emptied repository is no longer listed: in _catalog, and by registry_info.
-    assert APP in catalog() and TOOLS not in catalog()
+    assert APP in ORACLE.catalog() and TOOLS not in ORACLE.catalog()
     info = run_module("registry_info", {"registry": REGISTRY, "registry_scheme": "http", "repositories": [PREFIX + "gcx/.*"], "details": False})
     assert [r["name"] for r in info["repositories"]] == [APP], info
 
     # What went, as the result says: the old index 3 with its platform images, the first push of 4, 1 and 2 (not the
     # layer 2 shares with stable): 19 blobs; the nested repository the prune emptied, the dangling tag, the old upload.
-    untagged = sorted("%s@%s" % (APP, child["digest"]) for child in json.loads(get("/v2/%s/manifests/5" % APP)[1])["manifests"])
+    untagged = sorted("%s@%s" % (APP, child["digest"]) for child in ORACLE.manifest(APP, "5").children())
     assert first["changed"] and not second["changed"], (first, second)
     assert first["manifests_removed"] == 3 and "%s@%s" % (APP, first_4) in first["manifests"], first
     assert not set(untagged) & set(first["manifests"]), first["manifests"]
