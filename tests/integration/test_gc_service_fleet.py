@@ -12,6 +12,9 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   are the service's own rolling update (one task at a time, stop-first with host-mode ports), so one node at most
   is down at any moment and the loop (a client that tries the next node, as a health-checking load balancer does)
   reroutes; reroutes and each node's outage spans are printed;
+- in the same GC (delete_untagged): a multi-platform image (an OCI index whose platform images have no tag) kept by
+  registry_prune while an older one goes: the older index's platform images go, the kept one reads whole, byte for
+  byte, through every node (skopeo and sha256 of the raw bytes).
 - afterwards read-write on every node, the service spec (its UpdateConfig too) exactly as registry_service made it (site.yml with
   registry_gc_on_run: changed=0 on every host);
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
@@ -24,6 +27,7 @@ port 5000 in the nodes' own network namespaces (no port of this machine).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -37,9 +41,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support import fleet
 from support.isolation import DATA_ROOT, PREFIX
-from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_playbook
+from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_module, run_playbook
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots three fleet nodes)")
 
@@ -184,6 +189,41 @@ def outages(moments: list[float]) -> str:
     return ", ".join("%.1f-%.1f s" % (a, b) for a, b in spans) or "never"
 
 
+def raw(node: str, reference: str) -> bytes:
+    done = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s:%d/%s" % (hatest.address(node), PORT, reference)],
+                          capture_output=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, (node, reference, done.stderr.decode()[-500:])
+    return done.stdout
+
+
+def prune_multi_platform(salt: str) -> tuple[str, list[str]]:
+    """Two multi-platform images of gc/multi through n1 (OCI indexes whose platform images have no tag), registry_prune
+    keeping the newest; the kept index's digest and the platform manifests of the other one (left without a tag)."""
+    through_n1 = "%s:%d" % (hatest.address("n1"), PORT)
+    old = api.push_index(through_n1, "gc/multi", "1.0", salt + " old")
+    kept = api.push_index(through_n1, "gc/multi", "2.0", salt + " new")
+    old_children = [c["digest"] for c in json.loads(raw("n1", "gc/multi@" + old))["manifests"]]
+    pruned = run_module("registry_prune", {"registry": through_n1, "registry_scheme": "http", "rules": [{"repository": "gc/multi", "keep_last": 1}]})
+    assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
+    return kept, old_children
+
+
+def read_whole_through_every_node(digest: str) -> None:
+    """gc/multi:2.0 through each node: the index and each platform manifest byte for byte (sha256 of the raw bytes),
+    and ``skopeo copy --all`` of everything through n3."""
+    for node in NODES:
+        index = raw(node, "gc/multi:2.0")
+        assert "sha256:" + hashlib.sha256(index).hexdigest() == digest, node
+        for child in json.loads(index)["manifests"]:
+            assert "sha256:" + hashlib.sha256(raw(node, "gc/multi@" + child["digest"])).hexdigest() == child["digest"], (node, child)
+    copy = DATA_ROOT / "svc-multi-copy"
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    copied = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s:%d/gc/multi:2.0" % (hatest.address("n3"), PORT),
+                             "dir:%s" % copy], capture_output=True, check=False, timeout=120)  # fmt: skip
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    assert copied.returncode == 0, copied.stderr.decode()[-500:]
+
+
 class Watch:
     """From this machine, while a GC runs: the moment blobs leave the shared storage, and blob upload answers
     through every node (bounded: 300 s)."""
@@ -222,6 +262,8 @@ class Watch:
 
 def test_gc_of_a_service_every_replica_read_only_together(cluster):
     digest = push_and_delete(["1", "2", "3", "4"], ["1", "2"], salt=os.urandom(8).hex())
+    # And a multi-platform image kept by the prune, another one deleted: its platform images are left without a tag.
+    kept_index, old_children = prune_multi_platform(os.urandom(8).hex())
     before_spec = service_spec()
     blobs = blob_files()
 
@@ -248,6 +290,10 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert result["changed"] and result["blobs_removed"] == check["blobs_removed"] and result["bytes_removed"] > 0, result
     assert result["after"]["blobs"] == blobs - result["blobs_removed"] == blob_files()
     assert result["actions"][0] == "switch the registry service %s to read-only" % SERVICE
+    # delete_untagged on the service: the deleted index's platform images went (computed from the shared storage as
+    # n1 mounts it), the kept index reads whole through every node.
+    assert sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children) == sorted(check["manifests"]), result
+    read_whole_through_every_node(kept_index)
 
     # Every replica read-only during the collection. The collection ran inside [dropped_at - gc_seconds - margin,
     # dropped_at] (gc_seconds counts from the end of the switch to the end of the exec; the blobs go near its end):
