@@ -3,6 +3,8 @@ benchmarks).
 
 - :mod:`support.isolation`  name prefix, port range and data root of a test run, from one place
 - :mod:`support.runner`     run a playbook or a module the way users do, read its result (PLAY RECAP, failures)
+- :mod:`support.oracle`     the tests' oracle: a tiny registry reader sharing no code with the collection (standard
+                            library only; digest-checks every manifest and blob it reads; ``oracle.py state`` CLI)
 - :mod:`support.registry`   read a registry through the collection's own RegistryClient; readiness wait
 - :mod:`support.engine`     the registry-image bootstrap; a private dockerd (unix socket, or TCP with TLS)
 - :mod:`support.fleet`      Debian test hosts over SSH (standard library only)
