@@ -19,7 +19,7 @@ from support.secrets import find
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
-        print(__doc__.strip().splitlines()[2])
+        print(next(line for line in __doc__.splitlines() if line.startswith("Usage")))
         return 2
     with open(argv[1], encoding="utf-8") as stream:
         secrets = {str(k): str(v) for k, v in (yaml.safe_load(stream) or {}).items() if v}
