@@ -9,9 +9,10 @@ import datetime
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_inventory import NOW, FakeRegistry, client
 
 try:  # plan_prune and run_prune live in prune.py once inventory.py is split
-    from ansible_collections.dockhand.registry.plugins.module_utils.prune import PROBE_DIGEST, run_prune
+    from ansible_collections.dockhand.registry.plugins.module_utils.prune import PROBE_DIGEST, plan_prune, run_prune
 except ImportError:  # pragma: no cover
-    from ansible_collections.dockhand.registry.plugins.module_utils.inventory import PROBE_DIGEST, run_prune
+    from ansible_collections.dockhand.registry.plugins.module_utils.inventory import PROBE_DIGEST, plan_prune, run_prune
+from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_inventory import infos_of, rule
 
 
 def recording(fake: FakeRegistry) -> list[tuple[str, str]]:
@@ -107,3 +108,11 @@ def test_nothing_to_delete_sends_no_request_at_all():
     sent = recording(fake)
     result = run_prune(client(fake), [{"repository": "app", "keep_last": 1}], now=NOW)
     assert sent == [] and result["changed"] is False and result["actions"] == [] and result["deleted"] == []
+
+
+def test_the_plan_lists_the_tags_newest_first():
+    fake = FakeRegistry()
+    fake.image("app", ["old"], days_ago(30))
+    fake.image("app", ["new"], days_ago(1))
+    fake.image("app", ["mid"], days_ago(10))
+    assert plan_prune(infos_of(fake), rule(keep_last=1), NOW)["order"] == ["new", "mid", "old"]

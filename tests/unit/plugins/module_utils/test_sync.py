@@ -130,6 +130,8 @@ class FakeRegistry:
         return BlobStream(FakeResponse(self.blobs[repo][blob]), size)
 
     def upload_blob(self, repo: str, location: str, blob: str, stream: BlobStream) -> None:
+        if location != "upload:" + repo:
+            raise RegistryError("HTTP 404 BLOB_UPLOAD_UNKNOWN: %s/%s: no upload at %r" % (self.registry, repo, location))
         pieces = []
         while True:
             piece = stream.read(7)

@@ -136,6 +136,7 @@ def test_foreign_layers_are_never_fetched_nor_sent(src, dest):
 
 def test_a_layer_with_urls_that_is_not_foreign_is_copied(src, dest):
     layer = dict(src.add_blob("app", b"mirrored layer"), urls=["https://example.invalid/layer"])
+    del layer["mediaType"]  # no media type at all: not a foreign layer either
     src.add_manifest("app", "t", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": src.add_blob("app", b"c"), "layers": [layer]})
     result = sync(src, dest, images=[{"src": "src.example:5000/app:t", "dest": "dest.example:5000/app:t"}])
     assert result["images"][0]["blobs"] == {"copied": 2, "mounted": 0, "present": 0}
@@ -203,4 +204,38 @@ def test_listed_destination_tags_still_get_a_head_and_an_absent_one_none(src, de
     dest.manifest_digest = lambda repo, ref: asked.append(ref) or original(repo, ref)
     result = sync(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tags=["t0", "t1", "t2"])
     assert [i["action"] for i in result["images"]] == ["present", "copied", "copied"]
+    assert [i["digest_before"] for i in result["images"]] == [result["images"][0]["digest"], None, None]
     assert asked == ["t0"]  # three tags into one repository: one listing, a HEAD only for the tag it lists
+
+
+def test_every_blob_the_destination_holds_is_counted_and_no_mount_is_asked_across_registries(src, dest):
+    src.add_image("app", "t", b"layer")
+    for data in src.blobs["app"].values():
+        dest.add_blob("app", data)
+    asked: list[tuple] = []
+    original = dest.start_upload
+    dest.start_upload = lambda repo, mount=None, mount_from=None: asked.append((repo, mount, mount_from)) or original(repo, mount, mount_from)
+    result = sync(src, dest, images=[{"src": "src.example:5000/app:t", "dest": "dest.example:5000/app:t"}])
+    assert result["images"][0]["blobs"] == {"copied": 0, "mounted": 0, "present": 2} and asked == []
+    src.add_image("app", "u", b"other layer")
+    sync(src, dest, images=[{"src": "src.example:5000/app:u", "dest": "dest.example:5000/app:u"}])
+    assert asked == [("app", None, None), ("app", None, None)]  # another registry: an upload, never a mount
+
+
+def test_a_blob_copied_into_one_repository_is_mounted_into_the_next(src, dest):
+    src.add_image("app", "t", b"layer")
+    result = sync(src, dest, workers=1, images=[{"src": "src.example:5000/app:t", "dest": "dest.example:5000/one:t"},
+                                                {"src": "src.example:5000/app:t", "dest": "dest.example:5000/two:t"}])  # fmt: skip
+    assert [i["blobs"] for i in result["images"]] == [{"copied": 2, "mounted": 0, "present": 0}, {"copied": 0, "mounted": 2, "present": 0}]
+    assert len(src.reads) == 2
+
+
+def test_a_child_the_destination_already_holds_is_not_written_again(src, dest):
+    shared = src.add_image("app", None, b"shared amd64", "amd64")
+    index_of(src, "app", "1", [shared, src.add_image("app", None, b"arm one", "arm64")])
+    index_of(src, "app", "2", [shared, src.add_image("app", None, b"arm two", "arm64")])
+    sync(src, dest, images=[{"src": "src.example:5000/app:1", "dest": "dest.example:5000/app:1"}])
+    before = len(dest.writes)
+    sync(src, dest, images=[{"src": "src.example:5000/app:2", "dest": "dest.example:5000/app:2"}])
+    manifests = [w[2] for w in dest.writes[before:] if w[0] == "manifest"]
+    assert shared["digest"] not in manifests and len(manifests) == 2, manifests
