@@ -22,6 +22,7 @@ from support.isolation import PREFIX, REGISTRY_IMAGE, port
 from support.oracle import assert_same_tag
 from support.registry import client, wait_v2
 from support.runner import ansible_env, recap, run_playbook
+from support.secrets import find
 
 from .conftest import docker
 
@@ -38,8 +39,10 @@ def start_registry(name: str, port: int, data: Path) -> str:
     return PREFIX + name
 
 
-def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None) -> dict:
-    """One image_sync task through ansible-playbook; its registered result (failed runs too)."""
+def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None,
+             log: list | None = None) -> dict:
+    """One image_sync task through ansible-playbook; its registered result (failed runs too). With ``log``, run with
+    ``-vvv`` and append the whole output to it."""
     out = workdir / "result.json"
     out.unlink(missing_ok=True)
     playbook = workdir / "sync.yml"
@@ -66,7 +69,9 @@ def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | 
     extra: dict = {"sync_args": args}
     if python:
         extra["ansible_python_interpreter"] = python
-    done = run_playbook(playbook, extra, env=ansible_env(**(env or {})), timeout=300)
+    done = run_playbook(playbook, extra, env=ansible_env(**(env or {})), timeout=300, args=("-vvv",) if log is not None else ())
+    if log is not None:
+        log.append(done.stdout + done.stderr)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -230,9 +235,10 @@ def test_pull_through_cache(workdir, dh_vars):
 
     done = run_playbook(play, cache_vars)
     assert done.returncode == 0 and recap(done.stdout)["changed"] > 0, done.stdout[-3000:]
-    done = run_playbook(play, cache_vars)
+    done = run_playbook(play, cache_vars, args=("-vvv",))
     assert done.returncode == 0 and recap(done.stdout)["changed"] == 0, done.stdout[-3000:]
     assert "s3cret" not in done.stdout and "s3cret" not in docker("inspect", PREFIX + "cache")
+    assert find({"registry_proxy.password": cache_vars["registry_proxy"]["password"]}, done.stdout + done.stderr) == []
     assert oct((workdir / "etc" / "config.yml").stat().st_mode & 0o777) == "0o600"
 
     cached = "localhost:%d/%s" % (CACHE_PORT, repo)
@@ -313,7 +319,10 @@ def test_credentials_on_each_side(workdir, dh_vars):
     assert refused.get("failed") and "registry %s refused the login of user 'bob'" % DEST in refused["msg"], refused
     assert client(DEST, username=users["dest"][0], password=users["dest"][1]).digest(repo, "t000") is None
     args["dest_password"] = users["dest"][1]
-    done = run_sync(workdir, args)
+    verbose: list = []
+    done = run_sync(workdir, args, log=verbose)
+    # Neither password in the -vvv output, in any form (literal, base64, URL-encoded).
+    assert find({"src_password": users["src"][1], "dest_password": users["dest"][1]}, verbose[0]) == []
     assert done["changed"] and done["images"][0]["digest"] == digest, done
     assert_same_tag(client(SRC, username=users["src"][0], password=users["src"][1]),
                     client(DEST, username=users["dest"][0], password=users["dest"][1]), repo, "t000")  # fmt: skip

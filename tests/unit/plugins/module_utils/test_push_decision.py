@@ -121,3 +121,14 @@ def test_check_mode_takes_an_unreachable_registry_as_empty_with_one_warning_and_
     result = push_images(engine, ["%s/a:1" % REG, "%s/b:1" % REG], lambda address: registry, check_mode=True)
     assert result["warnings"] == ["check mode: registry %s does not answer, taken as empty" % REG, "plain HTTP"]
     assert result["pushed"] == ["%s/a:1" % REG, "%s/b:1" % REG] and engine.pushed == []
+
+
+def test_check_mode_and_failed_pushes_never_claim_the_old_digest_as_the_result():
+    engine = engine_with(("%s/app:1" % REG, sha("1"), []), ("%s/app:2" % REG, sha("2"), []))
+    registry = Registry({"app:1": sha("o"), "app:2": sha("p")})
+    check = push_images(engine, ["%s/app:1" % REG], lambda address: registry, check_mode=True)
+    assert check["images"][0]["digest"] is None and check["diff"]["after"] == {"%s/app:1" % REG: "(new digest after push)"}
+    engine.push_errors = {"%s/app:2" % REG: "denied"}
+    with pytest.raises(ItemsFailed) as caught:
+        push_images(engine, ["%s/app:2" % REG], lambda address: registry)
+    assert caught.value.results[0]["digest"] is None and caught.value.results[0]["digest_before"] == sha("p")
