@@ -119,6 +119,7 @@ class PullLoop:
     errors: list[str] = field(default_factory=list)
     affected_at: list[float] = field(default_factory=list)
     started: float = 0.0
+    started_wall: float = 0.0  # time.time() at ``started``: pulls[i][0] + started_wall is a pull's wall-clock start
     ended_by: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -127,6 +128,7 @@ class PullLoop:
         bases = {node: "http://%s:%d" % (address(node), self.port) for node in self.nodes}
         down: dict[str, float] = {}
         self.started = time.monotonic()
+        self.started_wall = time.time()
         turn = 0
         while self.total < self.max_pulls and time.monotonic() - self.started < self.max_seconds and not self.stop.is_set():
             for node, since in list(down.items()):
