@@ -239,3 +239,15 @@ def test_a_child_the_destination_already_holds_is_not_written_again(src, dest):
     sync(src, dest, images=[{"src": "src.example:5000/app:2", "dest": "dest.example:5000/app:2"}])
     manifests = [w[2] for w in dest.writes[before:] if w[0] == "manifest"]
     assert shared["digest"] not in manifests and len(manifests) == 2, manifests
+
+
+def test_two_tags_of_one_image_copy_each_blob_once_and_ask_the_destination_once(src, dest):
+    body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": src.add_blob("app", b"config"), "layers": [src.add_blob("app", b"layer")]}
+    src.add_manifest("app", "a", body)
+    src.add_manifest("app", "b", body)
+    asked: list[str] = []
+    original = dest.has_blob
+    dest.has_blob = lambda repo, blob: asked.append(blob) or original(repo, blob)
+    result = sync(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tags=["a", "b"], workers=1)
+    assert [i["blobs"] for i in result["images"]] == [{"copied": 2, "mounted": 0, "present": 0}, {"copied": 0, "mounted": 0, "present": 2}]
+    assert len(asked) == 2 and len(src.reads) == 2  # the second tag's blobs: known copied in this run, no HEAD
