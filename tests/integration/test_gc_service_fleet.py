@@ -11,7 +11,10 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   the registry's read-only answer; a pull loop through the nodes runs throughout and no pull fails: the switches
   are the service's own rolling update (one task at a time, stop-first with host-mode ports), so one node at most
   is down at any moment and the loop (a client that tries the next node, as a health-checking load balancer does)
-  reroutes; reroutes and each node's outage spans are printed;
+  reroutes (only a refused connection is rerouted: a pull a node dropped after it began is a failure); every
+  pull downloads the blobs; each node's two switches (from the engines' records) were overlapped by a pull;
+  reroutes and each node's outage spans are printed; site.yml's -vvv output holds neither join token nor the
+  registry's HTTP secret, in any encoding;
 - afterwards read-write on every node, the service spec (its UpdateConfig too) exactly as registry_service made it (site.yml with
   registry_gc_on_run: changed=0 on every host);
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
