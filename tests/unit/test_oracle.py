@@ -454,6 +454,9 @@ def test_the_command_line(serve, capsys, monkeypatch):
     assert verified["multi:oci"]["manifests"] == 3 and verified["app:oci"]["blobs"] == 3
     assert oracle.main(["reachable", address, "multi:list"]) == 0
     assert json.loads(capsys.readouterr().out)["root"] == fake.tags["multi"]["list"]
+    layer = json.loads(fake.manifests["app"][fake.tags["app"]["oci"]][0])["layers"][0]
+    assert oracle.main(["blobs", address, "app", layer["digest"], sha(b"never")]) == 0
+    assert json.loads(capsys.readouterr().out) == {layer["digest"]: layer["size"], sha(b"never"): None}
     fake.credentials = ("bob", "pw")
     assert oracle.main(["state", address]) == 1
     assert "credentials needed" in capsys.readouterr().err

@@ -3,7 +3,7 @@ collect, exactly one would-be action naming the count, and the registry is never
 
 from __future__ import annotations
 
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import run_gc
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import BLOBS, run_gc
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_gc import DRY, Backend
 
 NOTHING = "0 blobs marked, 0 blobs and 0 manifests eligible for deletion\n"
@@ -24,3 +24,44 @@ def test_check_mode_with_blobs_to_collect_says_so_once_and_switches_nothing():
     ]
     assert result["changed"] is True and result["removed"] == ["sha256:" + "a" * 64] and result["read_only_seconds"] == 0.0
     assert backend.calls == ["dry"] and backend.read_only is False
+
+
+class StorageBackend(Backend):
+    """A backend whose storage is a directory of this host: the collection removes ``doomed`` from it."""
+
+    def __init__(self, outputs, root, doomed=None, **kwargs):
+        super().__init__(outputs, on_gc=lambda: [path.unlink() for path in doomed or []], **kwargs)
+        self.root = root
+
+    def data_path(self):
+        return str(self.root)
+
+
+def blob(root, digest: str, size: int):
+    algorithm, _sep, hexdigest = digest.partition(":")
+    path = root / BLOBS / algorithm / hexdigest[:2] / hexdigest / "data"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x" * size)
+    return path
+
+
+def test_the_figures_are_read_from_the_storage_before_and_after(tmp_path):
+    doomed = blob(tmp_path, "sha256:" + "a" * 64, 700)
+    blob(tmp_path, "sha256:" + "b" * 64, 300)
+    (tmp_path / BLOBS / "sha256" / "bb" / ("b" * 64) / "link").write_bytes(b"12345")  # not a blob, bytes all the same
+    check = run_gc(StorageBackend([(0, DRY)], tmp_path), check_mode=True)
+    assert check["blobs_removed"] == 1 and check["bytes_removed"] == 700
+    assert check["before"] == check["after"] == {"blobs": 2, "bytes": 1005}
+    assert check["actions"] == ["garbage-collect the registry container fake while read-only: 1 blobs (700 bytes) would be removed"]
+    result = run_gc(StorageBackend([(0, DRY), (0, DRY)], tmp_path, doomed=[doomed]))
+    assert result["before"] == {"blobs": 2, "bytes": 1005} and result["after"] == {"blobs": 1, "bytes": 305}
+    assert result["blobs_removed"] == 1 and result["bytes_removed"] == 700 and result["removed"] == ["sha256:" + "a" * 64]
+    assert result["actions"] == ["switch the registry container fake to read-only", "garbage-collect: 1 blobs removed",
+                                 "switch the registry container fake back to read-write"]  # fmt: skip
+    assert result["manifests_removed"] == 0 and 0 <= result["gc_seconds"] <= result["read_only_seconds"] < 5
+    assert round(result["read_only_seconds"], 3) == result["read_only_seconds"]
+
+
+def test_a_storage_elsewhere_reports_the_registry_count_and_no_bytes():
+    result = run_gc(Backend([(0, DRY), (0, DRY)]))
+    assert result["blobs_removed"] == 1 and result["bytes_removed"] is None and result["before"] is None
