@@ -233,7 +233,7 @@ class Registry:
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """``Docker-Content-Digest`` of a HEAD on the manifest (all four Accept types), ``None`` when absent."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
-        status, headers, _ = self._read("HEAD", path, {"Accept": ACCEPT})
+        status, headers, _body = self._read("HEAD", path, {"Accept": ACCEPT})
         if status == 404:
             return None
         if status != 200:
@@ -249,7 +249,7 @@ class Registry:
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The size (Content-Length) of a blob, ``None`` when absent."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        status, headers, _ = self._read("HEAD", path)
+        status, headers, _body = self._read("HEAD", path)
         if status == 404:
             return None
         if status != 200:

@@ -73,7 +73,7 @@ def registries(found_containers: dict[str, dict]) -> dict[str, object]:
                 status = registry.ping()
                 held[address] = registry.snapshot() if status == 200 else "HTTP %d" % status
             except (OracleError, OSError) as exc:
-                held[address] = "unreadable: %s" % str(exc).split(":")[0]
+                held[address] = "unreadable: %s" % str(exc).split(":", maxsplit=1)[0]
     return held
 
 
