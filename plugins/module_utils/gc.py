@@ -22,17 +22,14 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    DATA_TARGET,
-    RegistryContainer,
-    _env_dict,
-    spec_from_container,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
@@ -83,7 +80,7 @@ class ContainerBackend:
         return container
 
     def is_read_only(self) -> bool:
-        env = _env_dict((self._inspect().get("Config") or {}).get("Env"))
+        env = env_dict((self._inspect().get("Config") or {}).get("Env"))
         return READONLY_ENV in env
 
     def set_read_only(self, read_only: bool) -> None:
@@ -94,7 +91,7 @@ class ContainerBackend:
         if image is None or image.get("Id") != container.get("Image"):
             ref = container.get("Image") or ref
             image = self.engine.image(ref) or {}
-        spec = spec_from_container(container, _env_dict((image.get("Config") or {}).get("Env")), ref)
+        spec = spec_from_container(container, env_dict((image.get("Config") or {}).get("Env")), ref)
         spec.wait_timeout = self.wait_timeout
         if read_only:
             spec.env[READONLY_ENV] = READONLY_VALUE
@@ -334,6 +331,33 @@ def _collect(backend: Backend, dry_run: bool, delete_untagged: bool) -> dict[str
         lines = [line for line in output.splitlines() if line.strip()]
         raise GcError("registry garbage-collect failed (exit %d): %s" % (code, one_line(lines[-1] if lines else "no output")[:300]))
     return parse_output(output)
+
+
+def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str | None, wait_timeout: int) -> Backend:
+    """The registry to collect: the Swarm service ``service`` when one is named, else the container ``name``. The
+    values are checked before ``engine_of()`` connects to the engine."""
+    if wait_timeout < 1:
+        raise GcError("wait_timeout %r must be 1 or more" % wait_timeout)
+    if service is not None and not service.strip():
+        raise GcError("service %r is not a service name" % service)
+    engine = engine_of()
+    if service is not None:
+        return ServiceBackend(engine, service, wait_timeout)
+    return ContainerBackend(engine, name, wait_timeout)
+
+
+def collect(
+    engine_of: Callable[[], EngineClient],
+    name: str,
+    service: str | None,
+    wait_timeout: int,
+    check_mode: bool = False,
+    delete_untagged: bool = False,
+) -> dict[str, Any]:
+    """registry_gc's run: :func:`backend_for`, :func:`run_gc`, and the storage's usage before and after as the diff."""
+    result = run_gc(backend_for(engine_of, name, service, wait_timeout), check_mode, delete_untagged)
+    result["diff"] = {"before": result["before"], "after": result["after"]}
+    return result
 
 
 def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = False) -> dict[str, Any]:

@@ -141,10 +141,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import ContainerBackend, GcError, ServiceBackend, run_gc
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import collect
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -162,18 +162,7 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        if p["wait_timeout"] < 1:
-            raise GcError("wait_timeout %r must be 1 or more" % p["wait_timeout"])
-        if p["service"] is not None and not p["service"].strip():
-            raise GcError("service %r is not a service name" % p["service"])
-        engine = EngineClient.from_params(p)
-        if p["service"] is not None:
-            backend: ContainerBackend | ServiceBackend = ServiceBackend(engine, p["service"], p["wait_timeout"])
-        else:
-            backend = ContainerBackend(engine, p["name"], p["wait_timeout"])
-        result = run_gc(backend, module.check_mode, p["delete_untagged"])
-        result["diff"] = {"before": result["before"], "after": result["after"]}
-        return result
+        return collect(lambda: EngineClient.from_params(p), p["name"], p["service"], p["wait_timeout"], module.check_mode, p["delete_untagged"])
 
     run_module(module, action, DOCKER_LIBRARY, REQUESTS_LIBRARY)
 

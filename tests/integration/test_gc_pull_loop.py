@@ -1,4 +1,4 @@
-"""Pulls during a GC: zero failures, through both swaps of the read-only switch (issue 13).
+"""Pulls during a GC: zero failures, through both swaps of the read-only switch.
 
 The GC switches the registry container to read-only and back, each a swap (stop, create, start): distribution
 reads its configuration only at start. While a swap runs, new connections to the port are held (hold.py) and the

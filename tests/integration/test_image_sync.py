@@ -1,4 +1,4 @@
-"""image_sync and the pull-through cache against real registry containers (issue 14).
+"""image_sync and the pull-through cache against real registry containers.
 
 Registries on ports +25..+28 of the run's range (source, destination, upstream, cache). Images are built in the registries through
 the API (tests/support/registry_api.py): no engine, except for the cache test, which pulls with the engine.
@@ -312,7 +312,7 @@ def test_credentials_on_each_side(workdir, dh_vars):
         "images": [{"src": "%s/%s:t000" % (SRC, repo), "dest": "%s/%s:t000" % (DEST, repo)}],
         "src_username": users["src"][0], "src_password": users["src"][1],
         "dest_username": users["dest"][0], "dest_password": "wrong",
-        # Both registries are plain HTTP: a password goes over it only when the scheme says so (issue 10).
+        # Both registries are plain HTTP: a password goes over it only when the scheme says so.
         "src_registry_scheme": "http", "dest_registry_scheme": "http",
     }
     refused = run_sync(workdir, args)

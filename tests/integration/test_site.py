@@ -41,7 +41,7 @@ def test_site_twice(workdir):
     }
     runs = []
     outputs = []
-    # Issue 10 (check_mode_site_converged): after the real runs, --check on the converged host predicts changed=0
+    # Check mode on a converged host (check_mode_site_converged): after the real runs, --check on the converged host predicts changed=0
     # too (the demo image build included: its context did not change).
     for args in ((), (), ("--check",)):
         done = run_playbook(ROOT / "site.yml", extra, args=args)

@@ -63,7 +63,7 @@ def test_publish_host_got_docker_from_the_role():
 
 
 def test_the_distribution_package_must_not_start_a_second_registry():
-    """Issue 10: installing docker-registry on a systemd host would start docker-registry.service on *:5000."""
+    """Installing docker-registry on a systemd host would start docker-registry.service on *:5000: it must not."""
     host = node("reg")
     assert not host.package("docker-registry").is_installed, "the role must unpack the binary, not install the package"
     service = host.service("docker-registry")

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, run_gc
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, parse_output, run_gc
 
 DRY = "1 blobs marked, 1 blobs and 0 manifests eligible for deletion\nblob eligible for deletion: sha256:" + "a" * 64 + "\n"
 
@@ -86,3 +86,14 @@ def test_a_registry_left_read_only_is_repaired_first():
 def test_an_empty_registry_is_nothing_to_collect():
     backend = Backend([(1, "failed to garbage collect: failed to mark: filesystem: Path not found: /docker/registry/v2/repositories")])
     assert not run_gc(backend)["changed"]
+
+
+# -- gc output -------------------------------------------------------------------------------
+def test_parse_gc_output():
+    out = ("app: marking manifest sha256:" + "a" * 64 + "\n"
+           "3 blobs marked, 2 blobs and 1 manifests eligible for deletion\n"
+           "blob eligible for deletion: sha256:" + "b" * 64 + "\n"
+           "blob eligible for deletion: sha256:" + "c" * 64 + "\n")
+    parsed = parse_output(out)
+    assert parsed["marked"] == 3 and parsed["eligible_blobs"] == 2 and parsed["eligible_manifests"] == 1
+    assert parsed["digests"] == ["sha256:" + "b" * 64, "sha256:" + "c" * 64]

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_inventory import NOW, FakeRegistry, client
-
-try:  # plan_prune and run_prune live in prune.py once inventory.py is split
-    from ansible_collections.dockhand.registry.plugins.module_utils.prune import PROBE_DIGEST, plan_prune, run_prune
-except ImportError:  # pragma: no cover
-    from ansible_collections.dockhand.registry.plugins.module_utils.inventory import PROBE_DIGEST, plan_prune, run_prune
-from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_inventory import infos_of, rule
+from ansible_collections.dockhand.registry.plugins.module_utils.prune import PROBE_DIGEST, plan_prune, run_prune
+from ansible_collections.dockhand.registry.tests.support.unit import MemoryRegistry, memory_client
+from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_prune import NOW, infos_of, rule
 
 
-def recording(fake: FakeRegistry) -> list[tuple[str, str]]:
+def recording(fake: MemoryRegistry) -> list[tuple[str, str]]:
     """Every DELETE the registry was sent, as (repository, digest)."""
     sent: list[tuple[str, str]] = []
     answer = fake.request
@@ -35,14 +31,14 @@ def days_ago(days: float) -> str:
 
 
 def test_every_kept_tag_has_its_reason_and_the_result_is_whole():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     pair = fake.image("app", ["1.9", "1.10"], days_ago(40))  # two tags of one old digest: "1.9, 1.10" (natural order)
     single = fake.image("app", ["1.11"], days_ago(30))
     fake.image("app", ["1.12"], days_ago(5))
     fake.image("app", ["1.13"], days_ago(2))
     release = fake.image("app", ["1.0", "stable"], days_ago(90))  # an old digest a kept tag points at
     sent = recording(fake)
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 1, "keep_tags": ["stable"], "older_than_days": 10}], now=NOW)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 1, "keep_tags": ["stable"], "older_than_days": 10}], now=NOW)
     deleted = sorted([{"repository": "app", "digest": pair, "tags": ["1.9", "1.10"]},
                       {"repository": "app", "digest": single, "tags": ["1.11"]}], key=lambda d: d["digest"])  # fmt: skip
     assert result == {
@@ -63,38 +59,38 @@ def test_every_kept_tag_has_its_reason_and_the_result_is_whole():
 
 
 def test_older_than_days_keeps_a_tag_younger_than_the_limit_and_deletes_one_exactly_at_it():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     fake.image("app", ["at-limit"], days_ago(10))
     fake.image("app", ["younger"], days_ago(9.99))
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 0, "older_than_days": 10}], check_mode=True, now=NOW)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 0, "older_than_days": 10}], check_mode=True, now=NOW)
     assert [d["tags"] for d in result["deleted"]] == [["at-limit"]]
     assert result["kept"] == {"app": {"younger": "younger than 10 days"}}
 
 
 def test_without_a_given_time_the_clock_decides():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     fake.image("app", ["ancient"], "2001-01-01T00:00:00Z")
     fake.image("app", ["future"], "2999-01-01T00:00:00Z")
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 0, "older_than_days": 1}], check_mode=True)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 0, "older_than_days": 1}], check_mode=True)
     assert [d["tags"] for d in result["deleted"]] == [["ancient"]] and result["kept"] == {"app": {"future": "younger than 1 days"}}
 
 
 def test_a_candidate_on_a_child_of_a_kept_index_is_kept_and_says_why():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     amd = fake.image("app", ["amd-build"], days_ago(50))
     arm = fake.image("app", [], days_ago(50), seed="arm")
     fake.index("app", ["multi"], [amd, arm])
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 0, "keep_tags": ["multi"]}], check_mode=True, now=NOW)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 0, "keep_tags": ["multi"]}], check_mode=True, now=NOW)
     assert result["deleted"] == [] and result["changed"] is False
     assert result["kept"]["app"]["amd-build"] == "shares digest %s with kept tag multi" % amd
 
 
 def test_check_mode_sends_the_probe_only_and_reports_what_would_go():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     digest = fake.image("app", ["old"], days_ago(50))
     fake.image("app", ["new"], days_ago(1))
     sent = recording(fake)
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 1}], check_mode=True, now=NOW)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 1}], check_mode=True, now=NOW)
     assert sent == [("app", PROBE_DIGEST)]
     assert fake.tags["app"] == {"old": digest, "new": fake.tags["app"]["new"]}
     assert result["changed"] is True and result["deleted"] == [{"repository": "app", "digest": digest, "tags": ["old"]}]
@@ -103,15 +99,15 @@ def test_check_mode_sends_the_probe_only_and_reports_what_would_go():
 
 
 def test_nothing_to_delete_sends_no_request_at_all():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     fake.image("app", ["only"], days_ago(50))
     sent = recording(fake)
-    result = run_prune(client(fake), [{"repository": "app", "keep_last": 1}], now=NOW)
+    result = run_prune(memory_client(fake), [{"repository": "app", "keep_last": 1}], now=NOW)
     assert sent == [] and result["changed"] is False and result["actions"] == [] and result["deleted"] == []
 
 
 def test_the_plan_lists_the_tags_newest_first():
-    fake = FakeRegistry()
+    fake = MemoryRegistry()
     fake.image("app", ["old"], days_ago(30))
     fake.image("app", ["new"], days_ago(1))
     fake.image("app", ["mid"], days_ago(10))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import ItemsFailed, push_images
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryError, RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError, RegistryUnreachable
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_publish import FakeEngine, sha
 
 REG = "localhost:5100"

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import InvalidReference
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
     BlobStream,
@@ -243,13 +244,20 @@ def test_cache_destination_fails_with_one_line(src):
         ({"images": [{"src": "src.example:5000/app:1"}]}, "give src and dest"),
         ({"images": [{"src": "src.example:5000/app@sha256:" + "a" * 64, "dest": "dest.example:5000/app:1"}]}, "not a digest"),
         ({"images": [{"src": "src.example:5000/app:1", "dest": "dest.example:5000/app:1"}], "platforms": ["linux"]}, "invalid platform 'linux'"),
-        ({"images": [], "workers": 0}, "invalid workers 0"),
     ],
 )
 def test_bad_input_fails_before_any_write(src, dest, kwargs, expected):
     src.add_image("app", "1", b"one")
     with pytest.raises(InvalidReference, match=expected.replace("(", r"\(").replace(")", r"\)")):
         run(src, dest, **kwargs)
+    assert dest.writes == []
+
+
+@pytest.mark.parametrize("workers", [0, 65])
+def test_workers_out_of_range_fail_before_any_write(src, dest, workers):
+    src.add_image("app", "1", b"one")
+    with pytest.raises(InvalidOption, match="workers must be between 1 and 64, got %d" % workers):
+        run(src, dest, images=[], workers=workers)
     assert dest.writes == []
 
 

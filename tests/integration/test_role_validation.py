@@ -1,5 +1,5 @@
-"""Issue 10 "Validate everything before anything changes", "Task-level no_log hides the one-line errors":
-the registry role refuses bad input in one line before it writes htpasswd, CA, certificate or certs.d trust.
+"""The registry role validates everything before anything changes, and its no_log tasks still show their one-line
+errors: bad input is refused in one line before it writes htpasswd, CA, certificate or certs.d trust.
 
 Names from DH_PREFIX / DH_DATA_ROOT (tests/integration/README.md); no container is created.
 """
