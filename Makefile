@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: site test setup setup-dev engine unit integration molecule lint bench clean
+.PHONY: site test setup setup-dev engine unit integration molecule lint bench mutants clean
 
 ## site: deploy the registry on localhost:5000 and publish the demo image (sets everything up first)
 site: setup
@@ -43,6 +43,11 @@ lint: setup-dev
 
 bench: setup-dev engine
 	scripts/bench
+
+## mutants: mutation testing of the critical paths with mutmut (not part of `make test`; docs/development.md)
+mutants: setup-dev
+	scripts/bootstrap requirements-dev.txt requirements-mutants.txt
+	scripts/mutants
 
 clean:
 	rm -rf $(VENV) tests/output

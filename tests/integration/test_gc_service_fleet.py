@@ -11,7 +11,10 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   the registry's read-only answer; a pull loop through the nodes runs throughout and no pull fails: the switches
   are the service's own rolling update (one task at a time, stop-first with host-mode ports), so one node at most
   is down at any moment and the loop (a client that tries the next node, as a health-checking load balancer does)
-  reroutes; reroutes and each node's outage spans are printed;
+  reroutes (only a refused connection is rerouted: a pull a node dropped after it began is a failure); every
+  pull downloads the blobs; each node's two switches (from the engines' records) were overlapped by a pull;
+  reroutes and each node's outage spans are printed; site.yml's -vvv output holds neither join token nor the
+  registry's HTTP secret, in any encoding;
 - in the same GC (delete_untagged): a multi-platform image (an OCI index whose platform images have no tag) kept by
   registry_prune while an older one goes: the older index's platform images go, the kept one reads whole, byte for
   byte, through every node (skopeo and sha256 of the raw bytes).
@@ -28,6 +31,7 @@ port 5000 in the nodes' own network namespaces (no port of this machine).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -45,6 +49,7 @@ from ansible_collections.dockhand.registry.tests.support import registry_api as 
 from support import fleet
 from support.isolation import DATA_ROOT, PREFIX
 from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_module, run_playbook
+from support.secrets import find
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots three fleet nodes)")
 
@@ -93,8 +98,13 @@ def cluster():
     hatest.FLEET_DIR = FLEET_DIR
     try:
         fleet.up(FLEET_PREFIX, FLEET_DIR, [("n1", "bookworm", True), ("n2", "bookworm", True), ("n3", "trixie", True)], shared=[str(SHARED)])
-        done = site({})
+        done = site({}, verbose=True)
         assert done.returncode == 0, done.stdout[-3000:]
+        # The swarm's join tokens and the registry's HTTP secret never show in the -vvv output, in any form.
+        secrets = {"worker join token": hatest.on("n1", "docker swarm join-token -q worker").strip(),
+                   "manager join token": hatest.on("n1", "docker swarm join-token -q manager").strip(),
+                   "registry http secret": hatest.on("n1", "cat /etc/gcsvc/http-secret").strip()}  # fmt: skip
+        assert all(secrets.values()) and find(secrets, done.stdout + done.stderr) == []
         yield
     finally:
         hatest.FLEET_DIR = previous
@@ -102,8 +112,9 @@ def cluster():
         subprocess.run(["rm", "-rf", str(SHARED)], check=False)
 
 
-def site(extra: dict, timeout: int = 900) -> subprocess.CompletedProcess:
-    return run_playbook(ROOT / "site.yml", extra, inventory=DATA_ROOT / "svc-hosts.yml", args=("-i", str(FLEET_DIR / "inventory.yml")), timeout=timeout)
+def site(extra: dict, timeout: int = 900, verbose: bool = False) -> subprocess.CompletedProcess:
+    args = ("-i", str(FLEET_DIR / "inventory.yml")) + (("-vvv",) if verbose else ())
+    return run_playbook(ROOT / "site.yml", extra, inventory=DATA_ROOT / "svc-hosts.yml", args=args, timeout=timeout)
 
 
 def gc_playbook() -> Path:
@@ -327,6 +338,19 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert not [e for e in loop.errors if e != "no node answered"], loop.errors[:5]
     assert loop.failed == 0, (loop.figures(), outages(loop.affected_at), per_node)
     assert loop.ended_by == "stop" and loop.total > 0
+    # Each switch of each node (a task container finished, the next one started: the engines' own records) in the
+    # GC's span was overlapped by a pull, and both switches went through every node.
+    switches = []
+    for node in NODES:
+        mine = sorted((r for r in rows if r["node"] == node), key=lambda r: r["started"])
+        switches += [(node, old["finished"], new["started"]) for old, new in itertools.pairwise(mine)
+                     if old["finished"] is not None and started - 1 <= old["finished"] and new["started"] <= ended + 1]  # fmt: skip
+    pulls = [(loop.started_wall + a, loop.started_wall + b) for a, b, _node, outcome in loop.pulls if outcome == "ok"]
+    uncovered = [s for s in switches if not any(a <= s[2] and b >= s[1] for a, b in pulls)]
+    print("FIGURES switches (node, down, up s after the module started): %s"
+          % [(n, round(d - started, 2), round(u - started, 2)) for n, d, u in switches])  # fmt: skip
+    assert sorted(n for n, _d, _u in switches) == sorted(NODES * 2), switches
+    assert uncovered == [], uncovered
 
     # Afterwards: read-write on every node, the service spec as registry_service made it (changed=0 from site.yml).
     statuses = {node: upload_status(node) for node in NODES}
