@@ -14,10 +14,7 @@ site: setup
 
 ## test: lint, unit, integration and molecule tests, on a real engine and registry
 test: setup-dev engine
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory integration
-	$(MAKE) --no-print-directory molecule
+	scripts/test-stages lint unit integration molecule
 
 setup:
 	scripts/bootstrap requirements.txt
@@ -33,7 +30,7 @@ unit: setup-dev
 	python -m pytest -q tests/unit
 
 integration: setup-dev engine
-	DH_FLEET_TESTS=$${DH_FLEET_TESTS:-1} python -m pytest -q tests/integration
+	DH_FLEET_TESTS=$${DH_FLEET_TESTS:-1} python -m pytest -q --durations=15 tests/integration
 
 molecule: setup-dev engine
 	scripts/molecule-all
