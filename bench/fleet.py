@@ -65,7 +65,7 @@ def main() -> int:
                 "registry_image": "dh-fl-b-registry:2",
                 "registry_image_pull": False,
                 "registry_bind_address": "0.0.0.0",
-                # Plain HTTP beyond loopback is spoken only when asked for (issue 10).
+                # Plain HTTP beyond loopback is spoken only when asked for.
                 "publish_registry_scheme": "http",
                 "publish_builds": [{"name": "bench-%s:1.0" % n, "src": str(contexts / n)} for n in ("alpha", "beta")],
                 "publish_images": [{"name": "bench-%s" % n, "tag": "1.0", "repository": "bench/%s" % n} for n in ("alpha", "beta")],

@@ -6,7 +6,7 @@ A fresh registry container (registry:2, data in a fresh directory) gets N distin
 straight through the registry API (one shared layer blob; per image its own configuration blob with its
 own created time, and its own manifest), spread over a few repositories. Then, each R times:
 
-* ``library``  - ``inventory()`` of module_utils/inventory.py in this process (catalog, tags, every manifest
+* ``library``  - ``read_catalog()`` of module_utils/catalog.py in this process (catalog, tags, every manifest
   and every configuration: digests, sizes, created times), as many requests at a time as the modules' default
   ``workers``, on one pooled session;
 * ``module``   - ``ansible -m dockhand.registry.registry_info`` against the registry, the whole command
@@ -46,7 +46,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "collections"))
 
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import REGISTRY_API_ARGSPEC, inventory  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog  # noqa: E402
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient  # noqa: E402
 
 TAGS = int(os.environ.get("BENCH_INFO_TAGS", "1000"))
@@ -182,7 +183,7 @@ def main() -> None:
                 else:
                     client = RegistryClient("127.0.0.1:%d" % PORT, scheme="http", pool_size=1 if method == "serial" else WORKERS)
                     created = method != "nocreated"
-                    held = inventory(client, created=created)
+                    held = read_catalog(client, created=created)
                     listed = sum(len(r["tags"]) for r in held["repositories"])
                     assert all(t["size"] and t["digest"] and bool(t["created"]) == created for r in held["repositories"] for t in r["tags"])
                 times.append(time.monotonic() - started)

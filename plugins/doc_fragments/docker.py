@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Options of every module that talks to the Docker engine: DOCKER_ARGSPEC in module_utils/common.py.
+    # Options of every module that talks to the Docker engine: DOCKER_ARGSPEC in module_utils/args.py.
     # Named and behaving as community.docker's, so that one module_defaults entry serves both collections.
     DOCUMENTATION = r"""
 options:
@@ -69,7 +69,7 @@ requirements:
   - docker (Python SDK) >= 5.0.3 (Debian 12 ships 5.0.3, Debian 13 7.1.0; both tested)
 """
 
-    # Options of the modules that talk to a registry's HTTP API: REGISTRY_ARGSPEC in module_utils/common.py.
+    # Options of the modules that talk to a registry's HTTP API: REGISTRY_ARGSPEC in module_utils/args.py.
     REGISTRY = r"""
 options:
   username:
@@ -107,11 +107,11 @@ requirements:
   - requests
 """
 
-    # Options of the modules that push (image_push, image_publish): PUSH_ARGSPEC in module_utils/common.py.
+    # Options of the modules that push (image_push, image_publish): PUSH_ARGSPEC in module_utils/args.py; the bound is common.MAX_WORKERS.
     PUSH = r"""
 options:
   workers:
-    description: How many pushes run at the same time.
+    description: How many pushes run at the same time, 1 to 64.
     type: int
     default: 4
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # What registry_info and registry_prune add to the registry HTTP options (dockhand.registry.docker.registry):
-    # the registry's address and the request workers (REGISTRY_API_ARGSPEC in module_utils/inventory.py).
+    # the registry's address and the request workers (REGISTRY_API_ARGSPEC in module_utils/args.py).
     DOCUMENTATION = r"""
 options:
   registry:

@@ -1,6 +1,8 @@
 # Copyright (c) dockhand.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every module of the collection shares: the error type and the option specs."""
+"""What every part of the collection shares: the error type, the defaults and bounds of shared options, one-line
+errors, atomic writes and host locks. Free of Ansible: it also runs where Ansible is not installed (the registry
+role's scheduled GC runner); the option specs and the module runner are args.py."""
 
 from __future__ import annotations
 
@@ -11,11 +13,31 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ansible.module_utils.basic import env_fallback
-
 
 class DockhandError(Exception):
     """An error a module reports to the user as one line (``fail_json(msg=str(err))``)."""
+
+
+class InvalidOption(DockhandError):
+    """An option's value is outside the range the option takes."""
+
+
+# How many requests, pushes or copied tags a module runs at once, at most (the option ``workers`` of image_push,
+# image_publish, image_sync, registry_info and registry_prune). More only adds load: the engine serialises layer
+# uploads per registry anyway, and a registry answers no faster to more connections than its cores.
+MAX_WORKERS = 64
+DEFAULT_WORKERS = 4
+
+# The engine a module or the scheduled GC talks to when none is given, and how long one engine call may take.
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_DOCKER_TIMEOUT = 120
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` when it is 1 to MAX_WORKERS, else InvalidOption naming it."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidOption("workers must be between 1 and %d, got %d" % (MAX_WORKERS, workers))
+    return workers
 
 
 def pick(params: dict, *names: str) -> dict:
@@ -101,76 +123,3 @@ def host_lock(kind: str, key: str, timeout: float, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-DEFAULT_DOCKER_TIMEOUT = 120
-
-# Engine connection options, named and behaving as community.docker's (doc_fragments/docker.py, DOCUMENTATION).
-# EngineClient.from_params() reads them. DOCKER_CERT_PATH (the default directory of ca.pem, cert.pem and key.pem)
-# is read there, since it gives no value of its own to any one option.
-DOCKER_ARGSPEC: dict = {
-    "docker_host": {
-        "type": "str",
-        "fallback": (env_fallback, ["DOCKER_HOST"]),
-        "default": DEFAULT_DOCKER_HOST,
-        "aliases": ["docker_url"],
-    },
-    "timeout": {"type": "int", "fallback": (env_fallback, ["DOCKER_TIMEOUT"]), "default": DEFAULT_DOCKER_TIMEOUT},
-    "tls": {"type": "bool", "fallback": (env_fallback, ["DOCKER_TLS"]), "default": False},
-    "validate_certs": {
-        "type": "bool",
-        "fallback": (env_fallback, ["DOCKER_TLS_VERIFY"]),
-        "default": False,
-        "aliases": ["tls_verify"],
-    },
-    "ca_path": {"type": "path", "aliases": ["tls_ca_cert"]},
-    "client_cert": {"type": "path", "aliases": ["tls_client_cert", "cert_path"]},
-    "client_key": {"type": "path", "aliases": ["tls_client_key", "key_path"]},
-}
-
-# Registry HTTP API options (doc_fragments/docker.py, REGISTRY): every one carries the registry_ prefix, so that
-# "TLS" and "timeout" never mean two things in one module; username/password are the registry login.
-DEFAULT_REGISTRY_TIMEOUT = 10.0
-REGISTRY_ARGSPEC: dict = {
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
-    "registry_timeout": {"type": "float", "default": DEFAULT_REGISTRY_TIMEOUT},
-    "registry_validate_certs": {"type": "bool", "default": True},
-    "registry_ca_cert": {"type": "path"},
-}
-
-# One item of the ``images`` list of image_tag and image_publish: a local image and the names to give it.
-TAG_ITEM_OPTIONS: dict = {
-    "source": {"type": "str", "required": True},
-    "targets": {"type": "list", "elements": "str", "required": True},
-}
-
-# Options of the modules that push (image_push, image_publish); documented in doc_fragments/docker.py (PUSH).
-DEFAULT_WORKERS = 4
-# More parallel pushes than this only adds load: the engine serialises layer uploads per registry anyway.
-MAX_WORKERS = 64
-PUSH_ARGSPEC: dict = {
-    "workers": {"type": "int", "default": DEFAULT_WORKERS},
-}
-
-
-def run_module(module, action, *required: tuple[str, bool, str | None]) -> None:
-    """Check the Python libraries ``required`` (name, present, import traceback), run
-    ``action()`` and exit with its result, every collection error as one line."""
-    from ansible.module_utils.basic import missing_required_lib
-
-    for name, present, error in required:
-        if not present:
-            module.fail_json(msg=missing_required_lib(name), exception=error)
-    try:
-        result = action()
-    except DockhandError as exc:
-        extra = {"results": exc.results} if getattr(exc, "results", None) else {}
-        module.fail_json(msg=one_line(exc), **extra)
-    if not module._diff:
-        result.pop("diff", None)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)

@@ -169,3 +169,28 @@ def converge(path: str, users: list[User], mode: int = 0o600, check_mode: bool =
         "checksum": checksum(text) if (not check_mode or not content_changed) else None,
         "diff": {"before": {"users": before_users}, "after": {"users": sorted(u.name for u in users)}},
     }
+
+
+def parse_mode(value: object) -> int:
+    """The file mode ``value`` (an octal string such as ``'0600'``, or an int), refused when it is not one or lets
+    others read the file."""
+    try:
+        mode = int(str(value), 8) if not isinstance(value, int) or isinstance(value, bool) else value
+    except ValueError:
+        raise HtpasswdError("invalid mode %r: an octal number such as 0600" % (value,)) from None
+    if not 0 <= mode <= 0o777:
+        # An unquoted 644 in YAML is the integer 644 (0o1204), not 0o644.
+        raise HtpasswdError("invalid mode %r (%s): outside 0000-0777; quote it, as in '0600'" % (value, oct(mode)))
+    if mode & 0o007:
+        raise HtpasswdError(
+            "invalid mode %r: the htpasswd file holds password hashes and must not be readable by others (%04o)"
+            % (value, mode)
+        )
+    return mode
+
+
+def converge_users(path: str, users: list[dict[str, str]], mode: object = "0600", check_mode: bool = False) -> dict[str, Any]:
+    """registry_htpasswd's run: ``users`` as the module takes them (``name``, ``password``), ``mode`` as given
+    (checked by :func:`parse_mode`), then :func:`converge`."""
+    wanted = [User(u["name"], u["password"]) for u in users]
+    return converge(path, wanted, parse_mode(mode), check_mode)

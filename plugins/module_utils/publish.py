@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, MAX_WORKERS, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, client_factory
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable
 
 # Threads asking the registries for manifest digests (HEAD), at least.
 HEAD_WORKERS = 8
@@ -27,17 +28,9 @@ HEAD_WORKERS = 8
 def push_options(params: dict[str, Any]) -> dict[str, Any]:
     """``registry_factory``, ``auth_config`` and ``workers`` for push_images/publish_images, from a pushing
     module's parameters (PUSH_ARGSPEC and REGISTRY_ARGSPEC)."""
-    if not 1 <= params["workers"] <= MAX_WORKERS:
-        raise DockhandError("workers must be between 1 and %d, got %d" % (MAX_WORKERS, params["workers"]))
     credentials = Credentials(params["username"], params["password"], stored_credentials)
     return {
-        "registry_factory": credentials.client_factory(
-            scheme=None if params["registry_scheme"] == "auto" else params["registry_scheme"],
-            ca_cert=params["registry_ca_cert"],
-            validate_certs=params["registry_validate_certs"],
-            timeout=params["registry_timeout"],
-            pool_size=max(params["workers"], HEAD_WORKERS),
-        ),
+        "registry_factory": client_factory(params, pool_size=max(params["workers"], HEAD_WORKERS), credentials=credentials),
         "auth_config": credentials.auth_config,
         "workers": params["workers"],
     }

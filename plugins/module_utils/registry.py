@@ -1,6 +1,6 @@
 # Copyright (c) dockhand.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One HTTP client for the Docker Registry HTTP API v2 (distribution 2.x and 3.x).
+"""One client for the Docker Registry HTTP API v2 (distribution 2.x and 3.x).
 
 Every question the collection asks a registry goes through :class:`RegistryClient`:
 is it up (``/v2/``), which digest does ``<name>:<tag>`` have (manifest ``HEAD``),
@@ -8,74 +8,50 @@ which tags and repositories does it hold (``tags/list`` and ``_catalog``, paged)
 manifest and an image configuration hold (manifest ``GET``, config blob ``GET``), and the one
 deletion the registry API offers (manifest ``DELETE`` by digest). :meth:`RegistryClient.map`
 runs many of these questions at once over the client's one pooled session.
+
+How a request is sent (scheme, TLS, proxies, auth, errors) is transport.py's Transport, which RegistryClient
+is built on: this file says which requests the API takes and what their answers mean.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import os
 import re
-import threading
-import time
-import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry
+from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption, check_workers, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError, Transport
 
-try:
+if TYPE_CHECKING:
     import requests
-    import urllib3
-    from requests.adapters import HTTPAdapter
-    from requests.utils import requote_uri, select_proxy
 
-    REQUESTS_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-
-# With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
-# schema1 (a different digest), and an OCI manifest may read as missing.
-MANIFEST_MEDIA_TYPES = (
+# The manifests of one image (one platform), and the indexes that list several (a multi-platform image).
+IMAGE_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
 )
-ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
-PAGE_SIZE = 1000
 INDEX_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 )
-_UNBUILT = object()
+# With fewer types in Accept, distribution 2.8 may convert a schema2 manifest to
+# schema1 (a different digest), and an OCI manifest may read as missing.
+MANIFEST_MEDIA_TYPES = (
+    IMAGE_MEDIA_TYPES[0],
+    INDEX_MEDIA_TYPES[0],
+    IMAGE_MEDIA_TYPES[1],
+    INDEX_MEDIA_TYPES[1],
+)
+ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+PAGE_SIZE = 1000
 T = TypeVar("T")
 R = TypeVar("R")
 
 _LINK_NEXT_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
-_CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
-_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
-
-
-# What a module passes to common.run_module to check that requests is there.
-HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
-REQUESTS_LIBRARY = ("requests", HAS_REQUESTS, REQUESTS_IMPORT_ERROR)
-
-
-class RegistryError(DockhandError):
-    """The registry answered something other than what the call needs."""
-
-
-class RegistryUnreachable(RegistryError):
-    """No HTTP answer from the registry (connection refused, TLS failure, time-out)."""
-
-
-class RegistryAuthError(RegistryError):
-    """The registry refused the credentials (or wants some and none were given)."""
 
 
 class RegistryDeleteDisabled(RegistryError):
@@ -135,288 +111,8 @@ def _push(repository: str) -> str:
     return "repository:%s:pull,push" % repository
 
 
-def _reason(exc: Exception) -> str:
-    """The cause of a requests (or urllib3) error in a few words ("Connection refused"), not urllib3's nested reprs."""
-    text = one_line(exc)
-    match = _ERRNO_RE.search(text)
-    if match:
-        return match.group(1).strip()
-    if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
-        return "timed out"
-    return text[:300]
-
-
-class _Answer:
-    """What the fast GET path (urllib3 directly) answers, shaped as much of a requests.Response as the callers use."""
-
-    __slots__ = ("content", "headers", "status_code")
-
-    def __init__(self, status_code: int, headers: Any, content: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.content = content
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-
-# Errors of the fast path: urllib3's own, and what http.client raises beneath it (a bad status line, a URL it refuses).
-_FAST_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError)
-if REQUESTS_IMPORT_ERROR is None:
-    import http.client
-
-    _FAST_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError)
-
-
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class RegistryClient:
-    """Talk to one registry.
-
-    ``scheme`` may be ``https``, ``http`` or ``None`` (auto: https first; plain http only for a loopback
-    address, as the Docker engine reaches only those insecurely without ``insecure-registries``).
-
-    Credentials are never sent over plain HTTP unless ``scheme`` is ``http`` (asked for explicitly); then a
-    warning says so (``warnings``).
-    """
-
-    def __init__(
-        self,
-        registry: str,
-        username: str | None = None,
-        password: str | None = None,
-        ca_cert: str | None = None,
-        validate_certs: bool = True,
-        scheme: str | None = None,
-        timeout: float = 10.0,
-        pool_size: int = 8,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.registry = validate_registry(registry)
-        if ca_cert and validate_certs and not os.path.isfile(ca_cert):
-            # requests would raise a bare OSError (a traceback) at the first request.
-            raise RegistryError("ca_cert %s does not exist or is not a file (the CA to verify registry %s)" % (ca_cert, registry))
-        self.username = username
-        self.password = password
-        self.timeout = timeout
-        self._scheme = scheme
-        self._explicit_http = scheme == "http"
-        self.warnings: list[str] = []
-        self._tokens: dict[str, str] = {}
-        self._basic = False
-        self.pool_size = max(pool_size, 1)
-        # Parallel requests share the scheme probe and the auth challenge: one thread answers, the others wait.
-        self._lock = threading.Lock()
-        own_session = session is None
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1))
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self.session = session
-        # The fast GET path (see _get): urllib3 straight on the connection pool of this client's own session.
-        # Built at the first GET; None when the session was given (tests' stand-ins) or a proxy is configured.
-        self._own_session = own_session
-        self._pool: Any = _UNBUILT
-        self._basic_header = ""
-        # Passed with every request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
-        # from the environment (requests merges those over it), which would ignore ``ca_cert``.
-        self.verify: str | bool = ca_cert if (ca_cert and validate_certs) else bool(validate_certs)
-        self.session.verify = self.verify
-        self.session.headers["User-Agent"] = "dockhand.registry"
-
-    # -- plumbing -------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        if self._scheme is None:
-            with self._lock:
-                if self._scheme is None:
-                    self._scheme = self._probe_scheme()
-        return "%s://%s" % (self._scheme, self.registry)
-
-    def _probe_scheme(self) -> str:
-        errors = []
-        # Plain HTTP only where it cannot cross a network: a TLS or connection error on a remote address must not
-        # downgrade the connection (an attacker in the path could cause it, then read what is sent in clear).
-        schemes = ("https", "http") if is_loopback(self.registry) else ("https",)
-        for scheme in schemes:
-            try:
-                answer = self.session.get(
-                    "%s://%s/v2/" % (scheme, self.registry), timeout=self.timeout, allow_redirects=False, verify=self.verify
-                )
-                if scheme == "http" and answer.status_code == 400 and "HTTPS server" in answer.text:
-                    # A TLS server (Go's answer to plain HTTP): the https error above is the real one.
-                    break
-                return scheme
-            except requests.exceptions.SSLError as exc:
-                errors.append("%s: %s" % (scheme, one_line(exc)[:300]))
-            except requests.exceptions.RequestException as exc:
-                errors.append("%s: %s" % (scheme, _reason(exc)))
-                if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
-                    break
-        hint = "" if len(schemes) > 1 else "; plain HTTP is tried only for loopback addresses: give registry_scheme http to use it"
-        raise RegistryUnreachable(
-            "registry %s is unreachable (%s)%s" % (self.registry, one_line("; ".join(errors)), hint)
-        )
-
-    def _refused(self) -> RegistryAuthError:
-        if not self.username:
-            return RegistryAuthError("registry %s requires authentication: give username and password" % self.registry)
-        return RegistryAuthError("registry %s refused the login of user %r" % (self.registry, self.username))
-
-    def _check_clear_text(self, url: str) -> None:
-        """Refuse to send credentials over plain HTTP unless the user asked for HTTP; warn when asked."""
-        if not url.lower().startswith("http://"):
-            return
-        if not self._explicit_http:
-            raise RegistryAuthError(
-                "registry %s speaks plain HTTP: the password of user %r is not sent in clear text;"
-                " give registry_scheme http to allow it, or serve the registry over TLS" % (self.registry, self.username)
-            )
-        warning = "the password of user %r is sent to registry %s over plain HTTP (registry_scheme http)" % (
-            self.username, self.registry)
-        if warning not in self.warnings:
-            self.warnings.append(warning)
-
-    def _answer_challenge(self, response: requests.Response, scope: str, url: str) -> None:
-        """Learn from a 401 how to authenticate: Basic, or a Bearer token for ``scope``."""
-        if not self.username or not self.password:
-            raise self._refused()
-        challenge = response.headers.get("WWW-Authenticate", "")
-        kind = challenge.split(" ", 1)[0].lower()
-        if kind == "bearer":
-            params = dict(_CHALLENGE_PARAM_RE.findall(challenge))
-            self._check_clear_text(params.get("realm", ""))
-            query: dict[str, Any] = {"service": params.get("service", "")}
-            if scope or params.get("scope"):
-                scopes = (scope or params["scope"]).split(" ")  # a mount asks for two: pull,push here, pull there
-                query["scope"] = scopes if len(scopes) > 1 else scopes[0]
-            try:
-                answer = self.session.get(
-                    params.get("realm", ""),
-                    params=query,
-                    auth=(self.username, self.password),
-                    timeout=self.timeout,
-                    verify=self.verify,
-                )
-            except requests.exceptions.RequestException as exc:
-                raise RegistryUnreachable(
-                    "token service of registry %s is unreachable: %s" % (self.registry, _reason(exc))
-                ) from None
-            if answer.status_code != 200:
-                raise self._refused()
-            body = answer.json()
-            self._tokens[scope] = body.get("token") or body.get("access_token") or ""
-        else:
-            self._check_clear_text(url)
-            if not self._basic_header:
-                # The header requests itself would send for auth=(username, password) (same encoding rules).
-                prepared = requests.Request("GET", url, auth=(self.username, self.password)).prepare()
-                self._basic_header = prepared.headers["Authorization"]
-            self._basic = True
-
-    def _send(self, method: str, url: str, scope: str, headers: dict[str, str], kwargs: dict) -> requests.Response:
-        headers = dict(headers)
-        if scope in self._tokens:
-            headers["Authorization"] = "Bearer " + self._tokens[scope]
-        auth = (self.username, self.password) if self._basic else None
-        kwargs.setdefault("verify", self.verify)
-        return self.session.request(method, url, headers=headers, auth=auth, **kwargs)
-
-    def request(self, method: str, path: str, scope: str = "", **kwargs) -> requests.Response:
-        """Send one request to the registry, answering an auth challenge once if there is one."""
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        kwargs.setdefault("timeout", self.timeout)
-        headers = kwargs.pop("headers", None) or {}
-        try:
-            response = self._send(method, url, scope, headers, kwargs)
-            if response.status_code == 401:
-                with self._lock:
-                    self._answer_challenge(response, scope, url)
-                response = self._send(method, url, scope, headers, kwargs)
-                if response.status_code == 401:
-                    raise self._refused()
-        except requests.exceptions.RequestException as exc:
-            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, _reason(exc))) from None
-        return response
-
-    # -- the fast GET path: manifests and configuration blobs, thousands at once -----------------------
-    def _fast_pool(self) -> Any:
-        """The urllib3 connection pool of this client's session for the registry, or None to use requests.
-
-        requests costs about twice the client CPU of urllib3 per request (environment proxies, netrc and hooks
-        looked up again for every request). The pool is the one the session's adapter itself uses, with the
-        TLS settings requests would give it: ``verify`` merged with the environment as requests merges it
-        (REQUESTS_CA_BUNDLE), ``ca_cert`` as the CA bundle, no verification with validate_certs off. When a
-        proxy applies to the registry (HTTP(S)_PROXY without NO_PROXY), every request goes through requests."""
-        if self._pool is _UNBUILT:
-            base = self.base_url
-            with self._lock:
-                if self._pool is _UNBUILT:
-                    self._pool = self._build_pool(base)
-        return self._pool
-
-    def _build_pool(self, base: str) -> Any:
-        adapter = self.session.get_adapter(base) if self._own_session else None
-        if adapter is None or not hasattr(adapter, "get_connection_with_tls_context"):
-            return None  # a session given from outside, or requests older than 2.32: requests does it all
-        settings = self.session.merge_environment_settings(base + "/", {}, None, self.verify, None)
-        if select_proxy(base + "/", settings["proxies"]):
-            return None
-        prepared = requests.Request("GET", base + "/v2/").prepare()
-        pool = adapter.get_connection_with_tls_context(prepared, settings["verify"], proxies=None, cert=settings["cert"])
-        self._fast_timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
-        return pool
-
-    def _fast_send(self, pool: Any, path: str, scope: str, accept: str | None) -> Any:
-        headers = {"User-Agent": "dockhand.registry", "Accept-Encoding": "gzip, deflate"}
-        if accept:
-            headers["Accept"] = accept
-        token = self._tokens.get(scope)
-        if token is not None:
-            headers["Authorization"] = "Bearer " + token
-        elif self._basic:
-            headers["Authorization"] = self._basic_header
-        # RequestMethods.request: a GET with no fields goes straight to the pool's own request call.
-        return pool.request(
-            "GET", path, headers=headers, retries=False, redirect=False, timeout=self._fast_timeout,
-            preload_content=True, assert_same_host=False,
-        )
-
-    def _get(self, path: str, scope: str, accept: str | None = None) -> Any:
-        """``GET path`` with the body read: the hot path of registry_info (one request per manifest and per
-        configuration). Answers an auth challenge once as :meth:`request` does; a redirect (a blob held in
-        object storage) is followed by requests."""
-        pool = self._fast_pool()
-        if pool is None:
-            return self.request("GET", path, scope=scope, headers={"Accept": accept} if accept else None)
-        path = requote_uri(path)
-        try:
-            answer = self._fast_send(pool, path, scope, accept)
-            if answer.status == 401:
-                with self._lock:
-                    self._answer_challenge(answer, scope, self.base_url + path)
-                answer = self._fast_send(pool, path, scope, accept)
-                if answer.status == 401:
-                    raise self._refused()
-        except _FAST_ERRORS as exc:
-            raise RegistryUnreachable("registry %s is unreachable: %s" % (self.registry, _reason(exc))) from None
-        if 300 <= answer.status < 400:
-            return self.request("GET", path, scope=scope, headers={"Accept": accept} if accept else None)
-        return _Answer(answer.status, answer.headers, answer.data)
+class RegistryClient(Transport):
+    """The registry API of one registry, on a :class:`Transport` (which takes the connection options)."""
 
     def _paged(self, path: str, key: str, scope: str) -> list[str]:
         items: list[str] = []
@@ -496,7 +192,7 @@ class RegistryClient:
     def blob_json(self, repository: str, digest: str) -> dict[str, Any]:
         """``GET`` a small JSON blob (an image configuration) of ``repository`` by digest."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        response = self._get(path, _pull(repository))
+        response = self.get(path, _pull(repository))
         self._check(response, "GET " + path)
         try:
             return response.json()
@@ -542,7 +238,7 @@ class RegistryClient:
     def _read_manifest(self, repository: str, reference: str) -> tuple[Manifest, Any]:
         """get_manifest, and the manifest parsed (once) as JSON."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
-        response = self._get(path, _pull(repository), ACCEPT_MANIFESTS)
+        response = self.get(path, _pull(repository), ACCEPT_MANIFESTS)
         if response.status_code == 404:
             raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repository, reference))
         self._check(response, "GET " + path)
@@ -632,30 +328,6 @@ class RegistryClient:
         self._check(response, what)
 
 
-def wait_ready(address: str, scheme: str, timeout: float, still_running: Callable[[], bool] | None = None) -> float:
-    """Wait until ``GET /v2/`` answers 200 or 401 (auth on) at ``address``; return the seconds waited.
-
-    Raises RegistryUnreachable after ``timeout`` seconds, or as soon as
-    ``still_running`` says the process behind the address has gone.
-    """
-    started = time.monotonic()
-    session = requests.Session()
-    last = "no answer"
-    while True:
-        try:
-            answer = session.get("%s://%s/v2/" % (scheme, address), timeout=2, verify=False)
-            if answer.status_code in (200, 401):
-                return time.monotonic() - started
-            last = "HTTP %d" % answer.status_code
-        except requests.exceptions.RequestException as exc:
-            last = _reason(exc)
-        if still_running is not None and not still_running():
-            raise RegistryUnreachable("registry at %s stopped before it answered /v2/ (%s)" % (address, last))
-        if time.monotonic() - started > timeout:
-            raise RegistryUnreachable("registry at %s did not answer /v2/ within %ss (%s)" % (address, timeout, last))
-        time.sleep(0.2)
-
-
 class Credentials:
     """Registry credentials: the ones given, else the ones the engine client has stored."""
 
@@ -688,3 +360,32 @@ class Credentials:
             return RegistryClient(registry, username, password, **options)
 
         return make
+
+
+# -- clients from module parameters ------------------------------------------------------
+def client_factory(
+    params: dict[str, Any], side: str = "", pool_size: int | None = None, credentials: Credentials | None = None
+) -> Callable[[str], RegistryClient]:
+    """RegistryClients (one per registry address) as a module's options describe them: ``workers`` (checked
+    first: 1 to MAX_WORKERS; the pool size unless ``pool_size`` is given), ``registry_timeout``, and the
+    REGISTRY_ARGSPEC options, named ``<side>username``, ``<side>registry_scheme``... (image_sync's ``src_`` and
+    ``dest_``). ``credentials``: the login to use (default: ``<side>username`` and ``<side>password``)."""
+    workers = check_workers(params["workers"])
+    if credentials is None:
+        credentials = Credentials(params[side + "username"], params[side + "password"])
+    scheme = params[side + "registry_scheme"]
+    return credentials.client_factory(
+        scheme=None if scheme == "auto" else scheme,
+        ca_cert=params[side + "registry_ca_cert"],
+        validate_certs=params[side + "registry_validate_certs"],
+        timeout=params["registry_timeout"],
+        pool_size=pool_size or workers,
+    )
+
+
+def client_from_params(params: dict[str, Any]) -> RegistryClient:
+    """The RegistryClient of the ``registry`` a module names (registry_info, registry_prune; REGISTRY_API_ARGSPEC)."""
+    make = client_factory(params)
+    if params["registry_timeout"] <= 0:
+        raise InvalidOption("registry_timeout %r must be more than 0" % params["registry_timeout"])
+    return make(params["registry"])

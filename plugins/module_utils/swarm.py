@@ -3,7 +3,7 @@
 """Docker Swarm: a host's membership (swarm_node) and the registry as a Swarm service (registry_service).
 
 The engine does the work (scheduling, rolling updates, secrets); this file decides what to ask for and says
-what changed. All engine calls go through :class:`EngineClient`, all registry HTTP through registry.py.
+what changed. All engine calls go through :class:`EngineClient`, all registry HTTP through transport.py.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ import json
 import os
 import secrets as token_source
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable, wait_ready
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 LABEL_SERVICE = "io.dockhand.registry.service"
 LABEL_KIND = "io.dockhand.registry.kind"
 LABEL_IMAGE = "io.dockhand.registry.image-id"
 SECRET_DIR = "/run/secrets/"
 CONFIG_FILE = "dockhand-registry.yml"
-DATA_DIR = "/var/lib/registry"
 NANO = 1_000_000_000
 
 
@@ -39,6 +40,14 @@ def _host(address: str) -> str:
     if address.startswith("["):
         return address[1 : address.index("]")]
     return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def check_membership(role: str, join_addr: list[str], join_token: str | None) -> None:
+    """Raise SwarmError when ``role``, ``join_addr`` and ``join_token`` cannot describe a swarm membership."""
+    if join_addr and not join_token:
+        raise SwarmError("join_addr %s needs join_token" % ", ".join(join_addr))
+    if not join_addr and role != "manager":
+        raise SwarmError("role=%s needs join_addr: only a manager starts a new swarm" % role)
 
 
 class SwarmNode:
@@ -64,11 +73,17 @@ class SwarmNode:
         self.swarm_id = swarm_id
         self.check_mode = check_mode
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any], engine_of: Callable[[], EngineClient], check_mode: bool = False) -> SwarmNode:
+        """The node swarm_node's options describe; every value is checked before ``engine_of()`` connects."""
+        check_membership(params["role"], params["join_addr"], params["join_token"])
+        return cls(
+            engine_of(), params["role"], params["join_addr"], params["join_token"], params["advertise_addr"],
+            params["listen_addr"], params["swarm_id"], check_mode,
+        )
+
     def validate(self) -> None:
-        if self.join_addr and not self.join_token:
-            raise SwarmError("join_addr %s needs join_token" % ", ".join(self.join_addr))
-        if not self.join_addr and self.role != "manager":
-            raise SwarmError("role=%s needs join_addr: only a manager starts a new swarm" % self.role)
+        check_membership(self.role, self.join_addr, self.join_token)
 
     def _membership(self, state: dict[str, Any]) -> tuple[str, str | None]:
         """(role, swarm ID or None) of a host already in a swarm; a worker cannot see the swarm's ID."""
@@ -224,7 +239,7 @@ def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
     }
     if spec.tls_cert:
         http["tls"] = {"certificate": SECRET_DIR + "server.crt", "key": SECRET_DIR + "server.key"}
-    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_DIR}}
+    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_TARGET}}
     # No in-memory blob descriptor cache: with replicas on shared storage it would go stale after a delete elsewhere.
     if spec.read_only:
         storage["maintenance"] = {"readonly": {"enabled": True}}
@@ -352,9 +367,9 @@ class RegistryService:
     def wanted(self) -> dict[str, Any]:
         spec = self.spec
         if spec.data_path:
-            mount: dict[str, Any] = {"Type": "bind", "Source": spec.data_path, "Target": DATA_DIR}
+            mount: dict[str, Any] = {"Type": "bind", "Source": spec.data_path, "Target": DATA_TARGET}
         else:
-            mount = {"Type": "volume", "Source": spec.volume, "Target": DATA_DIR}
+            mount = {"Type": "volume", "Source": spec.volume, "Target": DATA_TARGET}
             if spec.volume_driver:
                 mount["VolumeOptions"] = {"DriverConfig": {"Name": spec.volume_driver, "Options": dict(spec.volume_options)}}
         image = self.engine.image(spec.image)

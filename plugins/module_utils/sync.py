@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, DockhandError, check_workers, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import (
     InvalidReference,
     parse,
@@ -32,21 +32,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.reference import
     validate_tag,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    IMAGE_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
     Manifest,
     ManifestMissing,
     RegistryClient,
-    RegistryError,
 )
-
-INDEX_TYPES = (
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-)
-IMAGE_TYPES = (
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-)
-MAX_WORKERS = 32
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
 class SyncError(DockhandError):
@@ -217,7 +209,7 @@ class Syncer:
 
     def _copy_image(self, item: Item, manifest: Manifest, stats: dict) -> None:
         body = json.loads(manifest.data)
-        if manifest.media_type not in IMAGE_TYPES:
+        if manifest.media_type not in IMAGE_MEDIA_TYPES:
             raise RegistryError("%s: manifest type %r is not supported (schema 2 and OCI only)" % (item.source, manifest.media_type))
         descriptors = [body["config"], *(body.get("layers") or [])]
         for descriptor in descriptors:
@@ -241,7 +233,7 @@ class Syncer:
         """The source manifest, the manifest to write (another one when platforms were chosen), its children."""
         src = self.client("src", item.src_registry)
         manifest = src.get_manifest(item.src_repository, item.src_tag)
-        if manifest.media_type not in INDEX_TYPES:
+        if manifest.media_type not in INDEX_MEDIA_TYPES:
             return manifest, manifest, []
         index = json.loads(manifest.data)
         children = self._children(item, index)
@@ -356,8 +348,7 @@ def sync_images(
 ) -> dict:
     """The whole module run: validate, list, compare, copy; the module's result."""
     pattern = compile_pattern(tag_pattern) if tag_pattern is not None else None
-    if workers < 1 or workers > MAX_WORKERS:
-        raise InvalidReference("invalid workers %r: give 1 to %d" % (workers, MAX_WORKERS))
+    check_workers(workers)
     if src_repository is not None:
         validate_repository(parse(str(src_repository)).repository)
         validate_registry(_full(str(dest_repository), "dest_repository")[0])

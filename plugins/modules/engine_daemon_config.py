@@ -99,7 +99,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.daemon_config import converge
 
 

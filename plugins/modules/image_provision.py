@@ -93,7 +93,8 @@ attempts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, pick, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import pick
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.provision import provision_image
 

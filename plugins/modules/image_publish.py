@@ -84,7 +84,7 @@ pushed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+from ansible_collections.dockhand.registry.plugins.module_utils.args import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
     REGISTRY_ARGSPEC,
@@ -93,7 +93,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import TagItem, publish_images, push_options
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

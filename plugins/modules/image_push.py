@@ -103,7 +103,7 @@ pushed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+from ansible_collections.dockhand.registry.plugins.module_utils.args import (
     DOCKER_ARGSPEC,
     PUSH_ARGSPEC,
     REGISTRY_ARGSPEC,
@@ -111,7 +111,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_images, push_options
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

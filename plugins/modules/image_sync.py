@@ -61,7 +61,7 @@ options:
     type: list
     elements: str
   workers:
-    description: How many tags are copied at the same time (1 to 32).
+    description: How many tags are copied at the same time (1 to 64).
     type: int
     default: 4
   registry_timeout:
@@ -181,41 +181,17 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import pick, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.args import SYNC_SIDES_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import pick
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_factory
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
-
-SIDE_ARGSPEC: dict = {
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "registry_scheme": {"type": "str", "choices": ["auto", "https", "http"], "default": "auto"},
-    "registry_validate_certs": {"type": "bool", "default": True},
-    "registry_ca_cert": {"type": "path"},
-}
-
-
-def side_factory(params: dict, side: str, workers: int):
-    def make(registry: str) -> RegistryClient:
-        scheme = params[side + "_registry_scheme"]
-        return RegistryClient(
-            registry,
-            params[side + "_username"],
-            params[side + "_password"],
-            ca_cert=params[side + "_registry_ca_cert"],
-            validate_certs=params[side + "_registry_validate_certs"],
-            scheme=None if scheme == "auto" else scheme,
-            timeout=params["registry_timeout"],
-            pool_size=workers,
-        )
-
-    return make
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:
-    sides = {"%s_%s" % (side, name): dict(spec) for side in ("src", "dest") for name, spec in SIDE_ARGSPEC.items()}
     module = AnsibleModule(
         argument_spec=dict(
-            sides,
+            SYNC_SIDES_ARGSPEC,
             images=dict(type="list", elements="dict"),
             src_repository=dict(type="str"),
             dest_repository=dict(type="str"),
@@ -237,8 +213,8 @@ def main() -> None:
 
     def action() -> dict:
         return sync_images(
-            side_factory(p, "src", p["workers"]),
-            side_factory(p, "dest", p["workers"]),
+            client_factory(p, "src_"),
+            client_factory(p, "dest_"),
             check_mode=module.check_mode,
             **pick(p, "images", "src_repository", "dest_repository", "tags", "tag_pattern", "platforms", "workers"),
         )

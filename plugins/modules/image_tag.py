@@ -90,7 +90,7 @@ tagged:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, TAG_ITEM_OPTIONS, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, TAG_ITEM_OPTIONS, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import TagItem, tag_images
 

@@ -254,15 +254,12 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, pick, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    RESTART_POLICIES,
-    RegistryContainer,
-    RegistrySpec,
-    exposure_warnings,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings, pick
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import RESTART_POLICIES, RegistrySpec, exposure_warnings
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

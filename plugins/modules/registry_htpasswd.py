@@ -98,28 +98,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import (
-    BCRYPT_LIBRARY,
-    User,
-    converge,
-)
-
-
-def _mode(value: object) -> int:
-    try:
-        mode = int(str(value), 8) if not isinstance(value, int) or isinstance(value, bool) else value
-    except ValueError:
-        raise DockhandError("invalid mode %r: an octal number such as 0600" % (value,)) from None
-    if not 0 <= mode <= 0o777:
-        # An unquoted 644 in YAML is the integer 644 (0o1204), not 0o644.
-        raise DockhandError("invalid mode %r (%s): outside 0000-0777; quote it, as in '0600'" % (value, oct(mode)))
-    if mode & 0o007:
-        raise DockhandError(
-            "invalid mode %r: the htpasswd file holds password hashes and must not be readable by others (%04o)"
-            % (value, mode)
-        )
-    return mode
+from ansible_collections.dockhand.registry.plugins.module_utils.args import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import BCRYPT_LIBRARY, converge_users
 
 
 def main() -> None:
@@ -142,8 +122,7 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        users = [User(u["name"], u["password"]) for u in p["users"]]
-        return converge(p["path"], users, _mode(p["mode"]), module.check_mode)
+        return converge_users(p["path"], p["users"], p["mode"], module.check_mode)
 
     run_module(module, action, BCRYPT_LIBRARY)
 

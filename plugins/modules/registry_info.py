@@ -102,14 +102,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
-    REGISTRY_API_ARGSPEC,
-    client_from_params,
-    compile_patterns,
-    inventory,
-)
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import catalog_info
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:
@@ -126,22 +121,7 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        compile_patterns(p["repositories"], "repository pattern")
-        compile_patterns(p["tags"], "tag pattern")
-        client = client_from_params(p)
-        held = inventory(client, p["repositories"], p["tags"], p["details"], p["created"])
-        repositories = held["repositories"]
-        return {
-            "changed": False,
-            "actions": [],
-            "registry": client.registry,
-            "repositories": repositories,
-            "counts": {
-                "repositories": len(repositories),
-                "tags": sum(len(r["tags"]) for r in repositories),
-                "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
-            },
-        }
+        return catalog_info(p)
 
     run_module(module, action, REQUESTS_LIBRARY)
 

@@ -94,14 +94,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import (
-    REGISTRY_API_ARGSPEC,
-    client_from_params,
-    compile_rules,
-    run_prune,
-)
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
+from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.prune import compile_rules, run_prune
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_from_params
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

@@ -189,10 +189,11 @@ update_order:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, env_strings, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import REQUESTS_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ join_tokens:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import SwarmNode
 
@@ -123,9 +123,7 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        args = (p["role"], p["join_addr"], p["join_token"], p["advertise_addr"], p["listen_addr"], p["swarm_id"], module.check_mode)
-        SwarmNode(None, *args).validate()  # type: ignore[arg-type]  # every bad value, before the engine is asked
-        return SwarmNode(EngineClient.from_params(p), *args).converge()
+        return SwarmNode.from_params(p, lambda: EngineClient.from_params(p), module.check_mode).converge()
 
     run_module(module, action, DOCKER_LIBRARY)
 

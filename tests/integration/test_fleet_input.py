@@ -1,5 +1,5 @@
 """site.yml with a fleet inventory: bad input fails first, with one line naming the host and the value, and nothing
-is created (issue 11: an address that does not resolve, an empty registry group, a missing registry_address).
+is created (an address that does not resolve, an empty registry group, a missing registry_address).
 
 Two inventory hosts that are both this machine (local connection); the run must stop in the first play.
 """

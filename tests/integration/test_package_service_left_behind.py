@@ -1,4 +1,4 @@
-"""Issue 10, "the distribution package must not start a second registry": a Debian 12 server (systemd as PID 1, over
+"""The distribution package must not start a second registry: a Debian 12 server (systemd as PID 1, over
 SSH: tests/support/fleet.py) where docker-registry was installed earlier (by hand or by an older version of the
 role), so docker-registry.service runs on *:5000 with no authentication. The registry role stops, disables and
 masks it, and its own container then takes the port; a second run changes nothing.

@@ -17,11 +17,12 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +3 | test_gc_pull_loop |
 | +10..+19 | test_bad_input (+19: a port nothing listens on) |
 | +20 | test_resilience |
-| +21 | test_issue10_crash_concurrency |
+| +21 | test_container_crash_and_lock |
 | +25..+28 | test_image_sync (source, destination, upstream, cache) |
 | +30 | test_installed_collection |
+| +34 | test_gc_index |
 | +40 | test_engine_tls (the private engine's TLS port) |
-| +42, +43 | test_issue15_remote_engine (SSH-forwarded engine, registry) |
+| +42, +43 | test_remote_engine_readiness (SSH-forwarded engine, registry) |
 
 The Molecule scenarios run one at a time (scripts/molecule-all) and their inventories hold literal values (their
 tests read them), so they cannot take a prefix from the environment. Their names and ports come from this file

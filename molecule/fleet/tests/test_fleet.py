@@ -63,14 +63,16 @@ def test_publish_host_got_docker_from_the_role():
 
 
 def test_the_distribution_package_must_not_start_a_second_registry():
-    """Issue 10: installing docker-registry on a systemd host would start docker-registry.service on *:5000."""
+    """Installing docker-registry on a systemd host would start docker-registry.service on *:5000: it must not."""
     host = node("reg")
     assert not host.package("docker-registry").is_installed, "the role must unpack the binary, not install the package"
     service = host.service("docker-registry")
     assert not service.is_running
     assert not service.is_enabled
-    # The registry was built from the package's binary all the same.
-    assert host.file("/var/lib/dockhand/registry-image/package/root/usr/bin/docker-registry").exists
+    # The registry was built from the package's binary all the same: it is there, executable, and is distribution's.
+    binary = host.file("/var/lib/dockhand/registry-image/package/root/usr/bin/docker-registry")
+    assert binary.exists and binary.mode & 0o111, "the unpacked docker-registry binary is missing or not executable"
+    assert "distribution" in host.check_output("%s --version" % binary.path)
     # Only the registry container (through docker-proxy) listens on 5000.
     listeners = host.check_output("ss -Hltnp 'sport = :5000'")
     assert listeners, "nothing listens on 5000"

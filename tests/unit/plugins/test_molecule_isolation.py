@@ -1,5 +1,5 @@
-"""Every Molecule scenario takes its names and host ports from tests/support/isolation.py's MOLECULE table (issue 15:
-one isolation scheme for every test layer), and no two test layers or scenarios share a port."""
+"""Every Molecule scenario takes its names and host ports from tests/support/isolation.py's MOLECULE table (one
+isolation scheme for every test layer), and no two test layers or scenarios share a port."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import container as container_mod
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import (
     DATA_TARGET,
     InvalidSpec,
-    RegistryContainer,
     RegistrySpec,
     current_view,
     desired_view,
@@ -193,7 +193,7 @@ def test_create_then_unchanged(tmp_path, no_http):
     assert first["container"]["status"] == "running"
     again = converge(engine, spec(tmp_path))
     assert again["changed"] is False and again["actions"] == []
-    # The fake engine is remote: readiness is asked of the engine, not probed on this host's 127.0.0.1 (issue 15).
+    # The fake engine is remote: readiness is asked of the engine, not probed on this host's 127.0.0.1.
     assert no_http == ["engine:5100", "engine:5100"]
 
 

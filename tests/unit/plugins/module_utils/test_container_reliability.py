@@ -7,11 +7,8 @@ import socket
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    InvalidSpec,
-    RegistrySpec,
-    port_problem,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import port_problem
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import InvalidReference, parse
 
 

@@ -7,12 +7,8 @@ import datetime
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import container as container_mod
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    DRAIN_ENV,
-    RegistryContainer,
-    RegistrySpec,
-    drain_seconds,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DRAIN_ENV, InvalidSpec, RegistrySpec, drain_seconds
 from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import FakeEngine
 
@@ -176,9 +172,9 @@ def test_drain_timeout_sets_the_env_unless_given_and_is_validated(tmp_path):
     assert spec.all_env[DRAIN_ENV] == "1m"
     assert DRAIN_ENV not in RegistrySpec(name="r", image="registry:2", data_path=str(tmp_path)).all_env
     for bad, message in ((-1, "drain_timeout -1 must be 0-600 seconds"), (601, "drain_timeout 601 must be 0-600")):
-        with pytest.raises(container_mod.InvalidSpec, match=message):
+        with pytest.raises(InvalidSpec, match=message):
             RegistrySpec(name="r", image="registry:2", data_path=str(tmp_path), drain_timeout=bad).validate()
-    with pytest.raises(container_mod.InvalidSpec, match="REGISTRY_HTTP_DRAINTIMEOUT 'soon' is not a duration"):
+    with pytest.raises(InvalidSpec, match="REGISTRY_HTTP_DRAINTIMEOUT 'soon' is not a duration"):
         RegistrySpec(name="r", image="registry:2", data_path=str(tmp_path), env={DRAIN_ENV: "soon"}).validate()
 
 

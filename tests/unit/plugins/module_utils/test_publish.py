@@ -14,7 +14,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.publish import (
     repo_digest,
     tag_images,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryAuthError
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryAuthError
 
 REG = "localhost:5100"
 

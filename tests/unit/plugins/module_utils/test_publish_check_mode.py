@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import ItemsFailed, push_images
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable
 
 ALPHA = {"Id": "sha256:" + "a" * 64, "RepoDigests": ["localhost:5000/alpha@sha256:" + "d" * 64]}
 BETA = {"Id": "sha256:" + "b" * 64, "RepoDigests": []}

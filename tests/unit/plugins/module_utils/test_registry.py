@@ -7,12 +7,14 @@ import socket
 import pytest
 import requests
 
-from ansible_collections.dockhand.registry.plugins.module_utils import registry as registry_mod
+from ansible_collections.dockhand.registry.plugins.module_utils import transport
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
     MANIFEST_MEDIA_TYPES,
     Credentials,
-    RegistryAuthError,
     RegistryClient,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
+    RegistryAuthError,
     RegistryError,
     RegistryUnreachable,
     is_loopback,
@@ -296,15 +298,15 @@ def test_client_factory_passes_options():
 # -- wait_ready ------------------------------------------------------------------------
 def test_wait_ready_stops_when_process_gone():
     with pytest.raises(RegistryUnreachable, match="stopped before it answered"):
-        registry_mod.wait_ready("127.0.0.1:%d" % _free_port(), "http", 30, still_running=lambda: False)
+        transport.wait_ready("127.0.0.1:%d" % _free_port(), "http", 30, still_running=lambda: False)
 
 
 def test_wait_ready_times_out():
     with pytest.raises(RegistryUnreachable, match=r"did not answer /v2/ within 0.3s"):
-        registry_mod.wait_ready("127.0.0.1:%d" % _free_port(), "http", 0.3)
+        transport.wait_ready("127.0.0.1:%d" % _free_port(), "http", 0.3)
 
 
-# -- issue 10: no credentials over plain HTTP ------------------------------------------
+# -- no credentials over plain HTTP ---------------------------------------------------
 def test_scheme_auto_no_http_fallback_for_remote_address():
     def handler(method, url, **kwargs):
         if url.startswith("https://"):

@@ -10,9 +10,9 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     Manifest,
     ManifestMissing,
     RegistryClient,
-    RegistryError,
     RegistryReadOnly,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 from ansible_collections.dockhand.registry.tests.support.unit import FakeResponse, FakeSession, registry_client
 
 

@@ -15,14 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import urllib3
 
-from ansible_collections.dockhand.registry.plugins.module_utils.inventory import inventory
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import read_catalog
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.tls import generate
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
     RegistryAuthError,
-    RegistryClient,
     RegistryError,
     RegistryUnreachable,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.tls import generate
 
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = json.dumps({"created": "2026-11-30T01:02:03Z", "os": "linux"}).encode()
@@ -146,9 +146,9 @@ def test_fast_path_reads_manifest_and_config(serve):
     assert [pools[key] for key in pools.keys()] == [client._fast_pool()]
 
 
-def test_inventory_over_the_fast_path_shares_one_configuration_read(serve):
+def test_catalog_over_the_fast_path_shares_one_configuration_read(serve):
     server = serve()
-    held = inventory(RegistryClient(server.address, scheme="http", pool_size=4))
+    held = read_catalog(RegistryClient(server.address, scheme="http", pool_size=4))
     tags = held["repositories"][0]["tags"]
     assert [(t["tag"], t["digest"], t["created"], t["size"]) for t in tags] == [
         ("a", MANIFEST_DIGEST, "2026-11-30T01:02:03Z", len(CONFIG) + 1000),
@@ -157,9 +157,9 @@ def test_inventory_over_the_fast_path_shares_one_configuration_read(serve):
     assert [path for _m, path, _a in server.seen].count("/v2/app/blobs/" + CONFIG_DIGEST) == 1
 
 
-def test_inventory_without_created_reads_no_configuration(serve):
+def test_catalog_without_created_reads_no_configuration(serve):
     server = serve()
-    held = inventory(RegistryClient(server.address, scheme="http", pool_size=4), created=False)
+    held = read_catalog(RegistryClient(server.address, scheme="http", pool_size=4), created=False)
     assert [(t["tag"], t["created"], t["size"]) for t in held["repositories"][0]["tags"]] == [
         ("a", None, len(CONFIG) + 1000), ("b", None, len(CONFIG) + 1000)]
     assert not [path for _m, path, _a in server.seen if "/blobs/" in path]
@@ -168,7 +168,7 @@ def test_inventory_without_created_reads_no_configuration(serve):
 def test_basic_challenge_answered_once_then_header_on_every_request(serve):
     server = serve(auth="basic")
     client = RegistryClient(server.address, username="alice", password="s3cret", scheme="http", pool_size=4)
-    held = inventory(client)
+    held = read_catalog(client)
     assert len(held["repositories"][0]["tags"]) == 2
     fast = [(path, auth) for _m, path, auth in server.seen if "/manifests/" in path or "/blobs/" in path]
     assert len(fast) == 3 and all(auth == BASIC for _path, auth in fast)

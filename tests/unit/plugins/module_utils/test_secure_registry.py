@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import (
     CONFIG_LABEL,
     RegistrySpec,
     config_digest,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.dockhand.registry.plugins.module_utils import registry
 from ansible_collections.dockhand.registry.plugins.modules import image_sync
 from ansible_collections.dockhand.registry.tests.support.unit import module_fails
 
 
 def fails(args, capsys, *fragments) -> dict:
-    return module_fails(image_sync, "RegistryClient", args, capsys, *fragments)
+    return module_fails(image_sync, "RegistryClient", args, capsys, *fragments, where=registry)
 
 
 def test_images_and_repository_exclusive(capsys):

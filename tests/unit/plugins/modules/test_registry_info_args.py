@@ -1,4 +1,4 @@
-"""registry_info's ``created`` option reaches inventory(); without it, created times are read (the default)."""
+"""registry_info's ``created`` option reaches read_catalog(); without it, created times are read (the default)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from unittest import mock
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.dockhand.registry.plugins.module_utils import catalog
 from ansible_collections.dockhand.registry.plugins.modules import registry_info
 
 
 def run(args: dict, capsys) -> tuple[dict, mock.MagicMock]:
     held = {"repositories": [{"name": "app", "tags": [{"tag": "1", "digest": "sha256:" + "a" * 64}]}]}
-    with mock.patch.object(registry_info, "inventory", return_value=held) as listed, \
-            mock.patch.object(registry_info, "client_from_params") as made, patch_module_args(args), pytest.raises(SystemExit):
+    with mock.patch.object(catalog, "read_catalog", return_value=held) as listed, \
+            mock.patch.object(catalog, "client_from_params") as made, patch_module_args(args), pytest.raises(SystemExit):
         made.return_value.registry = args["registry"]
         registry_info.main()
     out = capsys.readouterr().out

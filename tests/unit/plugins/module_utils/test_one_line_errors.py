@@ -1,4 +1,5 @@
-"""Issue 10, "Tracebacks instead of one-line errors": each is a one-line collection error naming the value."""
+"""Inputs that used to end in a traceback (a missing CA file, no IPv6 on the host, an htpasswd file that is not
+UTF-8) each give a one-line collection error naming the value."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""Issue 10, "Reference, tag, registry and user-name patterns use $ and Unicode \\w": full matches, ASCII only."""
+"""Reference, tag, registry, user, container, volume and TLS names are matched in full (no trailing newline
+slips through ``$``) and in ASCII only (no Unicode ``\\w``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import htpasswd, reference, tls
-from ansible_collections.dockhand.registry.plugins.module_utils.container import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
 
 
 @pytest.mark.parametrize(

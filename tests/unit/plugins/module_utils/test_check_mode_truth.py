@@ -1,5 +1,5 @@
-"""Issue 10 "Check mode tells the truth": a build of an unchanged context is not a change, in check mode or not;
-a digest-pinned image is pulled by its digest."""
+"""Check mode tells the truth: a build of an unchanged context is not a change, in check mode or not; a
+digest-pinned image is pulled by its digest; a push predicted in check mode is the push the real run does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10, "Atomic file writes also fsync the file and its directory"."""
+"""Atomic file writes flush the file and its directory to disk: a crash right after leaves the new content."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue 10 "Crash safety and concurrency" against the real engine and a real registry.
+"""registry_container survives a run killed mid-recreate, and two runs at once, against the real engine and a real
+registry.
 
 - crash_leftover_kept: what a run killed mid-recreate leaves (the good container stopped as
   ``<name>-dockhand-old``, a half-made ``<name>`` that never started): the next run keeps the good copy, removes

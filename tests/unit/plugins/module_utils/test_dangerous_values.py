@@ -1,4 +1,5 @@
-"""Issue 10, "Refuse dangerous values": each refused with one line naming it, before anything changes."""
+"""Dangerous values (a system directory as data, a zero wait, too many workers, a readable htpasswd, a CA that
+would be renewed on every run) are each refused with one line naming them, before anything changes."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import tls
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec, RegistrySpec
+from ansible_collections.dockhand.registry.plugins.module_utils.htpasswd import parse_mode
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import push_options
-from ansible_collections.dockhand.registry.plugins.modules.registry_htpasswd import _mode
 
 
 def spec(**kwargs) -> RegistrySpec:
@@ -49,12 +50,12 @@ def test_dangerous_workers_above_cap(workers):
 @pytest.mark.parametrize("value", [644, -1, "7777", "0644", "0604", 0o1600])
 def test_dangerous_htpasswd_mode(value):
     with pytest.raises(DockhandError, match="invalid mode"):
-        _mode(value)
+        parse_mode(value)
 
 
 @pytest.mark.parametrize("value, expected", [("0600", 0o600), ("0640", 0o640), (0o600, 0o600), ("0400", 0o400)])
 def test_htpasswd_mode_private_accepted(value, expected):
-    assert _mode(value) == expected
+    assert parse_mode(value) == expected
 
 
 @pytest.mark.parametrize("ca_days, renew_days", [(30, 30), (10, 20)])

@@ -1,5 +1,4 @@
-"""Issue 15: registry_container's readiness wait with a remote engine is asked of the engine, not probed on the
-module host.
+"""registry_container's readiness wait with a remote engine is asked of the engine, not probed on the module host.
 
 A real Debian server (tests/support/fleet.py: systemd, sshd, its own Docker engine) runs the registry, published
 on ITS loopback; the module reaches that engine over TCP (an SSH forward of the node's docker.sock). The module

@@ -1,10 +1,9 @@
 # Copyright (c) dockhand.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a registry holds, and which of its tags a retention policy lets go.
+"""What a registry holds: its repositories, their tags, and each tag's manifest, size, created time and platforms.
 
-:func:`inventory` reads repositories, tags, manifests and image configurations through
-:class:`RegistryClient` (many requests at once on its pooled session); :func:`plan_prune`
-decides, without touching anything, which manifests a set of retention rules deletes.
+:func:`read_catalog` reads repositories, tags, manifests and image configurations through
+:class:`RegistryClient` (many requests at once on its pooled session), with :class:`Reader`.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, REGISTRY_ARGSPEC, DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient, client_from_params
 
 _DIGITS_RE = re.compile(r"(\d+)")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -211,7 +210,7 @@ class Reader:
         return config.get("created")
 
 
-def inventory(
+def read_catalog(
     client: RegistryClient,
     repositories: list[str] | None = None,
     tags: list[str] | None = None,
@@ -237,144 +236,22 @@ def inventory(
     }
 
 
-# -- retention ----------------------------------------------------------------------------------------
-@dataclass
-class Rule:
-    repository: re.Pattern[str]
-    keep_last: int | None
-    keep_tags: list[re.Pattern[str]]
-    older_than_days: int | None
-
-
-def compile_rules(rules: list[dict[str, Any]]) -> list[Rule]:
-    """Validate every rule before anything is read or deleted; raise naming the first bad value."""
-    compiled = []
-    for number, rule in enumerate(rules, 1):
-        keep_last = rule.get("keep_last")
-        older = rule.get("older_than_days")
-        if keep_last is None and older is None:
-            raise InvalidPattern(
-                "retention rule %d (repository %r) sets neither keep_last nor older_than_days: it would delete every"
-                " tag not matching keep_tags" % (number, rule.get("repository"))
-            )
-        if keep_last is not None and keep_last < 0:
-            raise InvalidPattern("retention rule %d: keep_last %r must be 0 or more" % (number, keep_last))
-        if older is not None and older < 0:
-            raise InvalidPattern("retention rule %d: older_than_days %r must be 0 or more" % (number, older))
-        compiled.append(
-            Rule(
-                repository=compile_patterns([rule.get("repository") or ".*"], "repository pattern")[0],
-                keep_last=keep_last,
-                keep_tags=compile_patterns(rule.get("keep_tags"), "keep_tags pattern"),
-                older_than_days=older,
-            )
-        )
-    return compiled
-
-
-def rule_for(repository: str, rules: list[Rule]) -> Rule | None:
-    """The first rule whose repository pattern matches (rules are tried in order)."""
-    for rule in rules:
-        if rule.repository.fullmatch(repository):
-            return rule
-    return None
-
-
-def plan_prune(infos: list[TagInfo], rule: Rule, now: datetime.datetime) -> dict[str, Any]:
-    """Which tags of one repository go: ``{"keep": {tag: why}, "delete": {digest: [tags]}}``.
-
-    A tag goes when it is not among the ``keep_last`` newest (of the tags no pattern keeps), matches no ``keep_tags`` pattern and (when
-    ``older_than_days`` is set) is older than that. A manifest is deleted only when every tag pointing at
-    it goes: a digest that a kept tag (or a kept index) references stays, with all its tags.
-    """
-    ordered = newest_first(infos)
-    keep: dict[str, str] = {}
-    candidates: list[TagInfo] = []
-    rank = 0  # among the tags keep_tags does not keep: "keep 3 + latest" keeps 4
-    for info in ordered:
-        if matches(info.tag, rule.keep_tags):
-            keep[info.tag] = "matches keep_tags"
-            continue
-        rank += 1
-        if rule.keep_last is not None and rank <= rule.keep_last:
-            keep[info.tag] = "one of the %d newest" % rule.keep_last
-        elif rule.older_than_days is not None and info.created_time() > now - datetime.timedelta(days=rule.older_than_days):
-            keep[info.tag] = "younger than %d days" % rule.older_than_days
-        else:
-            candidates.append(info)
-    protected: dict[str, str] = {}
-    for info in ordered:
-        if info.tag in keep:
-            protected.setdefault(info.digest, info.tag)
-            for child in info.children:
-                protected.setdefault(child, info.tag)
-    delete: dict[str, list[str]] = {}
-    for info in candidates:
-        if info.digest in protected:
-            keep[info.tag] = "shares digest %s with kept tag %s" % (info.digest, protected[info.digest])
-        else:
-            delete.setdefault(info.digest, []).append(info.tag)
-    return {"order": [i.tag for i in ordered], "keep": keep, "delete": delete}
-
-
-PROBE_DIGEST = "sha256:" + "0" * 64
-
-
-def run_prune(
-    client: RegistryClient, rules: list[dict[str, Any]], check_mode: bool = False, now: datetime.datetime | None = None
-) -> dict[str, Any]:
-    """Apply retention ``rules`` to every repository one matches; in check mode, say what would go."""
-    compiled = compile_rules(rules)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    reader = Reader(client)
-    repos = [r for r in reader.repositories([]) if rule_for(r, compiled)]
-    infos = reader.details(reader.tags(repos, []))
-    plans = {repo: plan_prune(infos[repo], rule_for(repo, compiled), now) for repo in repos}  # type: ignore[arg-type]
-    work = [(repo, digest, tags) for repo, plan in plans.items() for digest, tags in sorted(plan["delete"].items())]
-    if work:
-        # Asks before anything goes: a DELETE of a digest no registry holds answers 404 with deletes on, 405 off.
-        client.delete_manifest(work[0][0], PROBE_DIGEST)
-    actions = ["delete %s@%s (tags %s)" % (repo, digest, ", ".join(sorted(tags, key=natural_key))) for repo, digest, tags in work]
-    deleted_flags = [True] * len(work)
-    if work and not check_mode:
-        deleted_flags = client.map(lambda item: client.delete_manifest(item[0], item[1]), work)
-    deleted = [
-        {"repository": repo, "digest": digest, "tags": sorted(tags, key=natural_key)}
-        for (repo, digest, tags), done in zip(work, deleted_flags)
-        if done
-    ]
-    before = {repo: sorted((i.tag for i in infos[repo]), key=natural_key) for repo in repos}
-    gone = {(d["repository"], t) for d in deleted for t in d["tags"]}
-    after = {repo: [t for t in tags if (repo, t) not in gone] for repo, tags in before.items()}
+def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
+    """registry_info's run: the patterns checked before the registry is asked, the listing (:func:`read_catalog`),
+    and the counts of repositories, tags and distinct digests."""
+    compile_patterns(params["repositories"], "repository pattern")
+    compile_patterns(params["tags"], "tag pattern")
+    client = client_from_params(params)
+    held = read_catalog(client, params["repositories"], params["tags"], params["details"], params["created"])
+    repositories = held["repositories"]
     return {
-        "changed": bool(deleted),
-        "actions": actions,
-        "deleted": deleted,
-        "kept": {repo: plan["keep"] for repo, plan in plans.items()},
-        "diff": {"before": {"tags": before}, "after": {"tags": after}},
+        "changed": False,
+        "actions": [],
+        "registry": client.registry,
+        "repositories": repositories,
+        "counts": {
+            "repositories": len(repositories),
+            "tags": sum(len(r["tags"]) for r in repositories),
+            "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
+        },
     }
-
-
-# Registry HTTP options of registry_info and registry_prune (the project's agreed names; doc fragment registry_api).
-REGISTRY_API_ARGSPEC: dict = dict(
-    REGISTRY_ARGSPEC,
-    registry={"type": "str", "required": True},
-    workers={"type": "int", "default": 16},
-)
-
-
-def client_from_params(params: dict[str, Any]) -> RegistryClient:
-    if not 1 <= params["workers"] <= MAX_WORKERS:
-        raise InvalidPattern("workers %r must be between 1 and %d" % (params["workers"], MAX_WORKERS))
-    if params["registry_timeout"] <= 0:
-        raise InvalidPattern("registry_timeout %r must be more than 0" % params["registry_timeout"])
-    return RegistryClient(
-        params["registry"],
-        username=params["username"],
-        password=params["password"],
-        ca_cert=params["registry_ca_cert"],
-        validate_certs=params["registry_validate_certs"],
-        scheme=None if params["registry_scheme"] == "auto" else params["registry_scheme"],
-        timeout=params["registry_timeout"],
-        pool_size=params["workers"],
-    )

@@ -1,5 +1,7 @@
-"""Issue 10 "Crash safety and concurrency", "secrets in registry_container env", container hardening; issue 15
-converge split, readiness asked of a remote engine, config_digest computed by the module. Fake engine, no Docker."""
+"""registry_container's safety with a fake engine (no Docker): what a run killed mid-recreate leaves is adopted or
+restored, two runs at once take turns (host lock), secrets in its environment are masked, the hardening is applied
+and compared, the configuration digest is computed from the mounted files, readiness with a remote engine is asked
+of the engine, and two TLS generations at once make one CA."""
 
 from __future__ import annotations
 
@@ -11,13 +13,8 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import container as container_mod
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock
-from ansible_collections.dockhand.registry.plugins.module_utils.container import (
-    CONFIG_LABEL,
-    RegistryContainer,
-    config_digest,
-    current_view,
-    wait_ready_in_engine,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer, wait_ready_in_engine
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import CONFIG_LABEL, config_digest, current_view
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineError
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (
     FakeEngine,
