@@ -72,7 +72,7 @@ answered_by:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.frontend import arp_probe, probe
 
 
