@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -119,13 +120,23 @@ def test_check_mode_shows_a_frontend_change_and_changes_nothing(mol_vars):
 
 def test_garbage_collection_in_service_mode(mol_vars):
     """registry_gc with service: every replica read-only in one rolling update, the collection, read-write again
-    (another rolling update). Pulls never fail; a push may be refused only in that window, by the registry."""
+    (another rolling update). Pulls never fail; a push may be refused only in that window, by the registry.
+    The garbage: a blob uploaded through the address that no manifest names."""
     (holder,) = fe.holders()
+    orphan = os.urandom(4096)
+    base = "http://%s" % fe.address(mol_vars)
+    started = requests.post(base + "/v2/ha/orphan/blobs/uploads/", timeout=10)
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    location = location if "://" in location else base + location
+    put = requests.put(location + ("&" if "?" in location else "?") + "digest=sha256:" + hashlib.sha256(orphan).hexdigest(),
+                       data=orphan, headers={"Content-Type": "application/octet-stream"}, timeout=10)
+    assert put.status_code == 201, put.text
     playbook = _write_playbook("frontend-gc.json", [{
         "name": "registry_gc on the service", "hosts": holder, "gather_facts": False,
         "tasks": [
             {"name": "GC", "register": "gc",
-             "dockhand.registry.registry_gc": {"service": mol_vars["registry_service_name"], "delete_untagged": True, "wait_timeout": 120}},
+             "dockhand.registry.registry_gc": {"service": mol_vars["registry_service_name"], "wait_timeout": 120}},
             {"name": "Keep the result", "ansible.builtin.copy": {"content": "{{ gc | to_json }}", "dest": str(GC_RESULT), "mode": "0644"},
              "delegate_to": "localhost"},
         ],
@@ -138,7 +149,7 @@ def test_garbage_collection_in_service_mode(mol_vars):
     result = json.loads(GC_RESULT.read_text())
     phase.notes.update(blobs_removed=result["blobs_removed"], read_only_s=result["read_only_seconds"])
     phase.check()
-    assert result["changed"] and result["read_only_seconds"] > 0, result
+    assert result["changed"] and result["read_only_seconds"] > 0 and result["blobs_removed"] >= 1, result
     # What the pull loop pulls is still whole.
     manifest = requests.get("http://%s/v2/%s/manifests/1" % (fe.address(mol_vars), fe.LOOP_REPOSITORY), headers={"Accept": MANIFEST}, timeout=10)
     digest = hashlib.sha256(manifest.content).hexdigest()
