@@ -128,6 +128,10 @@ class Phase:
     name: str
     window: tuple[float, float] = (0.0, 0.0)
     read_only: tuple[float, float] | None = None  # when pushes may be refused (and must say so)
+    # From the stop of the node holding the virtual IP until another holds it (plus a second): an upload in flight
+    # through the old holder is cut (its TCP connection ended with that host) and the engine uploads it again. That
+    # push does not fail; it is counted on its own (pushes_retried_across_address_move), never hidden.
+    address_moved: tuple[float, float] | None = None
     pulls: list[dict] = field(default_factory=list)
     pushes: list[dict] = field(default_factory=list)
     retried_in_log: list[tuple[float, str]] = field(default_factory=list)
@@ -144,11 +148,18 @@ class Phase:
         return [reason for reason in map(pull_failure, self.pulls) if reason]
 
     def failed_pushes(self) -> list[str]:
-        return [reason for reason in (push_failure(r, self.read_only) for r in self.pushes) if reason]
+        return [reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes) if reason]
 
     def engine_retries(self) -> list[str]:
-        """The transfers the client's engine started again for another reason than the read-only registry's refusal."""
-        return [line for at, line in self.retried_in_log if not refused_while_read_only(line, at, at, self.read_only)]
+        """The transfers the client's engine started again for another reason than the read-only registry's refusal
+        or an upload cut by the move of the address."""
+        return [
+            line for at, line in self.retried_in_log
+            if not refused_while_read_only(line, at, at, self.read_only) and not upload_cut_by_move(line, at, self.address_moved)
+        ]  # fmt: skip
+
+    def pushes_retried_across_address_move(self) -> int:
+        return sum(1 for r in self.pushes if r["rc"] == 0 and RETRIED.search(r["output"]) and _overlaps(r, self.address_moved))
 
     def refused_pushes(self) -> int:
         return sum(1 for r in self.pushes if r["rc"] != 0 and not push_failure(r, self.read_only))
@@ -158,7 +169,9 @@ class Phase:
         return {
             "pulls": len(self.pulls), "failed": len(self.failed_pulls()), "pulls_overlapping": len(self.overlapping(self.pulls)),
             "pushes": len(self.pushes), "pushes_failed": len(self.failed_pushes()), "pushes_refused_read_only": self.refused_pushes(),
-            "engine_retries": len(self.engine_retries()), "engine_retries_refused_read_only": len(self.retried_in_log) - len(self.engine_retries()),
+            "engine_retries": len(self.engine_retries()),
+            "engine_retries_excused": len(self.retried_in_log) - len(self.engine_retries()),
+            "pushes_retried_across_address_move": self.pushes_retried_across_address_move(),
             "window_s": round(end - start, 1), **self.notes,
         }  # fmt: skip
 
@@ -193,16 +206,27 @@ def refused_while_read_only(text: str, start: float, end: float, read_only: tupl
     return in_window and bool(READ_ONLY_REFUSAL.search(text))
 
 
-def push_failure(record: dict, read_only: tuple[float, float] | None) -> str | None:
+def _overlaps(record: dict, window: tuple[float, float] | None) -> bool:
+    return window is not None and record["start"] < window[1] and record["end"] > window[0]
+
+
+def upload_cut_by_move(line: str, at: float, moved: tuple[float, float] | None) -> bool:
+    """An engine log line about an upload started again while the address moved (never a download: pulls stay strict)."""
+    return moved is not None and moved[0] <= at <= moved[1] and "upload failed" in line.lower()
+
+
+def push_failure(record: dict, read_only: tuple[float, float] | None, moved: tuple[float, float] | None = None) -> str | None:
     """Why a push failed, or None. A push may fail only while the registry is read-only, and only with the
-    registry's own refusal. A layer the engine uploaded again is a failure unless the read-only registry refused it
-    (the engine's log says why it retried: ``Phase.engine_retries``)."""
+    registry's own refusal: a push command that exits non-zero for any other reason is a failure, also across the
+    move of the address. A layer the engine uploaded again is a failure unless the read-only registry refused it or
+    the push was in flight through the host that held the address when that host went away (the engine's log says
+    why it retried: ``Phase.engine_retries``); such a push is counted on its own."""
     if record.get("not_pushed"):
         return "%s: %s" % (record["not_pushed"], record["output"].strip().splitlines()[-1:])
     if record["rc"] != 0 and not refused_while_read_only(record["output"], record["start"], record["end"], read_only):
         return "exit %d: %s" % (record["rc"], record["output"].strip().splitlines()[-1:])
-    in_window = read_only is not None and record["start"] < read_only[1] and record["end"] > read_only[0]
-    if record["rc"] == 0 and RETRIED.search(record["output"]) and not in_window:
+    excused = _overlaps(record, read_only) or _overlaps(record, moved)
+    if record["rc"] == 0 and RETRIED.search(record["output"]) and not excused:
         return "retried: %s" % [line for line in record["output"].splitlines() if RETRIED.search(line)][:1]
     return None
 

@@ -169,6 +169,7 @@ def test_losing_the_node_that_holds_the_address(mol_vars):
         moved = fe.keepalived_state_since(new, "MASTER", stopped)
         marked = fe.wait_marked(new, old, "DOWN")
         phase.window = (stopped, max(moved, marked))
+        phase.address_moved = (stopped, moved + 1.0)
         phase.notes.update(holder=old, new_holder=new, failover_s=round(moved - stopped, 2), marked_down_s=round(marked - stopped, 1))
     in_window = phase.overlapping(phase.pulls)
     phase.notes["longest_pull_in_window_s"] = round(max((r["end"] - r["start"] for r in in_window), default=0.0), 2)
