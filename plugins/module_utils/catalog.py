@@ -16,6 +16,7 @@ from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient, client_from_params
+from ansible_collections.dockhand.registry.plugins.module_utils.storage_usage import storage_usage
 
 _DIGITS_RE = re.compile(r"(\d+)")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -244,7 +245,7 @@ def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
     client = client_from_params(params)
     held = read_catalog(client, params["repositories"], params["tags"], params["details"], params["created"])
     repositories = held["repositories"]
-    return {
+    result = {
         "changed": False,
         "actions": [],
         "registry": client.registry,
@@ -255,3 +256,7 @@ def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
             "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
         },
     }
+    if params.get("data_path"):
+        # Storage use, read from the filesystem driver's layout on this host (storage_usage.py).
+        result["storage"] = storage_usage(params["data_path"])
+    return result

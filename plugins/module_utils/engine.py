@@ -321,7 +321,8 @@ class EngineClient:
                 command=command or None,
                 name=name,
                 environment=env,
-                ports=list(port_bindings),
+                # (number, protocol): the SDK would read "5001/tcp" as port "5001/tcp" of protocol tcp.
+                ports=[(int(port.split("/")[0]), port.split("/")[1] if "/" in port else "tcp") for port in port_bindings],
                 host_config=host_config,
                 labels=labels or {},
                 stop_timeout=stop_timeout,

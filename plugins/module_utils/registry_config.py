@@ -165,27 +165,28 @@ class ConfigSettings:
     secret_config: dict[str, Any] = field(default_factory=dict)
 
 
-# The keys a setting sets, and how the message names that setting (the module option, then the role variable).
-def owned(settings: ConfigSettings) -> list[tuple[tuple[str, ...], str]]:
-    keys: list[tuple[tuple[str, ...], str]] = [
-        (("http", "addr"), "the published port (port; registry_port): the registry listens on :5000 inside"),
-        (("storage", "filesystem", "rootdirectory"), "the data mount (data_path or volume; registry_data_path or"
-         " registry_volume), always at %s inside" % DATA_ROOT),
+# The keys a setting sets: (path, the role variable and module option that set it, what the message adds).
+def owned(settings: ConfigSettings) -> list[tuple[tuple[str, ...], str, str]]:
+    keys = [
+        (("http", "addr"), "registry_port (option port)",
+         ": the registry listens on :5000 in its container; registry_port publishes it"),
+        (("storage", "filesystem", "rootdirectory"), "registry_data_path or registry_volume (option data_path or volume)",
+         ": the data is at %s in the container" % DATA_ROOT),
     ]  # fmt: skip
     if settings.htpasswd:
-        keys.append((("auth",), "htpasswd authentication (htpasswd; registry_auth_users)"))
+        keys.append((("auth",), "registry_auth_users (option htpasswd)", ""))
     if settings.tls_cert:
-        keys.append((("http", "tls"), "TLS (tls_cert and tls_key; registry_tls_cert or registry_tls_generate)"))
+        keys.append((("http", "tls"), "registry_tls_cert or registry_tls_generate (option tls_cert)", ""))
     if settings.metrics:
-        keys.append((("http", "debug", "addr"), "the metrics server (metrics; registry_metrics), at :%d inside" % DEBUG_PORT))
+        keys.append((("http", "debug", "addr"), "registry_metrics (option metrics)", ": the debug server listens on :%d in the container" % DEBUG_PORT))
     if settings.proxy.get("url"):
-        keys.append((("proxy",), "the pull-through cache (proxy; registry_proxy)"))
+        keys.append((("proxy",), "registry_proxy (option proxy)", ""))
     if settings.notifications:
-        keys.append((("notifications", "endpoints"), "the notification endpoints (notifications; registry_notifications)"))
+        keys.append((("notifications", "endpoints"), "registry_notifications (option notifications)", ""))
     if settings.http_secret:
-        keys.append((("http", "secret"), "the shared secret (http_secret; registry_http_secret)"))
+        keys.append((("http", "secret"), "registry_http_secret (option http_secret)", ""))
     if settings.read_only:
-        keys.append((("storage", "maintenance", "readonly"), "the read-only switch (read_only)"))
+        keys.append((("storage", "maintenance", "readonly"), "registry_service_read_only (option read_only)", ""))
     return keys
 
 
@@ -341,7 +342,7 @@ def _check_value(value: Any, schema: Any, path: list[str], where: str) -> None:
 
 def check_user(settings: ConfigSettings) -> None:
     """Refuse, in one line, a user key that conflicts with a setting, an unknown key and a wrong type."""
-    for where, user in (("config", settings.config), ("secret_config", settings.secret_config)):
+    for where, user in (("registry_config (option config)", settings.config), ("registry_secret_config (option secret_config)", settings.secret_config)):
         if not isinstance(user, dict):
             raise ConfigError("%s must be a mapping, not %s" % (where, _type_name(user)))
         for key in user:
@@ -350,16 +351,14 @@ def check_user(settings: ConfigSettings) -> None:
                     "%s key %r is not a key of the distribution 2.8 configuration (it would be ignored): one of %s"
                     % (where, key, ", ".join(sorted(SCHEMA)))
                 )
-        for path, owner in owned(settings):
-            for depth in range(1, len(path) + 1):
-                found, value = _get(user, path[:depth])
-                if found and (depth == len(path) or value is None or not isinstance(value, dict)):
-                    raise ConfigError(
-                        "%s key %s conflicts with %s: set it there, not in %s" % (where, _dotted(path[:depth]), owner, where)
-                    )
         for key, value in user.items():
             if value is not None:
                 _check_value(value, SCHEMA[key], [key], where)
+        for path, owner, why in owned(settings):
+            for depth in range(1, len(path) + 1):
+                found, value = _get(user, path[:depth])
+                if found and (depth == len(path) or value is None):
+                    raise ConfigError("%s key %s conflicts with %s, which sets it%s" % (where, _dotted(path[:depth]), owner, why))
 
 
 def _check_settings(settings: ConfigSettings) -> None:
