@@ -455,7 +455,7 @@ class RegistryContainer:
 
     # -- the one entry point --------------------------------------------------------
     def converge(self) -> dict[str, Any]:
-        self.spec.validate()
+        self.spec.validate(self.check_mode)
         if self.check_mode:
             return self._converge()
         # Two runs on one host must not swap the same container at once: the second waits, then finds it done.

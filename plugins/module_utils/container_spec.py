@@ -116,8 +116,9 @@ class RegistrySpec:
         drain = self.all_env.get(DRAIN_ENV) or str((self.config.get("http") or {}).get("draintimeout") or "")
         return max(drain_seconds(drain), 0) + STOP_MARGIN
 
-    def validate(self) -> None:
-        """Raise InvalidSpec naming the first bad value; touches nothing."""
+    def validate(self, check_mode: bool = False) -> None:
+        """Raise InvalidSpec naming the first bad value; touches nothing. In check mode, when a task before this one
+        would write the mounted files (``config_changed``), a mount source that is not there yet is expected."""
         if not _NAME_RE.fullmatch(self.name or ""):
             raise InvalidSpec("invalid container name %r" % self.name)
         if self.state == "absent":
@@ -183,7 +184,8 @@ class RegistrySpec:
                 raise InvalidSpec("mount target %r must be an absolute path" % mount.get("target"))
             if mount.get("target") == DATA_TARGET:
                 raise InvalidSpec("mount target %s is the data mount: use data_path or volume" % DATA_TARGET)
-            if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or ""):
+            missing_ok = check_mode and self.config_changed
+            if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or "") and not missing_ok:
                 # The engine would refuse it only at create time, after a recreate stopped the old container.
                 raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
 

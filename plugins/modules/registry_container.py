@@ -349,7 +349,7 @@ def main() -> None:
         module.warn(warning)
 
     def action() -> dict:
-        spec.validate()
+        spec.validate(module.check_mode)
         engine = EngineClient.from_params(p)
         return RegistryContainer(engine, spec, module.check_mode, docker_host=p["docker_host"] or "").converge()
 

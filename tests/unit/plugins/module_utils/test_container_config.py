@@ -97,3 +97,15 @@ def test_a_changed_file_recreates_and_the_gc_switch_keeps_everything(tmp_path):
     assert again.metrics_port == 5181 and again.metrics_bind_address == "127.0.0.1"
     assert desired_view(again, engine.image("registry:2"))["ports"] == changed["container"]["ports"]
     assert again.stop_timeout == 15
+
+
+def test_check_mode_on_a_fresh_host_expects_the_configuration_file_a_task_before_writes(tmp_path):
+    missing = {"source": str(tmp_path / "not-yet.yml"), "target": "/etc/docker/registry/config.yml", "read_only": True}
+    with pytest.raises(InvalidSpec, match="does not exist"):
+        spec(tmp_path, mounts=[missing]).validate()
+    with pytest.raises(InvalidSpec, match="does not exist"):
+        spec(tmp_path, mounts=[missing]).validate(check_mode=True)
+    result = converge(FakeEngine(), spec(tmp_path, mounts=[missing], config_changed=True), check_mode=True)
+    assert result["changed"] and result["actions"][-1] == "create container dh-it-reg"
+    with pytest.raises(InvalidSpec, match="does not exist"):
+        spec(tmp_path, mounts=[missing], config_changed=True).validate()
