@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line, read_optional, write_atomic
 
 CONFIG_TARGET = "/etc/docker/registry/config.yml"
 DATA_ROOT = "/var/lib/registry"
@@ -290,19 +290,13 @@ def _dotted(path: tuple[str, ...] | list[str]) -> str:
     return ".".join(str(p) for p in path)
 
 
+_TYPE_NAMES = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"), (dict, "a mapping"), (list, "a list"))
+
+
 def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
     return "null" if value is None else type(value).__name__
 
 
@@ -643,16 +637,6 @@ def _file_settings(params: dict[str, Any]) -> ConfigSettings:
     return settings
 
 
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
-
-
 def write_config(params: dict[str, Any], engine_of: Any, check_mode: bool = False) -> dict[str, Any]:
     """registry_config's run: build and check the configuration, and when it differs from the file at ``path``,
     start the registry on it in a throwaway container (``validate``), then write it (mode 0600, atomically)."""
@@ -669,7 +653,7 @@ def write_config(params: dict[str, Any], engine_of: Any, check_mode: bool = Fals
     config = build(settings)
     data = render(config)
     secrets = secret_values(settings)
-    old = _read_bytes(path)
+    old = read_optional(path, ConfigError)
     actions: list[str] = []
     result: dict[str, Any] = {
         "path": path,
