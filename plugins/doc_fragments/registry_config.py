@@ -64,7 +64,7 @@ options:
     default: /metrics
   notifications:
     description:
-      - Endpoints the registry sends its events to (C(notifications.endpoints)): a JSON envelope of events (push,
+      - Endpoints the registry sends its events to (C(notifications.endpoints)) - a JSON envelope of events (push,
         pull, mount, delete, with the repository, tag, digest and size) by HTTP POST.
       - Events queue in the registry's memory and are sent in the background (a receiver that is down does not slow
         pushes; events still queued when the registry stops are lost).

@@ -135,7 +135,7 @@ def deployed():
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     playbook = role_playbook(WORK / "registry.yml", "localhost", "registry", role_vars(gateway))
     runs = []
-    for _ in range(2):
+    for _run in range(2):
         done = run_playbook(playbook)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
@@ -192,7 +192,7 @@ def test_prometheus_counts_the_requests_and_sees_a_stopped_registry(deployed):
             push(ref)
         for ref in refs[:pulls]:
             docker("pull", "-q", ref)
-        for _ in range(pings):
+        for _ping in range(pings):
             assert requests.get("http://127.0.0.1:%d/v2/" % REGISTRY, timeout=5).status_code == 200
         wanted = {"manifest put": pushes, "manifest get": pulls, "base get": pings, "all": pushes + pulls + pings}
         after = {k: prom.wait(series[k], lambda v, k=k: (v or 0) - before[k] >= wanted[k]) for k in series}

@@ -13,7 +13,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
     spec_from_container,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import ConfigSettings, build, render
-from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (  # noqa: F401 (no_http: fixture)
+from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (  # noqa: F401 # pylint: disable=unused-import
     FakeEngine,
     converge,
     no_http,
@@ -78,7 +78,7 @@ def test_tls_auth_and_drain_come_from_the_file(tmp_path):
 def test_stop_timeout_kept_on_the_container_and_used_to_stop_it(tmp_path):
     engine = FakeEngine()
     converge(engine, spec(tmp_path, mounts=[config_file(tmp_path, drain_timeout=20)]))
-    (created,) = engine.containers.values()
+    created = next(iter(engine.containers.values()))
     assert created["Config"]["StopTimeout"] == 25
     stops = []
     engine.stop = lambda ref, timeout=10: stops.append(timeout) or engine.containers[ref]["State"].update(Running=False)
@@ -92,7 +92,7 @@ def test_a_changed_file_recreates_and_the_gc_switch_keeps_everything(tmp_path):
     converge(engine, spec(tmp_path, metrics_port=5181, mounts=mounts))
     changed = converge(engine, spec(tmp_path, metrics_port=5181, mounts=[config_file(tmp_path, metrics=True, log_level="debug", drain_timeout=10)]))
     assert changed["changed"] and "config_digest" in changed["actions"][0]
-    (running,) = engine.containers.values()
+    running = next(iter(engine.containers.values()))
     again = spec_from_container(running, {"PATH": "/bin"}, "registry:2")
     assert again.metrics_port == 5181 and again.metrics_bind_address == "127.0.0.1"
     assert desired_view(again, engine.image("registry:2"))["ports"] == changed["container"]["ports"]

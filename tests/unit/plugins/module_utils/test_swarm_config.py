@@ -73,8 +73,12 @@ def test_a_new_configuration_is_tried_before_any_secret_and_a_refusal_changes_no
     api = service_api()
     api.inspect_service.side_effect = NotFound("no such service")
     api.create_container.return_value = {"Id": "trial"}
-    api.inspect_container.side_effect = lambda ref: (_ for _ in ()).throw(NotFound("none")) if ref != "trial" else {
-        "Id": "trial", "State": {"Running": False, "Status": "exited", "ExitCode": 1}}
+    def inspect_container(ref):
+        if ref != "trial":
+            raise NotFound("none")
+        return {"Id": "trial", "State": {"Running": False, "Status": "exited", "ExitCode": 1}}
+
+    api.inspect_container.side_effect = inspect_container
     api.logs.return_value = b"configuration error: error parsing /run/secrets/dockhand-registry.yml: bad\n"
     with pytest.raises(ConfigError, match="trial start of registry:2 exited 1\\): configuration error: error parsing"):
         RegistryService(EngineClient(api=api), spec).converge()
