@@ -51,6 +51,9 @@ TLS_KEY_TARGET = "/certs/server.key"
 DEBUG_PORT = 5001
 HEADER = "# The registry's configuration, written by dockhand.registry: a change here is overwritten on the next run.\n"
 TRIAL_LABEL = "io.dockhand.registry.trial"
+# The storage driver a registry's configuration names, on a container or service task whose configuration cannot be
+# read from the host (a Swarm secret): what the garbage collection asks before it reads the storage itself.
+STORAGE_LABEL = "io.dockhand.registry.storage-driver"
 TRIAL_SUFFIX = "-dockhand-trial"
 MASK = "********"
 

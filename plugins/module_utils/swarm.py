@@ -22,10 +22,12 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import (
     DEBUG_PORT,
+    STORAGE_LABEL,
     ConfigSettings,
     TrialFile,
     build,
     render,
+    storage_driver,
     trial_start,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
@@ -257,7 +259,11 @@ def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
     the one builder of every mode (registry_config.build): the settings, then the user's mappings on top, checked
     (ConfigError, one line). No in-memory blob descriptor cache unless asked: with replicas on shared storage it would
     go stale after a delete through another replica (settings.blob_cache, default none; redis shares one)."""
-    settings = dataclasses.replace(
+    return render(build(_settings(spec, http_secret)), header=False)
+
+
+def _settings(spec: ServiceSpec, http_secret: str) -> ConfigSettings:
+    return dataclasses.replace(
         spec.settings,
         htpasswd=SECRET_DIR + "htpasswd" if spec.htpasswd else None,
         auth_realm=spec.auth_realm,
@@ -268,7 +274,6 @@ def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
         http_secret=http_secret,
         read_only=spec.read_only,
     )
-    return render(build(settings), header=False)
 
 
 def _image_name(image: str) -> str:
@@ -414,7 +419,12 @@ class RegistryService:
             "StopGracePeriod": int(spec.stop_grace_period * NANO),
             # The image each node runs is the one it holds under that tag; its ID on this manager, as a label,
             # makes a rebuilt image a spec change (rolled out like any other).
-            "Labels": {LABEL_IMAGE: image["Id"]} if image else {},
+            "Labels": dict(
+                {LABEL_IMAGE: image["Id"]} if image else {},
+                # What the garbage collection reads to know whether the storage is files it can read (the
+                # configuration itself is a secret no one outside a task reads).
+                **{STORAGE_LABEL: storage_driver(build(_settings(spec, "-"))) or ""},
+            ),
         }
         placement: dict[str, Any] = {"Constraints": list(spec.constraints)}
         if spec.mode == "replicated" and spec.max_replicas_per_node:

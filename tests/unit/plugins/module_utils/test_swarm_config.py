@@ -12,7 +12,7 @@ from docker.errors import NotFound
 
 from ansible_collections.dockhand.registry.plugins.module_utils import swarm
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import ConfigError, ConfigSettings, Endpoint
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import STORAGE_LABEL, ConfigError, ConfigSettings, Endpoint
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec, registry_config
 from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_swarm import running_tasks, service_api
 
@@ -102,3 +102,11 @@ def test_an_unchanged_configuration_is_not_tried_again(spec, monkeypatch):
     result = RegistryService(EngineClient(api=api), spec).converge()
     assert not result["changed"]
     api.create_container.assert_not_called()
+
+
+def test_tasks_carry_the_storage_driver_for_the_garbage_collection(spec):
+    wanted = RegistryService(EngineClient(api=service_api()), spec, check_mode=True).wanted()
+    assert wanted["TaskTemplate"]["ContainerSpec"]["Labels"][STORAGE_LABEL] == "filesystem"
+    spec.settings = ConfigSettings(blob_cache="none", config={"storage": {"s3": {"region": "eu-west-1", "bucket": "b"}}})
+    wanted = RegistryService(EngineClient(api=service_api()), spec, check_mode=True).wanted()
+    assert wanted["TaskTemplate"]["ContainerSpec"]["Labels"][STORAGE_LABEL] == "s3"

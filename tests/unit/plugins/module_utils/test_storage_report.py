@@ -1,4 +1,5 @@
-"""storage_usage.py: storage use read from a filesystem driver layout built here (blobs, per repository, uploads)."""
+"""Storage.report (storage.py), registry_info's storage use: read from a filesystem driver layout built here (blobs,
+per repository, uploads)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dockhand.registry.plugins.module_utils import catalog
-from ansible_collections.dockhand.registry.plugins.module_utils.storage_usage import StorageUsageError, storage_usage
+from ansible_collections.dockhand.registry.plugins.module_utils.catalog import storage_use
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.modules import registry_info
 
 V2 = Path("docker", "registry", "v2")
@@ -56,7 +58,7 @@ def storage(tmp_path) -> Path:
 
 
 def test_usage_totals_count_every_blob_once_and_repositories_their_own(storage):
-    usage = storage_usage(str(storage))
+    usage = storage_use(str(storage))
     assert usage["blobs"] == 5 and usage["blob_bytes"] == 1000 + 300 + 20 + 10 + 14
     assert usage["uploads"] == 1 and usage["upload_bytes"] == 4096 + len("2026-01-01T00:00:00Z")
     by_name = {r["name"]: r for r in usage["repositories"]}
@@ -65,9 +67,9 @@ def test_usage_totals_count_every_blob_once_and_repositories_their_own(storage):
 
 
 def test_empty_and_missing_storage(tmp_path):
-    assert storage_usage(str(tmp_path))["blobs"] == 0
-    with pytest.raises(StorageUsageError, match="is not a directory on this host"):
-        storage_usage(str(tmp_path / "nothing"))
+    assert storage_use(str(tmp_path))["blobs"] == 0
+    with pytest.raises(DockhandError, match="is not a directory on this host"):
+        storage_use(str(tmp_path / "nothing"))
 
 
 def test_registry_info_reports_storage_with_data_path(storage, capsys):
