@@ -277,6 +277,9 @@ def test_bad_configurations_refused_in_one_line_and_the_registry_untouched(deplo
          " /etc/docker/registry/config.yml: invalid loglevel loud Must be one of [error, warn, info, debug]" % REGISTRY_IMAGE),
         ({"registry_config": {"storage": {"s3": {"region": "nowhere-1", "bucket": "b"}}}},
          "the registry refused the configuration (trial start of %s exited 2): panic: invalid region provided: nowhere-1" % REGISTRY_IMAGE),
+        ({"registry_gc_on_run": True, "registry_config": {"storage": {"s3": {"region": "eu-west-1", "bucket": "b"}}}},
+         "registry_gc_delete_untagged needs the filesystem storage driver (what the tags reach is read from the storage),"
+         " and registry_config sets storage.s3: set registry_gc_delete_untagged: false"),
         ({"registry_metrics_port": REGISTRY},
          "registry_metrics_port %d must be 1-65535 and not registry_port %d: the metrics need a port of their own" % (REGISTRY, REGISTRY)),
     ]  # fmt: skip
