@@ -34,8 +34,8 @@ description:
     (C(auth) in its configuration file, or C(REGISTRY_AUTH) in O(env)) or without TLS (C(http.tls) in its
     configuration file, or C(REGISTRY_HTTP_TLS_CERTIFICATE) in O(env)).
   - The registry's configuration file (written by M(dockhand.registry.registry_config)) is one of O(mounts), read-only
-    at C(/etc/docker/registry/config.yml): hashed with the other read-only mounts, so a new configuration restarts
-    the registry (see O(config_digest)).
+    at C(/etc/docker/registry/config.yml). It is hashed with the other read-only mounts, so a new configuration
+    restarts the registry (see O(config_digest)).
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:

@@ -73,6 +73,7 @@ def test_a_new_configuration_is_tried_before_any_secret_and_a_refusal_changes_no
     api = service_api()
     api.inspect_service.side_effect = NotFound("no such service")
     api.create_container.return_value = {"Id": "trial"}
+
     def inspect_container(ref):
         if ref != "trial":
             raise NotFound("none")
