@@ -71,8 +71,8 @@ options:
   metrics_port:
     description:
       - Host port on which the registry's debug server (port 5001 in the container, C(http.debug.addr) in its
-        configuration: Prometheus metrics at C(/metrics) with C(http.debug.prometheus.enabled)) is published; V(0)
-        publishes nothing.
+        configuration, with Prometheus metrics at C(/metrics) when C(http.debug.prometheus.enabled)) is published;
+        V(0) publishes nothing.
       - A debug server listening on loopback inside the container could not be reached from the host at all; it
         listens on the container's own address, and this port publishes it on O(metrics_bind_address) only.
       - Refused when it is O(port) on the same (or a wildcard) address. With a mounted configuration file, that file
