@@ -55,9 +55,10 @@ def driver_from_env(env: dict[str, str]) -> str | None:
         return "%s (REGISTRY_STORAGE=%s)" % (chosen.lower(), chosen)
     if chosen:
         return None
+    # REGISTRY_STORAGE_S3_REGION=... sets one parameter, REGISTRY_STORAGE_S3='{bucket: ...}' the driver's whole section.
     for key in sorted(env):
         parts = key.split("_")
-        if key.startswith("REGISTRY_STORAGE_") and len(parts) > 3 and parts[2] in _DRIVERS:
+        if key.startswith("REGISTRY_STORAGE_") and parts[2] in _DRIVERS:
             return "%s (%s)" % (parts[2].lower(), key)
     return None
 
@@ -71,8 +72,10 @@ def host_path(mounts: list[dict[str, Any]], root: str) -> str | None:
     """The host path of the container path ``root``, through the mount that holds it (the deepest one)."""
     best = None
     for mount in mounts:
-        target = (mount.get("Destination") or "").rstrip("/") or "/"
-        if (root == target or root.startswith(target.rstrip("/") + "/")) and mount.get("Source"):
+        if not mount.get("Destination") or not mount.get("Source"):
+            continue  # holds nothing this host can read
+        target = mount["Destination"].rstrip("/") or "/"
+        if root == target or root.startswith(target.rstrip("/") + "/"):
             if best is None or len(target) > len(best[0]):
                 best = (target, mount["Source"])
     if best is None:

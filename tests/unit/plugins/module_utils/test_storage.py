@@ -166,6 +166,16 @@ def test_the_storage_driver_and_root_from_the_environment():
     assert st.host_path(mounts, "/var/lib/registry") == "/srv/reg"
     assert st.host_path(mounts, "/var/lib/registry/sub") == "/srv/reg/sub"
     assert st.host_path(mounts, "/data") is None and st.host_path([], "/var/lib/registry") is None
+    # a driver named by its own variable (REGISTRY_STORAGE_S3='{bucket: b, region: r}' configures it whole)
+    assert st.driver_from_env({"REGISTRY_STORAGE_S3": "{bucket: b, region: r}"}) == "s3 (REGISTRY_STORAGE_S3)"
+    assert st.root_directory({"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/srv/X/"}) == "/srv/X"
+    assert st.root_directory({"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "/"}) == "/"
+    # the deepest mount holding the root, its destination matched whole (trailing slash or not, whatever its last letter)
+    nested = [{"Destination": "/mnt", "Source": "/h"}, {"Destination": "/mnt/X/", "Source": "/x"}]
+    assert st.host_path(nested, "/mnt/X") == "/x" and st.host_path(nested, "/mnt/X/sub") == "/x/sub"
+    assert st.host_path(nested, "/mnt/Xsub") == "/h/Xsub" and st.host_path(nested[:1], "/mnt/X/Y") == "/h/X/Y"
+    assert st.host_path([{"Destination": "/", "Source": "/h"}], "/var/lib/registry") == "/h/var/lib/registry"
+    assert st.host_path([{"Source": "/h"}, {"Destination": "/var/lib/registry"}], "/var/lib/registry") is None
 
 
 def test_an_empty_or_missing_storage_plans_nothing(tmp_path):
