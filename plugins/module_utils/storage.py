@@ -141,7 +141,6 @@ class Upload:
 @dataclass
 class Repository:
     name: str
-    path: str
     # tag -> the manifest digest its current/link names (None: no readable link)
     tags: dict[str, str | None] = field(default_factory=dict)
     # the manifests the repository holds: a revision link whose manifest blob is there
@@ -158,6 +157,10 @@ class Manifest:
     # An index's manifests.
     children: list[str]
     subject: str | None
+
+
+# What a manifest whose blob is gone references (one that vanished while the plan was made too): nothing.
+_GONE = Manifest([], [], None)
 
 
 @dataclass
@@ -245,7 +248,7 @@ class Storage:
         return found
 
     def _repository(self, name: str, path: str) -> Repository:
-        repo = Repository(name=name, path=path, listed=os.path.isdir(os.path.join(path, "_manifests")))
+        repo = Repository(name=name, listed=os.path.isdir(os.path.join(path, "_manifests")))
         revisions = os.path.join(path, "_manifests", "revisions")
         for algorithm in _listdir(revisions):
             for hexdigest in _listdir(os.path.join(revisions, algorithm)):
@@ -309,13 +312,13 @@ class Storage:
                 if digest in reached:
                     continue
                 reached.add(digest)
-                for child in (self.manifest(digest) or Manifest([], [], None)).children:
+                for child in (self.manifest(digest) or _GONE).children:
                     if child in repo.revisions:
                         todo.append((child, via))
                     else:
                         broken.append("%s names manifest %s, which %s no longer holds" % (via, child, repo.name))
             for digest in sorted(repo.revisions - reached):
-                subject = (self.manifest(digest) or Manifest([], [], None)).subject
+                subject = (self.manifest(digest) or _GONE).subject
                 if subject in reached:
                     todo.append((digest, "%s@%s" % (repo.name, subject)))
             if not todo:
@@ -362,7 +365,7 @@ def unreferenced(storage: Storage, kept: set[str]) -> list[str]:
     blob but the kept manifests and what they reference."""
     marked = set(kept)
     for digest in kept:
-        marked.update((storage.manifest(digest) or Manifest([], [], None)).references)
+        marked.update((storage.manifest(digest) or _GONE).references)
     return sorted(set(storage.blobs()) - marked)
 
 
