@@ -377,6 +377,7 @@ def test_the_counts_are_what_is_gone_after_the_run_and_the_bytes_what_the_plan_f
     assert result["warnings"] == [
         "garbage-collect removed 1 blobs the plan did not foresee (their bytes are not counted), e.g. %s" % stray[0]
     ]
+    assert result["actions"][2] == "garbage-collect: 6 blobs (%d bytes) removed" % result["bytes_removed"]
 
 
 def test_nothing_to_collect_reports_zeros_and_the_usage(tmp_path):
@@ -466,3 +467,40 @@ def test_the_registrys_own_collection_never_deletes_untagged(config, binary, pat
     backend.garbage_collect(False)
     # distribution 2.8's --delete-untagged would drop the platform images of every index: what goes is decided here
     assert engine.execs == [("reg", [binary, "garbage-collect", "--dry-run", path]), ("reg", [binary, "garbage-collect", path])]
+
+
+def test_an_empty_blob_counts_no_bytes(tmp_path):
+    layout = Layout(tmp_path)
+    layout.image("app", [b"a"], tag="1")
+    empty = layout.blob(b"")
+    check = run_gc(StorageBackend(layout), check_mode=True, delete_untagged=True)
+    assert check["removed"] == [empty] and check["bytes_removed"] == 0
+    assert check["actions"] == ["garbage-collect: 1 blobs (0 bytes) would be removed"]
+
+
+def test_a_registry_that_never_stored_a_repository_is_collected_not_refused(tmp_path):
+    # no repositories directory yet: whether this user may write is asked of the data path itself
+    backend = StorageBackend(Layout(tmp_path))
+    empty = {"blobs": 0, "bytes": 0, "uploads": 0, "upload_bytes": 0}
+    assert run_gc(backend, delete_untagged=True) == {"changed": False, "actions": [], **zeros(), "before": empty, "after": empty}
+    assert backend.calls == ["dry"]
+
+
+def test_a_backend_without_a_data_path_is_refused_for_delete_untagged(tmp_path):
+    backend = StorageBackend(Layout(tmp_path))
+    backend.path = None
+    with pytest.raises(GcError) as failed:
+        run_gc(backend, delete_untagged=True)
+    assert "registry container fake cannot be read here: no data path. Run registry_gc on the registry's host" in str(failed.value)
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    "output, said",
+    [("", "no output"), ("\n  \n", "no output"), ("level=info msg=start\n" + "x" * 400 + "\n\n", "x" * 300)],
+    ids=["nothing", "blank-lines", "a-long-last-line"],
+)
+def test_a_failed_collection_says_its_last_line_cut_to_300_characters(output, said):
+    with pytest.raises(GcError) as failed:
+        run_gc(Backend([(2, output)]))
+    assert str(failed.value) == "registry garbage-collect failed (exit 2): " + said
