@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import gc
 from ansible_collections.dockhand.registry.plugins.module_utils import storage as storage_module
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, parse_output, run_gc
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, GcInterrupted, collect, parse_output, run_gc
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import Storage, StorageError
 from ansible_collections.dockhand.registry.tests.support.storage_layout import FakeBinary, Layout
 
@@ -119,6 +120,7 @@ def test_parse_gc_output():
     parsed = parse_output(out)
     assert parsed["marked"] == 3 and parsed["eligible_blobs"] == 2 and parsed["eligible_manifests"] == 1
     assert parsed["digests"] == ["sha256:" + "b" * 64, "sha256:" + "c" * 64]
+    assert parse_output("") == {"marked": 0, "eligible_blobs": 0, "eligible_manifests": 0, "digests": [], "enumerated": set()}
 
 
 # -- with the storage readable here (module_utils/storage.py): the module decides what goes ---------------------
@@ -287,14 +289,15 @@ def zeros(bytes_removed=0):
 
 
 def doomed(layout):
-    """Something of each kind to go: app's pruned platform images (untagged), a dangling tag app:gone, an upload of 100
-    bytes written two hours ago (one written a minute ago stays), repository old holding one untagged image only.
-    Returns the manifests no tag reaches."""
+    """Something of each kind to go: app's pruned platform images (untagged), dangling tags app:gone and app:lost, an
+    upload of 100 bytes written two hours ago (one written a minute ago stays), repositories old and older holding one
+    untagged image each. Returns the manifests no tag reaches."""
     _multi, _children, deleted = pruned_index(layout)
-    layout.tag("app", "gone", "sha256:" + "d" * 64)  # names a manifest app does not hold
+    for tag in ("gone", "lost"):
+        layout.tag("app", tag, "sha256:" + "d" * 64)  # names a manifest app does not hold
     layout.upload("app", "abandoned", 100, age=7200)
     layout.upload("app", "young", 7, age=60)
-    return [("app", d) for d in sorted(deleted)] + [("old", layout.image("old", [b"old only"]))]
+    return [("app", d) for d in sorted(deleted)] + [(repo, layout.image(repo, [repo.encode() + b" only"])) for repo in ("old", "older")]
 
 
 def blobs_of(layout, manifests):
@@ -323,29 +326,30 @@ def test_check_mode_changes_nothing_and_says_exactly_what_the_run_then_removes(t
     blobs = blobs_of(layout, manifests)
     size = size_of(layout, blobs)
     before, held, untouched = usage(layout), layout.blobs(), snapshot(tmp_path)
-    assert before["uploads"] == 2 and before["upload_bytes"] == 100 + 7 + 2 * 21 and len(blobs) == 9
+    assert before["uploads"] == 2 and before["upload_bytes"] == 100 + 7 + 2 * 21 and len(blobs) == 12
     backend = StorageBackend(layout)
     check = run_gc(backend, check_mode=True, delete_untagged=True)
     assert snapshot(tmp_path) == untouched and backend.calls == ["dry"] and not backend.read_only
     said = [
-        "remove 3 manifests no tag reaches: " + ", ".join("%s@%s" % m for m in manifests),
-        "remove 1 dangling tags (their manifest is gone): app:gone",
+        "remove 4 manifests no tag reaches: " + ", ".join("%s@%s" % m for m in manifests),
+        "remove 2 dangling tags (their manifest is gone): app:gone, app:lost",
         "remove 1 abandoned upload sessions (121 bytes)",
-        "remove 1 repositories left with nothing: old",
+        "remove 2 repositories left with nothing: old, older",
     ]
-    gone = {"removed": blobs, "blobs_removed": 9, "bytes_removed": size, "manifests": ["%s@%s" % m for m in manifests],
-            "manifests_removed": 3, "repositories_removed": ["old"], "dangling_tags_removed": ["app:gone"], "uploads_removed": 1,
+    gone = {"removed": blobs, "blobs_removed": 12, "bytes_removed": size, "manifests": ["%s@%s" % m for m in manifests],
+            "manifests_removed": 4, "repositories_removed": ["old", "older"], "dangling_tags_removed": ["app:gone", "app:lost"], "uploads_removed": 1,
             "upload_bytes_removed": 121}  # fmt: skip
-    assert check == {"changed": True, "actions": ["would " + a for a in said] + ["garbage-collect: 9 blobs (%d bytes) would be removed" % size],
+    assert check == {"changed": True, "actions": ["would " + a for a in said] + ["garbage-collect: 12 blobs (%d bytes) would be removed" % size],
                      **gone, "read_only_seconds": 0.0, "gc_seconds": 0.0, "before": before, "after": before}  # fmt: skip
     result = run_gc(backend, delete_untagged=True)
     assert backend.calls == ["dry", "dry", "ro", "gc", "rw"] and not backend.read_only
-    after = {"blobs": before["blobs"] - 9, "bytes": before["bytes"] - size, "uploads": 1, "upload_bytes": 28}
+    after = {"blobs": before["blobs"] - 12, "bytes": before["bytes"] - size, "uploads": 1, "upload_bytes": 28}
     assert {k: v for k, v in result.items() if not k.endswith("_seconds")} == {
-        "changed": True, "actions": [TO_RO, *said, "garbage-collect: 9 blobs (%d bytes) removed" % size, TO_RW], **gone, "before": before,
+        "changed": True, "actions": [TO_RO, *said, "garbage-collect: 12 blobs (%d bytes) removed" % size, TO_RW], **gone, "before": before,
         "after": after}  # fmt: skip
     assert usage(layout) == after and layout.blobs() == held - set(blobs)
-    assert not layout.repo("old").exists() and not (layout.repo("app") / "_manifests" / "tags" / "gone").exists()
+    assert not layout.repo("old").exists() and not layout.repo("older").exists()
+    assert sorted(p.name for p in (layout.repo("app") / "_manifests" / "tags").iterdir()) == ["1", "multi"]
     assert sorted(p.name for p in (layout.repo("app") / "_uploads").iterdir()) == ["young"]
 
 
@@ -413,9 +417,9 @@ def test_the_repair_of_a_registry_left_read_only_is_said_exactly(tmp_path):
     manifests = doomed(layout)
     backend = StorageBackend(layout, read_only=True)
     would = run_gc(backend, check_mode=True, delete_untagged=True)["actions"]
-    assert would[0] == REPAIR and len(would) == 6 and would[1].startswith("would remove 3 manifests") and backend.calls == ["dry"]
+    assert would[0] == REPAIR and len(would) == 6 and would[1].startswith("would remove 4 manifests") and backend.calls == ["dry"]
     result = run_gc(backend, delete_untagged=True)
-    assert result["actions"][:3] == [REPAIR, TO_RO, "remove 3 manifests no tag reaches: " + ", ".join("%s@%s" % m for m in manifests)]
+    assert result["actions"][:3] == [REPAIR, TO_RO, "remove 4 manifests no tag reaches: " + ", ".join("%s@%s" % m for m in manifests)]
     assert result["actions"][-1] == TO_RW and len(result["actions"]) == 8
     assert backend.calls == ["dry", "rw", "dry", "ro", "gc", "rw"] and not backend.read_only
 
@@ -429,27 +433,30 @@ def test_the_seconds_are_the_read_only_window_and_the_collection_in_it(tmp_path,
 
     layout = Layout(tmp_path)
     pruned_index(layout)
-    backend = StorageBackend(layout, on_switch=lambda read_only: later(5.0 if read_only else 7.0), on_gc=lambda: later(2.0004))
+    backend = StorageBackend(layout, on_switch=lambda read_only: later(5.0 if read_only else 7.0), on_gc=lambda: later(2.0104))
     result = run_gc(backend, delete_untagged=True)
-    # the switches take 12 s, the collection between them 2.0004 s: milliseconds
-    assert result["gc_seconds"] == 2.0 and result["read_only_seconds"] == 14.0
+    # the switches take 12 s, the collection between them 2.0104 s: milliseconds
+    assert result["gc_seconds"] == 2.01 and result["read_only_seconds"] == 14.01
 
 
 class Engine:
-    """An engine holding one registry container (``config`` its Config): records every ``docker exec``."""
+    """This host's engine holding one registry container, reg (``config`` its Config, its storage ``layout`` on a bind
+    mount): every ``docker exec`` recorded, garbage-collect run as FakeBinary on the layout."""
 
     local = True
 
-    def __init__(self, config):
+    def __init__(self, config, layout=None):
         self.config = config
+        self.layout = layout
         self.execs = []
 
     def container(self, name):
-        return {"Config": self.config, "Mounts": []} if name == "reg" else None
+        mounts = [{"Type": "bind", "Source": str(self.layout.root), "Destination": "/var/lib/registry"}] if self.layout else []
+        return {"Config": self.config, "Mounts": mounts} if name == "reg" else None
 
     def exec_run(self, container, command):
         self.execs.append((container, command))
-        return 0, NOTHING
+        return FakeBinary(self.layout).run("--dry-run" in command) if self.layout else (0, NOTHING)
 
 
 @pytest.mark.parametrize(
@@ -504,3 +511,72 @@ def test_a_failed_collection_says_its_last_line_cut_to_300_characters(output, sa
     with pytest.raises(GcError) as failed:
         run_gc(Backend([(2, output)]))
     assert str(failed.value) == "registry garbage-collect failed (exit 2): " + said
+
+
+def test_collect_runs_on_the_container_with_the_modules_options_and_their_defaults(tmp_path, monkeypatch):
+    layout = Layout(tmp_path)
+    doomed(layout)
+    engine = Engine({"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/docker/registry/config.yml"], "Env": ["A=1"]}, layout)
+    switches = []
+    monkeypatch.setattr(gc.ContainerBackend, "set_read_only", lambda self, read_only: switches.append(read_only))
+    check = collect(lambda: engine, "reg", None, 60, check_mode=True, delete_untagged=True, uploads_older_than_minutes=0)
+    assert check["manifests_removed"] == 4 and check["uploads_removed"] == 2 and switches == []
+    assert check["diff"] == {"before": check["before"], "after": check["before"]} and check["before"]["blobs"] > 0
+    # the defaults: not check mode, every manifest kept, uploads written more than 60 minutes ago removed
+    result = collect(lambda: engine, "reg", None, 60)
+    assert switches == [True, False] and result["manifests"] == [] and result["repositories_removed"] == []
+    assert result["dangling_tags_removed"] == ["app:gone", "app:lost"] and result["uploads_removed"] == 1
+    assert result["diff"] == {"before": result["before"], "after": result["after"]} and result["after"]["uploads"] == 1
+    assert [command for _name, command in engine.execs] == [
+        ["/bin/registry", "garbage-collect", "--dry-run", "/etc/docker/registry/config.yml"]] * 2 + [
+        ["/bin/registry", "garbage-collect", "/etc/docker/registry/config.yml"]]  # fmt: skip
+
+
+def test_uploads_older_than_minutes_is_the_age_in_minutes_and_never_negative(tmp_path):
+    layout = Layout(tmp_path)
+    layout.image("app", [b"a"], tag="1")
+    layout.upload("app", "older", 1, age=100 * 60 + 50)
+    layout.upload("app", "newer", 1, age=100 * 60 - 50)
+    assert run_gc(StorageBackend(layout), check_mode=True, uploads_older_than_minutes=100)["actions"] == [
+        "would remove 1 abandoned upload sessions (22 bytes)", "garbage-collect: 0 blobs (0 bytes) would be removed"
+    ]
+    assert run_gc(StorageBackend(layout), check_mode=True, uploads_older_than_minutes=0)["uploads_removed"] == 2
+    with pytest.raises(GcError) as failed:
+        run_gc(StorageBackend(layout), uploads_older_than_minutes=-1)
+    assert str(failed.value) == "uploads_older_than_minutes -1 must be 0 or more"
+
+
+@pytest.mark.parametrize(
+    "method, failing_call",
+    [("usage", 0), ("listing", 0), ("listing", 1), ("plan", 1), ("usage", 1)],
+    ids=["usage-before", "listing-before-the-dry-run", "listing-after-it", "plan-in-the-window", "usage-after"],
+)
+def test_every_storage_error_is_one_line_naming_the_registry_and_ends_read_write(tmp_path, monkeypatch, method, failing_call):
+    layout = Layout(tmp_path)
+    pruned_index(layout)
+    original = getattr(Storage, method)
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(method)
+        if len(calls) - 1 == failing_call:
+            raise StorageError("cannot read x: Permission denied")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, method, failing)
+    backend = StorageBackend(layout)
+    with pytest.raises(GcError) as failed:
+        run_gc(backend, delete_untagged=True)
+    assert str(failed.value) == "registry container fake: cannot read x: Permission denied" and not backend.read_only
+
+
+def test_a_path_holding_more_than_the_registry_is_not_its_storage(tmp_path):
+    real = Layout(tmp_path / "real")
+    real.image("app", [b"a"], tag="1")
+    shutil.copytree(real.root, tmp_path / "copy")
+    Layout(tmp_path / "copy").image("extra", [b"e"], tag="1")
+    backend = StorageBackend(real, data_path=str(tmp_path / "copy"))
+    with pytest.raises(GcError) as failed:
+        run_gc(backend, delete_untagged=True)
+    assert "its storage is not %s as this host sees it: this path holds 2 the registry does not (e.g. extra). Run" % (tmp_path / "copy") in str(failed.value)
+    assert backend.calls == ["dry"]
