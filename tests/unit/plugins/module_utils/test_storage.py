@@ -67,6 +67,7 @@ def test_a_manifest_tagged_in_another_repository_is_untagged_here_but_its_blobs_
     gone = plan(layout)
     assert gone.manifests == [("team/two", shared)]
     assert gone.blobs == []  # the manifest and its blobs are still referenced from team/one
+    assert not gone.empty() and gone.dangling == gone.uploads == gone.repositories == []  # the revision alone goes
 
 
 def test_layers_shared_across_repositories_stay_with_any_kept_reference(layout):
@@ -177,6 +178,9 @@ def test_the_storage_driver_and_root_from_the_environment():
     assert st.host_path(nested, "/mnt/Xsub") == "/h/Xsub" and st.host_path(nested[:1], "/mnt/X/Y") == "/h/X/Y"
     assert st.host_path([{"Destination": "/", "Source": "/h"}], "/var/lib/registry") == "/h/var/lib/registry"
     assert st.host_path([{"Source": "/h"}, {"Destination": "/var/lib/registry"}], "/var/lib/registry") is None
+    # a tmpfs mount (no source) before the volume holding the data
+    tmpfs = {"Type": "tmpfs", "Source": "", "Destination": "/tmp"}
+    assert st.host_path([tmpfs, {"Destination": "/var/lib/registry", "Source": "/srv/reg"}], "/var/lib/registry") == "/srv/reg"
 
 
 def test_an_empty_or_missing_storage_plans_nothing(tmp_path):
