@@ -507,7 +507,7 @@ def run_gc(
     if check_mode or plan.empty():
         if check_mode and not plan.empty():
             actions += _actions(plan, plan.blobs, sizes, would=True)
-        result.update(_summary(plan, plan.blobs, sizes) if check_mode else _summary(Plan(), [], sizes))
+        result.update(_summary(plan, plan.blobs, sizes))  # outside check mode: the plan is empty, zeros
         result.update(changed=bool(actions), read_only_seconds=0.0, gc_seconds=0.0, before=before, after=before)
         return _with_warnings(result, backend, warnings)
 

@@ -55,9 +55,10 @@ def driver_from_env(env: dict[str, str]) -> str | None:
         return "%s (REGISTRY_STORAGE=%s)" % (chosen.lower(), chosen)
     if chosen:
         return None
+    # REGISTRY_STORAGE_S3_REGION=... sets one parameter, REGISTRY_STORAGE_S3='{bucket: ...}' the driver's whole section.
     for key in sorted(env):
         parts = key.split("_")
-        if key.startswith("REGISTRY_STORAGE_") and len(parts) > 3 and parts[2] in _DRIVERS:
+        if key.startswith("REGISTRY_STORAGE_") and parts[2] in _DRIVERS:
             return "%s (%s)" % (parts[2].lower(), key)
     return None
 
@@ -71,8 +72,10 @@ def host_path(mounts: list[dict[str, Any]], root: str) -> str | None:
     """The host path of the container path ``root``, through the mount that holds it (the deepest one)."""
     best = None
     for mount in mounts:
-        target = (mount.get("Destination") or "").rstrip("/") or "/"
-        if (root == target or root.startswith(target.rstrip("/") + "/")) and mount.get("Source"):
+        if not mount.get("Destination") or not mount.get("Source"):
+            continue  # holds nothing this host can read
+        target = mount["Destination"].rstrip("/") or "/"
+        if root == target or root.startswith(target.rstrip("/") + "/"):
             if best is None or len(target) > len(best[0]):
                 best = (target, mount["Source"])
     if best is None:
@@ -138,7 +141,6 @@ class Upload:
 @dataclass
 class Repository:
     name: str
-    path: str
     # tag -> the manifest digest its current/link names (None: no readable link)
     tags: dict[str, str | None] = field(default_factory=dict)
     # the manifests the repository holds: a revision link whose manifest blob is there
@@ -155,6 +157,10 @@ class Manifest:
     # An index's manifests.
     children: list[str]
     subject: str | None
+
+
+# What a manifest whose blob is gone references (one that vanished while the plan was made too): nothing.
+_GONE = Manifest([], [], None)
 
 
 @dataclass
@@ -242,7 +248,7 @@ class Storage:
         return found
 
     def _repository(self, name: str, path: str) -> Repository:
-        repo = Repository(name=name, path=path, listed=os.path.isdir(os.path.join(path, "_manifests")))
+        repo = Repository(name=name, listed=os.path.isdir(os.path.join(path, "_manifests")))
         revisions = os.path.join(path, "_manifests", "revisions")
         for algorithm in _listdir(revisions):
             for hexdigest in _listdir(os.path.join(revisions, algorithm)):
@@ -306,13 +312,13 @@ class Storage:
                 if digest in reached:
                     continue
                 reached.add(digest)
-                for child in (self.manifest(digest) or Manifest([], [], None)).children:
+                for child in (self.manifest(digest) or _GONE).children:
                     if child in repo.revisions:
                         todo.append((child, via))
                     else:
                         broken.append("%s names manifest %s, which %s no longer holds" % (via, child, repo.name))
             for digest in sorted(repo.revisions - reached):
-                subject = (self.manifest(digest) or Manifest([], [], None)).subject
+                subject = (self.manifest(digest) or _GONE).subject
                 if subject in reached:
                     todo.append((digest, "%s@%s" % (repo.name, subject)))
             if not todo:
@@ -399,7 +405,7 @@ def unreferenced(storage: Storage, kept: set[str]) -> list[str]:
     blob but the kept manifests and what they reference."""
     marked = set(kept)
     for digest in kept:
-        marked.update((storage.manifest(digest) or Manifest([], [], None)).references)
+        marked.update((storage.manifest(digest) or _GONE).references)
     return sorted(set(storage.blobs()) - marked)
 
 

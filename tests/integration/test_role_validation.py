@@ -73,6 +73,7 @@ def _one_line(result: dict, *values: str) -> str:
          "registry_gc_delete_untagged needs the filesystem storage driver (what the tags reach is read from the storage), and "
          "registry_env sets REGISTRY_STORAGE: set registry_gc_delete_untagged: false"),
         ({"registry_gc_schedule": True, "registry_env": {"REGISTRY_STORAGE_AZURE_ACCOUNTNAME": "a"}}, "registry_env sets REGISTRY_STORAGE_AZURE_ACCOUNTNAME"),
+        ({"registry_gc_on_run": True, "registry_env": {"REGISTRY_STORAGE_S3": "{bucket: b, region: r}"}}, "registry_env sets REGISTRY_STORAGE_S3:"),
         ({"registry_gc_uploads_older_than_minutes": -1}, "registry_gc_uploads_older_than_minutes -1 must be 0 or more"),
     ],
 )
