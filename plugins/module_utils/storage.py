@@ -141,6 +141,7 @@ class Upload:
 @dataclass
 class Repository:
     name: str
+    path: str  # its directory under repositories/ (registry_info's storage report reads its _layers)
     # tag -> the manifest digest its current/link names (None: no readable link)
     tags: dict[str, str | None] = field(default_factory=dict)
     # the manifests the repository holds: a revision link whose manifest blob is there
@@ -248,7 +249,7 @@ class Storage:
         return found
 
     def _repository(self, name: str, path: str) -> Repository:
-        repo = Repository(name=name, listed=os.path.isdir(os.path.join(path, "_manifests")))
+        repo = Repository(name=name, path=path, listed=os.path.isdir(os.path.join(path, "_manifests")))
         revisions = os.path.join(path, "_manifests", "revisions")
         for algorithm in _listdir(revisions):
             for hexdigest in _listdir(os.path.join(revisions, algorithm)):
