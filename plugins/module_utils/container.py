@@ -38,7 +38,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
     drain_seconds,
     env_dict,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.data_move import copy_data, data_mount, decide, location_text
+from ansible_collections.dockhand.registry.plugins.module_utils.data_move import (
+    copy_data,
+    data_mount,
+    decide,
+    first_repository,
+    location_text,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
@@ -383,7 +389,10 @@ class RegistryContainer:
         if same == (mount["type"], mount["source"]):
             return
         new_text = "data_path %s" % self.spec.data_path if self.spec.data_path else "volume %s" % self.spec.volume
-        what, action = decide(self.engine, old, mount, new_text, image_id, self.spec.data_move, self.spec.name)
+        held = first_repository(self.engine, old["Id"])
+        what, action = decide(
+            self.engine, held, location_text(old_mount), mount, new_text, image_id, self.spec.data_move, self.spec.name
+        )
         if action:
             self.actions.append(action)
         if what == "copy":

@@ -168,20 +168,32 @@ def probe_location(engine: EngineClient, name: str, image: str, mount: dict[str,
 
 
 def decide(
-    engine: EngineClient, old: dict[str, Any], new_mount: dict[str, Any], new_text: str, image: str, data_move: str, name: str
+    engine: EngineClient,
+    held: str | None,
+    old_text: str,
+    new_mount: dict[str, Any],
+    new_text: str,
+    image: str,
+    data_move: str,
+    name: str,
+    no_copy: str = "",
 ) -> tuple[str, str]:
-    """What a change of the data location of the registry container ``old`` to ``new_mount`` may do: ``("keep", "")``
-    (nothing would be lost: go ahead as asked), ``("copy", action)``, ``("adopt_empty", action)``; raises InvalidSpec
-    naming both locations and ``data_move`` when the old location holds repositories, the new one is empty and
-    ``data_move`` is ``refuse``."""
-    old_text = location_text(data_mount(old))
-    held = first_repository(engine, old["Id"])
+    """What a change of the data location of registry ``name`` from ``old_text`` (holding repository ``held``, or
+    none) to ``new_mount`` may do: ``("keep", "")`` (nothing would be lost: go ahead as asked), ``("copy", action)``,
+    ``("adopt_empty", action)``; raises InvalidSpec naming both locations and ``data_move`` when the old location
+    holds repositories, the new one is empty and ``data_move`` is ``refuse`` (or ``copy`` where ``no_copy`` says
+    why it cannot be done)."""
     if held is None:
         return "keep", ""
     there, note = probe_location(engine, name, image, new_mount)
     if there is not None and not note.startswith("incomplete"):
         return "keep", ""  # the new location holds a registry of its own (moved there by hand): used as it is
     left = " (a copy that did not finish: %s)" % note if note.startswith("incomplete") else ""
+    if data_move == "copy" and no_copy:
+        raise InvalidSpec(
+            "registry %s holds repositories (e.g. %s) in %s and the new %s is empty%s; data_move copy is not available: %s"
+            % (name, held, old_text, new_text, left, no_copy)
+        )
     if data_move == "copy":
         return "copy", "copy the registry data from %s to %s%s" % (old_text, new_text, left)
     if data_move == "adopt_empty":

@@ -87,6 +87,20 @@ options:
     description: Options of O(volume_driver).
     type: dict
     default: {}
+  data_move:
+    description:
+      - What to do when O(data_path) or O(volume) of an existing service changes while the old storage holds
+        repositories and the new one is empty: the replicas would come back empty.
+      - V(refuse) fails in one line naming both, before anything changes (in check mode too). V(adopt_empty) updates
+        the service onto the empty storage on purpose (the data stays where it is). V(copy) is refused for a service:
+        its replicas write to the shared storage while they run; copy the data yourself (the service scaled to 0),
+        then run again (a new storage that holds repositories is used as it is).
+      - Both locations are read on this manager through a helper container C(<name>-dockhand-probe) that only mounts
+        one (created, never started, removed right away). An old volume this manager does not have cannot be read
+        and counts as holding repositories.
+    type: str
+    choices: [refuse, copy, adopt_empty]
+    default: refuse
   env:
     description: Extra configuration as C(REGISTRY_<PATH>) variables (not C(REGISTRY_HTTP_SECRET), see O(http_secret)).
     type: dict
@@ -213,6 +227,7 @@ def main() -> None:
             volume=dict(type="str"),
             volume_driver=dict(type="str"),
             volume_options=dict(type="dict", default={}),
+            data_move=dict(type="str", choices=["refuse", "copy", "adopt_empty"], default="refuse"),
             env=dict(type="dict", default={}),
             read_only=dict(type="bool", default=False),
             http_secret=dict(type="str", no_log=True),
@@ -261,6 +276,7 @@ def main() -> None:
         update_monitor=p["update_monitor"],
         stop_grace_period=p["stop_grace_period"],
         wait_timeout=p["wait_timeout"],
+        data_move=p["data_move"],
     )
 
     def action() -> dict:
