@@ -1,0 +1,66 @@
+"""Nothing kept is lost: a seeded, randomized lifecycle of a real registry, checked after every step.
+
+A registry made by registry_container (port +6, deletes on, data on the test's directory) and a source registry for
+image_sync (port +8) go through ``DH_LIFECYCLE_OPS`` operations (default 200; ``make soak`` runs 5,000) drawn from
+``DH_LIFECYCLE_SEED`` (default: a new seed each run, printed): pushes, moved and shared tags, indexes, image_sync,
+image_publish with the engine, registry_prune with random rules, registry_gc with and without delete_untagged,
+pushes racing a prune or a GC window, dangling tags, registry_info. tests/support/lifecycle.py says what each
+operation is, how the collection is run, and what the oracle checks after every step. On failure the seed, the
+step and the operations so far are printed: ``DH_LIFECYCLE_SEED=<seed> DH_LIFECYCLE_OPS=<step>`` replays it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
+from support.lifecycle import Lifecycle
+from support.registry import wait_v2
+from support.runner import run_module
+
+from .conftest import docker
+
+NAME = PREFIX + "lifecycle"
+TARGET = "127.0.0.1:%d" % port(6)
+SOURCE = "127.0.0.1:%d" % port(8)
+OPERATIONS = int(os.environ.get("DH_LIFECYCLE_OPS", "200"))
+
+
+def test_nothing_kept_is_lost(workdir):
+    seed = int(os.environ.get("DH_LIFECYCLE_SEED") or random.SystemRandom().randrange(1, 10**6))
+    data = workdir / "data"
+    created = run_module(
+        "registry_container",
+        {"name": NAME, "image": REGISTRY_IMAGE, "port": port(6), "data_path": str(data), "wait_timeout": 60,
+         "env": {"REGISTRY_STORAGE_DELETE_ENABLED": "true"}},
+    )  # fmt: skip
+    assert created.get("changed"), created
+    docker("run", "-d", "--name", PREFIX + "lifecycle-source", "-p", "%s:5000" % SOURCE, "-v", "%s:/var/lib/registry" % (workdir / "source"), REGISTRY_IMAGE)
+    wait_v2(SOURCE)
+    run = Lifecycle(seed, TARGET, SOURCE, NAME, data, workdir, PREFIX, TEST_LABEL)
+    run.seed_source()
+    started = time.monotonic()
+    number = 0
+    try:
+        for number in range(1, OPERATIONS + 1):
+            run.step(number)
+        whole = run.full_check()
+    except BaseException as exc:
+        import re as _re
+        if os.environ.get("DH_LIFECYCLE_DEBUG"):
+            logs = __import__("subprocess").run(["docker", "logs", NAME], capture_output=True, text=True).stderr
+            (workdir.parent / "lifecycle-registry.log").write_text(logs)
+            (workdir.parent / "lifecycle-steps.log").write_text("\n".join(run.log))
+            for digest in set(_re.findall(r"sha256:[0-9a-f]{64}", str(exc)))[:2] if False else sorted(set(_re.findall(r"sha256:[0-9a-f]{64}", str(exc))))[:4]:
+                print("== log lines of", digest)
+                print("\n".join(line[:400] for line in logs.splitlines() if digest in line and "method=HEAD" not in line)[-3000:])
+        print("\nlifecycle FAILED at step %d of seed %d; replay: DH_LIFECYCLE_SEED=%d DH_LIFECYCLE_OPS=%d" % (number, seed, seed, number))
+        print("\n".join(run.log[-60:]))
+        raise
+    seconds = time.monotonic() - started
+    print(
+        "\nlifecycle seed %d: %d operations in %.0f s (%s); %d tags read back whole at the end; figures %s"
+        % (seed, OPERATIONS, seconds, ", ".join("%s %d" % kv for kv in sorted(run.counts.items())), whole, run.figures)
+    )
