@@ -62,5 +62,6 @@ def test_nothing_kept_is_lost(workdir):
     seconds = time.monotonic() - started
     print(
         "\nlifecycle seed %d: %d operations in %.0f s (%s); %d tags read back whole at the end; figures %s"
-        % (seed, OPERATIONS, seconds, ", ".join("%s %d" % kv for kv in sorted(run.counts.items())), whole, run.figures)
+        % (seed, OPERATIONS, seconds, ", ".join("%s %d (%.0f s)" % (k, n, run.seconds.get(k, 0)) for k, n in sorted(run.counts.items())),
+           whole, run.figures)
     )

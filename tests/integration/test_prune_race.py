@@ -126,3 +126,35 @@ def test_a_kept_tag_moved_during_the_prune_survives(registry, workdir):
     for tag in ("release", "t297", "t298", "t299"):
         registry.verify_tag_whole(REPO, tag, held[tag])
     assert set(held) - {"release", "t297", "t298", "t299"} <= {t for t, m in manifests.items() if m.digest == held["release"]}
+
+
+def test_a_prune_while_a_tag_is_rewritten_leaves_no_dangling_tag(registry):
+    """Distribution 2.8 answers HTTP 500 ("invalid checksum digest format") to a request that reads a tag link another
+    client is writing at that instant: a manifest read, or a delete (which reads every tag of the repository) after it
+    has removed the manifest, leaving its tags dangling. Here another client rewrites ``release`` without pause while
+    the prune runs: the prune succeeds, says so, and leaves no tag whose manifest is gone."""
+    api.push_images(ADDRESS, REPO, 100, marker=PREFIX + "hammer")
+    api.push_image(ADDRESS, REPO, "release", [api.tar_layer("file", "release of %s\n" % REPO)])
+    release = registry.manifest(REPO, "release")
+    stop = threading.Event()
+    writes = []
+
+    def rewrite() -> None:
+        while not stop.is_set():
+            writes.append(api.SESSION.put(
+                "http://%s/v2/%s/manifests/release" % (ADDRESS, REPO), data=release.raw, headers={"Content-Type": release.media_type}
+            ).status_code)  # fmt: skip
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        result = run_module("registry_prune", {"registry": ADDRESS, "rules": RULES})
+    finally:
+        stop.set()
+        writer.join()
+    assert not result.get("failed"), result.get("msg")
+    print("prune while release was rewritten %d times: %d deleted, warnings %s" % (len(writes), len(result["deleted"]), result.get("warnings")))
+    listed = registry.tags(REPO)
+    assert sorted(listed) == sorted(["release", "t097", "t098", "t099"]), listed
+    assert all(registry.head_manifest(REPO, tag) for tag in listed)  # no dangling tag
+    registry.verify_tag_whole(REPO, "release", release.digest)

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -217,6 +217,7 @@ class Lifecycle:
         self.downloaded: set[tuple[str, str]] = set()  # (repository, blob) downloaded and digest-checked once
         self.reachable: set[str] = set()
         self.counts: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}  # per kind of operation, its checks included
         self.figures: dict[str, Any] = {"gc_blobs_removed": 0, "unreachable_left_after_gc": [], "restored": 0, "skipped": 0,
                                         "dangling_removed": 0, "race_pushes": 0}  # fmt: skip
         self.pool = [tar_layer("shared layer %d of the lifecycle test\n" % n) for n in range(8)]
@@ -286,7 +287,10 @@ class Lifecycle:
     def seed_source(self) -> None:
         for repository in SOURCE_REPOSITORIES:
             for tag in ("1.0", "1.1", "2.0"):
-                image = self._index(self.source_pusher, self.source_model, repository) if repository.endswith("multi") else self.new_image(self.source_pusher, repository)
+                if repository.endswith("multi"):
+                    image = self._index(self.source_pusher, self.source_model, repository)
+                else:
+                    image = self.new_image(self.source_pusher, repository)
                 self.source_pusher.put(repository, tag, image).raise_for_status()
                 self.source_model.put(repository, tag, image)
 
@@ -296,7 +300,7 @@ class Lifecycle:
 
         source = self.rng.choice(SOURCE_REPOSITORIES)
         tag = self.rng.choice(sorted(self.source_model.tags[source]))
-        repository, dest_tag = self.rng.choice(REPOSITORIES + ["mirror/" + source.split("/")[1]]), self.rng.choice(TAGS)
+        repository, dest_tag = self.rng.choice([*REPOSITORIES, "mirror/" + source.split("/")[1]]), self.rng.choice(TAGS)
         image = self.source_model.images[(source, self.source_model.tags[source][tag])]
         platforms = None
         if image.children and self.rng.random() < 0.5:
@@ -386,15 +390,14 @@ class Lifecycle:
         return result, pushed
 
     def op_prune(self) -> str:
-        from support.runner import run_module
-
         from ansible_collections.dockhand.registry.plugins.module_utils.prune import run_prune
         from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
+        from support.runner import run_module
 
         self.prunes += 1
         rules = []
         for _n in range(self.rng.randrange(1, 3)):
-            rule: dict[str, Any] = {"repository": self.rng.choice(REPOSITORIES + [".*", "team/.*"])}
+            rule: dict[str, Any] = {"repository": self.rng.choice([*REPOSITORIES, ".*", "team/.*"])}
             rule["keep_tags"] = self.rng.sample(KEEP_PATTERNS, self.rng.randrange(0, 3))
             if self.rng.random() < 0.8:
                 rule["keep_last"] = self.rng.randrange(0, 5)
@@ -431,10 +434,9 @@ class Lifecycle:
             sum(len(t) for t in dropped.values()), len(result["deleted"]), len(pushed))
 
     def op_gc(self) -> str:
-        from support.runner import run_module
-
         from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
         from ansible_collections.dockhand.registry.plugins.module_utils.gc import collect
+        from support.runner import run_module
 
         self.gcs += 1
         untagged = self.rng.random() < 0.6
@@ -497,7 +499,7 @@ class Lifecycle:
         assert dangling == {r: set(t) for r, t in self.model.dangling.items() if t}, (dangling, self.model.dangling)
         return "info: %d repositories, %d tags, %d dangling" % (len(got), sum(len(t) for t in got.values()), sum(len(t) for t in dangling.values()))
 
-    OPERATIONS = [("push", 30), ("retag", 10), ("index", 9), ("sync", 8), ("prune", 14), ("gc", 4), ("dangle", 2), ("info", 3),
+    OPERATIONS: ClassVar[list[tuple[str, int]]] = [("push", 30), ("retag", 10), ("index", 9), ("sync", 8), ("prune", 14), ("gc", 3), ("dangle", 2), ("info", 3),
                   ("publish_engine", 1)]  # fmt: skip
 
     def step(self, number: int) -> None:
@@ -506,8 +508,10 @@ class Lifecycle:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         stamp = time.strftime("%H:%M:%S", time.gmtime())
         self.log.append("%4d %s %s (failed in the middle)" % (number, stamp, kind))
+        started = time.monotonic()
         self.log[-1] = "%4d %s %s" % (number, stamp, getattr(self, "op_" + kind)())
         self.check()
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + time.monotonic() - started
 
     # -- the checks ------------------------------------------------------------------------------------------------
     def _destroyed(self) -> None:
