@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_info import registry_cpu_reader  # noqa: E402
+from registry_info import docker, registry_cpu_reader  # noqa: E402
 
 from support import registry_api as api  # noqa: E402
 
@@ -63,10 +63,6 @@ started = time.monotonic()
 result = run_prune(client, json.loads(sys.argv[3]))
 print(json.dumps({"seconds": time.monotonic() - started, "deleted": len(result["deleted"])}))
 """
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
 
 
 def _now() -> str:
