@@ -78,14 +78,14 @@ options:
         would come back empty (its images seem gone; the old data stays on disk).
       - V(refuse) fails in one line naming both locations and this option, before anything changes (in check mode
         too).
-      - V(copy) copies the data over while the old registry is stopped, then starts the new one on it: a tar stream
-        through the engine's container archive API (C(docker cp)), so bind paths and volumes, a local engine and a
-        remote one all work; the registry is down for the time of the copy (RV(data_copied)). The new location keeps
+      - V(copy) copies the data over while the old registry is stopped, then starts the new one on it, as a tar
+        stream through the engine's container archive API (C(docker cp)), so bind paths and volumes, a local engine
+        and a remote one all work; the registry is down for the time of the copy (RV(data_copied)). The new location keeps
         a marker file C(.dockhand-data-move); a copy that did not finish is done again on the next run.
       - V(adopt_empty) starts the registry on the empty location on purpose (the old data stays where it is).
       - A new location that already holds repositories (moved there by hand), or an old one that holds none, is used
-        as asked whatever this option says. The locations are read through the engine: the old container, and a
-        helper container C(<name>-dockhand-probe) that only mounts the new location (created, never started,
+        as asked whatever this option says. The locations are read through the engine, the old one through the old
+        container and the new one through a helper container C(<name>-dockhand-probe) that only mounts the new location (created, never started,
         removed right away; also in check mode).
     type: str
     choices: [refuse, copy, adopt_empty]

@@ -14,7 +14,7 @@ description:
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
   - A tag the registry lists but whose manifest is gone (a registry stopped in the middle of a delete leaves such
-    tags; a pull fails with C(manifest unknown)) is not listed among the tags: it is returned in RV(dangling) (and
+    tags; a pull fails with C(manifest unknown)) is not listed among the tags but returned in RV(dangling) (and
     in its repository's C(dangling)) with a warning. Read again before it is reported, so a tag deleted or pushed
     while the module reads is not taken for one. Found when O(details=true).
     M(dockhand.registry.registry_prune) and M(dockhand.registry.registry_gc) remove them.
@@ -92,7 +92,7 @@ repositories:
           media_type: application/vnd.docker.distribution.manifest.v2+json
           size: 2871
           created: "2026-11-30T02:00:00.123456789Z"
-        dangling: ["0.9"]
+      dangling: ["0.9"]
 dangling:
   description:
     - The dangling tags (C(repository:tag)) of the repositories listed, each also in its repository's C(dangling)

@@ -20,10 +20,10 @@ description:
     waits for a fresh read of the repository's kept tags (and of any tag that appeared after the plan was made) and
     is skipped when one of them now points at its digest (RV(skipped)). After the deletes every such tag is read
     again; one that vanished all the same (moved in the instant between that read and the delete) is put back from
-    the manifest bytes read before the delete (its blobs stay until a garbage collection): RV(restored) and a
-    warning. A tag the other client moved that way comes back where it was last read.
-  - Parallel deletes share those reads: a prune of 300 tags sends about a quarter more requests than deletes alone
-    (a C(tags/list) and a C(HEAD) per kept tag every few deletes; see docs/maintenance.md).
+    the manifest bytes read before the delete (its blobs stay until a garbage collection), listed in RV(restored)
+    with a warning. A tag the other client moved that way comes back where it was last read.
+  - Parallel deletes share those reads, so a prune of 300 tags sends about a quarter more requests than deletes
+    alone (a C(tags/list) and a C(HEAD) per kept tag every few deletes, see docs/maintenance.md).
   - Dangling tags of the repositories the rules match (listed, but their manifest is gone, as a registry stopped in
     the middle of a delete leaves them; a pull fails) are removed whatever the rules say, and listed in
     RV(dangling_removed) with a warning. The registry API cannot delete a tag whose manifest is gone (distribution

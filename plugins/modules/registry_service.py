@@ -90,9 +90,9 @@ options:
   data_move:
     description:
       - What to do when O(data_path) or O(volume) of an existing service changes while the old storage holds
-        repositories and the new one is empty: the replicas would come back empty.
+        repositories and the new one is empty, so that the replicas would come back empty.
       - V(refuse) fails in one line naming both, before anything changes (in check mode too). V(adopt_empty) updates
-        the service onto the empty storage on purpose (the data stays where it is). V(copy) is refused for a service:
+        the service onto the empty storage on purpose (the data stays where it is). V(copy) is refused for a service, as
         its replicas write to the shared storage while they run; copy the data yourself (the service scaled to 0),
         then run again (a new storage that holds repositories is used as it is).
       - Both locations are read on this manager through a helper container C(<name>-dockhand-probe) that only mounts
