@@ -499,8 +499,10 @@ class Lifecycle:
         assert dangling == {r: set(t) for r, t in self.model.dangling.items() if t}, (dangling, self.model.dangling)
         return "info: %d repositories, %d tags, %d dangling" % (len(got), sum(len(t) for t in got.values()), sum(len(t) for t in dangling.values()))
 
-    OPERATIONS: ClassVar[list[tuple[str, int]]] = [("push", 30), ("retag", 10), ("index", 9), ("sync", 8), ("prune", 14), ("gc", 3), ("dangle", 2), ("info", 3),
-                  ("publish_engine", 1)]  # fmt: skip
+    # Each kind of operation with its weight (the chance it is drawn at a step).
+    OPERATIONS: ClassVar[list[tuple[str, int]]] = [
+        ("push", 30), ("retag", 10), ("index", 9), ("sync", 8), ("prune", 14), ("gc", 3), ("dangle", 2), ("info", 3), ("publish_engine", 1),
+    ]  # fmt: skip
 
     def step(self, number: int) -> None:
         kinds, weights = zip(*self.OPERATIONS)
