@@ -40,7 +40,7 @@ PORT = port(5)
 ADDRESS = "127.0.0.1:%d" % PORT
 REPO = PREFIX + "race"
 TAGS = 300
-RUNS = int(os.environ.get("DH_PRUNE_RACE_RUNS", "6"))
+RUNS = int(os.environ.get("DH_PRUNE_RACE_RUNS", "3"))
 RULES = [{"repository": REPO, "keep_last": 3, "keep_tags": ["release"]}]
 
 
