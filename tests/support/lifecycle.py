@@ -473,7 +473,7 @@ class Lifecycle:
         """A tag whose manifest is gone, as a registry stopped between a delete's two steps leaves it (on disk: the
         manifest's revision link removed while a tag still points at it)."""
         held = [(r, t, d) for r, tags in self.model.tags.items() for t, d in tags.items()
-                if sum(1 for x in self.model.tags[r].values() if x == d) == 1 and not self._referenced(r, d)]  # fmt: skip
+                if sum(1 for x in tags.values() if x == d) == 1 and not self._referenced(r, d)]  # fmt: skip
         if not held:
             return self.op_push()
         repository, tag, digest = self.rng.choice(sorted(held))

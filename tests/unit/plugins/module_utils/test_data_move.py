@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, InvalidSpec
 from ansible_collections.dockhand.registry.plugins.module_utils.data_move import MARKER, first_repository
-from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (  # noqa: F401
+from ansible_collections.dockhand.registry.tests.unit.plugins.module_utils.test_container import (  # noqa: F401  # pylint: disable=unused-import
     FakeEngine,
     converge,
     no_http,  # autouse: readiness answered at once
