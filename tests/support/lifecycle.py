@@ -433,14 +433,15 @@ class Lifecycle:
             " (module)" if through_module else "", " racing" if race else "", json.dumps(rules),
             sum(len(t) for t in dropped.values()), len(result["deleted"]), len(pushed))
 
-    def op_gc(self) -> str:
+    def op_gc(self, untagged: bool | None = None, race: bool | None = None) -> str:
         from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
         from ansible_collections.dockhand.registry.plugins.module_utils.gc import collect
         from support.runner import run_module
 
         self.gcs += 1
-        untagged = self.rng.random() < 0.6
-        race = self.rng.random() < 0.3
+        drawn = self.rng.random() < 0.6, self.rng.random() < 0.3
+        untagged = drawn[0] if untagged is None else untagged
+        race = drawn[1] if race is None else race
         through_module = self.gcs % self.MODULE_EVERY == 0
         before = self.disk_blobs()
 
