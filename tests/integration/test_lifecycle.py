@@ -76,6 +76,8 @@ def test_nothing_kept_is_lost(workdir, lifecycle):
     try:
         for number in range(1, OPERATIONS + 1):
             run.step(number)
+            if number % 500 == 0:  # a soak's progress
+                print("lifecycle seed %d: %d operations in %.0f s" % (seed, number, time.monotonic() - started), flush=True)
         whole = run.full_check()
     except BaseException:
         if os.environ.get("DH_LIFECYCLE_DEBUG"):
