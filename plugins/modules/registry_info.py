@@ -18,6 +18,9 @@ description:
     in its repository's C(dangling)) with a warning. Read again before it is reported, so a tag deleted or pushed
     while the module reads is not taken for one. Found when O(details=true).
     M(dockhand.registry.registry_prune) and M(dockhand.registry.registry_gc) remove them.
+  - With O(data_path), also the storage use read from the registry's files on this host (filesystem storage driver
+    only) - bytes of blobs, bytes in upload sessions, and per repository the blobs it links, its manifests, tags and
+    upload sessions.
   - Read-only; in check mode it returns the same.
 author:
   - dockhand.registry contributors (@dockhand)
@@ -50,6 +53,12 @@ options:
         platforms and sizes come from the manifests alone.
     type: bool
     default: true
+  data_path:
+    description:
+      - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's
+        C(registry_data_path); for a named volume its C(Mountpoint)), for storage use read from its files. Only for the
+        C(filesystem) storage driver; S3, Azure or GCS storage is not readable here.
+    type: path
 attributes:
   diff_mode:
     support: none
@@ -62,6 +71,16 @@ EXAMPLES = r"""
   dockhand.registry.registry_info:
     registry: localhost:5000
   register: held
+
+- name: What the registry holds and the storage it uses
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+    data_path: /var/lib/dockhand/registry
+    details: false
+  register: held
+- name: Show the bytes per repository
+  ansible.builtin.debug:
+    msg: "{{ held.storage.repositories | items2dict(key_name='name', value_name='blob_bytes') }}"
 
 - name: Release tags of the team's repositories, over HTTPS with a private CA
   dockhand.registry.registry_info:
@@ -106,6 +125,23 @@ counts:
   returned: always
   type: dict
   sample: {repositories: 1, tags: 12, digests: 11}
+storage:
+  description:
+    - Storage use read from O(data_path) - C(blobs) and C(blob_bytes) (every blob once), C(uploads) and C(upload_bytes)
+      (upload sessions an interrupted push left), and C(repositories), each with C(name), C(blobs) and C(blob_bytes)
+      (the blobs it links; a blob shared by repositories counts in each), C(manifests), C(tags), C(uploads) and
+      C(upload_bytes).
+  returned: when O(data_path) is set
+  type: dict
+  sample:
+    driver: filesystem
+    data_path: /var/lib/dockhand/registry
+    blobs: 7
+    blob_bytes: 3187203
+    uploads: 1
+    upload_bytes: 524288
+    repositories:
+      - {name: team/app, blobs: 5, blob_bytes: 3181874, manifests: 2, tags: 2, uploads: 1, upload_bytes: 524288}
 actions:
   description: Always empty (the module changes nothing).
   returned: always
@@ -129,6 +165,7 @@ def main() -> None:
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
+            data_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )
