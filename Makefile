@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: site test setup setup-dev engine unit integration molecule lint bench mutants clean
+.PHONY: site test setup setup-dev engine unit integration molecule lint bench mutants soak clean
 
 ## site: deploy the registry on localhost:5000 and publish the demo image (sets everything up first)
 site: setup
@@ -40,6 +40,10 @@ lint: setup-dev
 
 bench: setup-dev engine
 	scripts/bench
+
+## soak: the lifecycle property test with 5,000 operations (DH_LIFECYCLE_OPS, DH_LIFECYCLE_SEED; docs/maintenance.md)
+soak: setup-dev engine
+	DH_LIFECYCLE_OPS=$${DH_LIFECYCLE_OPS:-5000} python -m pytest -q -s tests/integration/test_lifecycle.py
 
 ## mutants: mutation testing of the critical paths with mutmut (not part of `make test`; docs/development.md)
 mutants: setup-dev

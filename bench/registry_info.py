@@ -109,9 +109,9 @@ def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
 
 
-def registry_cpu_reader():
-    """A function giving the CPU seconds the registry container has used so far (cgroup v1 or v2), or None."""
-    cid = docker("inspect", "-f", "{{.Id}}", NAME).strip()
+def registry_cpu_reader(name: str = NAME):
+    """A function giving the CPU seconds the container ``name`` has used so far (cgroup v1 or v2), or None."""
+    cid = docker("inspect", "-f", "{{.Id}}", name).strip()
     for path in ("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, "/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid,
                  "/sys/fs/cgroup/docker/%s/cpu.stat" % cid):
         if os.path.exists(path):

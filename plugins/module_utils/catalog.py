@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient, client_from_params
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
+    INDEX_MEDIA_TYPES,
+    Manifest,
+    RegistryClient,
+    client_from_params,
+    steady,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import Storage, StorageError
 
 _DIGITS_RE = re.compile(r"(\d+)")
@@ -69,6 +75,8 @@ class TagInfo:
     platforms: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     config_digest: str = ""
+    # The manifest as stored (bytes and media type): what registry_prune puts back if a delete takes a kept tag.
+    manifest: Manifest | None = field(default=None, repr=False, compare=False)
 
     def created_time(self) -> datetime.datetime:
         return parse_created(self.created) or _EPOCH
@@ -116,6 +124,8 @@ class Reader:
         self.created = created
         self._configs: dict[tuple[str, str], dict[str, Any]] = {}
         self._claim_lock = threading.Lock()
+        # Tags listed whose manifest answered 404 when read: dangling, or deleted in between (see dangling()).
+        self.missing: dict[str, list[str]] = {}
 
     def repositories(self, patterns: list[re.Pattern[str]]) -> list[str]:
         return sorted(r for r in self.client.catalog() if not patterns or matches(r, patterns))
@@ -135,7 +145,8 @@ class Reader:
         manifests = self.client.map(self._read_tag, wanted)
         children: list[tuple[TagInfo, str]] = []
         for info, manifest in zip(wanted, manifests):
-            if manifest is None:  # deleted between tags/list and here
+            if manifest is None:  # dangling, or deleted between tags/list and here: dangling() tells
+                self.missing.setdefault(info.repository, []).append(info.tag)
                 continue
             if info.children:
                 children.extend((info, digest) for digest in info.children)
@@ -167,12 +178,27 @@ class Reader:
                 result[info.repository].append(info)
         return result
 
-    def _read_tag(self, info: TagInfo) -> tuple[str, str, dict[str, Any]] | None:
+    def dangling(self) -> dict[str, list[str]]:
+        """Of the tags whose manifest answered 404 in :meth:`details`, those still listed and still answering 404:
+        tags whose manifest is gone (a registry stopped in the middle of a delete leaves them), per repository.
+        A tag deleted meanwhile is not listed any more; one pushed meanwhile resolves."""
+        repositories = sorted(self.missing)
+        listed = dict(zip(repositories, self.client.map(self.client.tags, repositories)))
+        suspects = [(repo, tag) for repo in repositories for tag in self.missing[repo] if tag in listed[repo]]
+        digests = self.client.map(lambda rt: steady(self.client.manifest_digest, rt[0], rt[1]), suspects)
+        found: dict[str, list[str]] = {}
+        for (repo, tag), digest in zip(suspects, digests):
+            if digest is None:
+                found.setdefault(repo, []).append(tag)
+        return found
+
+    def _read_tag(self, info: TagInfo) -> Any:
         """(In a worker.) The manifest of one tag; platforms of an index; size and configuration of an image."""
-        manifest = self.client.manifest(info.repository, info.tag)
-        if manifest is None:
+        found = steady(self.client.read_manifest, info.repository, info.tag)
+        if found is None:
             return None
-        info.digest, info.media_type, body = manifest
+        info.manifest, body = found
+        info.digest, info.media_type = info.manifest.digest, info.manifest.media_type
         if info.media_type in INDEX_MEDIA_TYPES or "manifests" in body:
             for entry in body.get("manifests") or []:
                 info.platforms.append(_platform(entry))
@@ -183,7 +209,7 @@ class Reader:
             if self.created and info.config_digest and self._claim(key):
                 # Claimed by this worker alone: tags sharing one configuration read it once.
                 self._configs[key] = self.client.blob_json(*key) or {"_empty": True}
-        return manifest
+        return found
 
     def _claim(self, key: tuple[str, str]) -> bool:
         with self._claim_lock:
@@ -232,10 +258,22 @@ def read_catalog(
             "repositories": [{"name": repo, "tags": [{"tag": t} for t in tag_lists[repo]]} for repo in names],
         }
     infos = reader.details(tag_lists)
+    dangling = reader.dangling()
     return {
-        "repositories": [{"name": repo, "tags": [i.as_dict() for i in infos[repo]]} for repo in names],
+        "repositories": [
+            dict({"name": repo, "tags": [i.as_dict() for i in infos[repo]]}, **({"dangling": dangling[repo]} if repo in dangling else {}))
+            for repo in names
+        ],
         "infos": infos,
+        "dangling": dangling,
     }
+
+
+def dangling_warning(dangling: dict[str, list[str]], what: str) -> str:
+    """One line naming the dangling tags (``what``: what is done about them)."""
+    names = ["%s:%s" % (repo, tag) for repo, tags in sorted(dangling.items()) for tag in tags]
+    return "%d dangling tag%s (listed, but the manifest is gone; a pull fails with manifest unknown): %s; %s" % (
+        len(names), "" if len(names) == 1 else "s", ", ".join(names), what)
 
 
 def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
@@ -246,17 +284,21 @@ def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
     client = client_from_params(params)
     held = read_catalog(client, params["repositories"], params["tags"], params["details"], params["created"])
     repositories = held["repositories"]
+    dangling = held.get("dangling") or {}
     result = {
         "changed": False,
         "actions": [],
         "registry": client.registry,
         "repositories": repositories,
+        "dangling": ["%s:%s" % (repo, tag) for repo, tags in sorted(dangling.items()) for tag in tags],
         "counts": {
             "repositories": len(repositories),
             "tags": sum(len(r["tags"]) for r in repositories),
             "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
         },
     }
+    if dangling:
+        result["warnings"] = [dangling_warning(dangling, "registry_prune (or registry_gc) removes them")]
     if params.get("data_path"):
         result["storage"] = storage_use(params["data_path"])
     return result

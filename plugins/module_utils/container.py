@@ -39,6 +39,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
     drain_seconds,
     env_dict,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.data_move import (
+    copy_data,
+    data_mount,
+    decide,
+    first_repository,
+    location_text,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
@@ -146,6 +153,8 @@ class RegistryContainer:
         self.actions: list[str] = []
         self.warnings: list[str] = []
         self._hold: ConnectionHold | None = None
+        self._copy_from: str | None = None  # the old data location to copy into the new container (data_move copy)
+        self.data_copied: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------------
     @property
@@ -184,13 +193,15 @@ class RegistryContainer:
             return "(changes: a mounted configuration file is rewritten)"
         return digest
 
+    def _data_mount(self) -> dict[str, Any]:
+        spec = self.spec
+        if spec.data_path:
+            return {"type": "bind", "source": os.path.realpath(spec.data_path), "target": DATA_TARGET}
+        return {"type": "volume", "source": spec.volume, "target": DATA_TARGET}
+
     def _create(self, name: str, image_id: str, digest: str) -> str:
         spec = self.spec
-        mounts = [
-            {"type": "bind", "source": os.path.realpath(spec.data_path), "target": DATA_TARGET}
-            if spec.data_path
-            else {"type": "volume", "source": spec.volume, "target": DATA_TARGET}
-        ] + [dict(m, type=m.get("type", "bind")) for m in spec.mounts]
+        mounts = [self._data_mount()] + [dict(m, type=m.get("type", "bind")) for m in spec.mounts]
         return self.engine.create_container(
             name=name,
             image=spec.image or image_id,
@@ -378,6 +389,24 @@ class RegistryContainer:
             return self.engine.container(old["Id"])
         return old
 
+    # -- step 3b: a new data location must not leave the registry empty by accident ----
+    def _check_data_move(self, old: dict[str, Any], image_id: str) -> None:
+        """When the data location changes: go ahead, copy the data over, or refuse (data_move.py's decide)."""
+        mount = self._data_mount()
+        old_mount = data_mount(old) or {}
+        same = (old_mount.get("Type"), old_mount.get("Name") if old_mount.get("Type") == "volume" else old_mount.get("Source"))
+        if same == (mount["type"], mount["source"]):
+            return
+        new_text = "data_path %s" % self.spec.data_path if self.spec.data_path else "volume %s" % self.spec.volume
+        held = first_repository(self.engine, old["Id"])
+        what, action = decide(
+            self.engine, held, location_text(old_mount), mount, new_text, image_id, self.spec.data_move, self.spec.name
+        )
+        if action:
+            self.actions.append(action)
+        if what == "copy":
+            self._copy_from = location_text(old_mount)
+
     # -- step 4: recreate, keeping the old container until the new one answers ----------
     def _new(self, image_id: str, digest: str) -> dict[str, Any] | None:
         self._prepare_data()
@@ -407,7 +436,8 @@ class RegistryContainer:
             return None
         was_running = (old.get("State") or {}).get("Running")
         hold = None
-        if was_running and self.engine.local and self.spec.state == "started":
+        if was_running and self.engine.local and self.spec.state == "started" and not self._copy_from:
+            # (Not while data is copied: that can outlast the hold; clients are refused then, not kept waiting.)
             hold = ConnectionHold(self.spec.port, self.spec.bind_address, self.spec.name, self.spec.wait_timeout + 30)
         with hold or contextlib.nullcontext():
             if hold is not None and hold.problem:
@@ -434,6 +464,10 @@ class RegistryContainer:
         new_id = None
         try:
             new_id = self._create(self.spec.name, image_id, digest)
+            if self._copy_from:
+                started = time.monotonic()
+                copied = copy_data(self.engine, old["Id"], new_id, self._copy_from)
+                self.data_copied = {"from": self._copy_from, "bytes": copied, "seconds": round(time.monotonic() - started, 2)}
             if self.spec.state == "started":
                 self._start_and_wait(new_id)
         except DockhandError as exc:
@@ -487,6 +521,8 @@ class RegistryContainer:
             new = self._new(image["Id"], digest)
         else:
             why = self._differences(have, want)
+            if "mounts" in why:
+                self._check_data_move(old, image["Id"])
             new = self._recreate(old, image["Id"], digest, why) if why else self._update_in_place(old, have, want)
         return self._result(first, new, want, image_env)
 
@@ -511,6 +547,8 @@ class RegistryContainer:
             "container": after,
             "diff": {"before": before, "after": after},
         }
+        if self.data_copied:
+            result["data_copied"] = self.data_copied
         if self.warnings:
             result["warnings"] = self.warnings
         return result

@@ -32,6 +32,7 @@ DATA_TARGET = "/var/lib/registry"
 MANAGED_LABEL = "io.dockhand.registry.managed"
 CONFIG_LABEL = "io.dockhand.registry.config-digest"
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+DATA_MOVES = ("refuse", "copy", "adopt_empty")
 _CAPABILITY_RE = re.compile(r"[A-Za-z_]+", re.ASCII)
 # Hashing every file of a mounted configuration directory: bounded, a data directory mounted by mistake is refused.
 CONFIG_MAX_FILES = 256
@@ -77,6 +78,9 @@ class RegistrySpec:
     # cutting them. 0 leaves the registry's own default (none: cut). An env/secret_env value of its own wins.
     # (The module's and the role's default is DEFAULT_DRAIN_TIMEOUT.)
     drain_timeout: int = 0
+    # When the data location of an existing registry changes and the old one holds repositories while the new one
+    # is empty: refuse (one line naming both), copy the data over, or adopt the empty location (data_move.py).
+    data_move: str = "refuse"
     # The registry's debug server (Prometheus metrics at /metrics, port 5001 inside) published on this host port
     # and address; 0: not published.
     metrics_port: int = 0
@@ -170,6 +174,8 @@ class RegistrySpec:
                 raise InvalidSpec("data_path %s is not writable (%s)" % (self.data_path, parent))
         if self.volume and not _NAME_RE.fullmatch(self.volume):
             raise InvalidSpec("invalid volume name %r" % self.volume)
+        if self.data_move not in DATA_MOVES:
+            raise InvalidSpec("data_move %r is not one of %s" % (self.data_move, ", ".join(DATA_MOVES)))
         for key in list(self.env) + list(self.secret_env):
             if not key or "=" in key:
                 raise InvalidSpec("invalid environment variable name %r" % key)

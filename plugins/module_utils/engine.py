@@ -372,6 +372,22 @@ class EngineClient:
         except DockerException:
             return ""
 
+    def archive(self, container: str, path: str) -> Iterator[bytes] | None:
+        """A tar stream of ``path`` in the container (running or not, its mounts included: the engine's archive API,
+        ``docker cp``), or None when the path does not exist."""
+        try:
+            stream, _stat = self.api.get_archive(container, path)
+        except NotFound:
+            return None
+        except DockerException as exc:
+            raise EngineError("cannot read %s of container %s: %s" % (path, container, _explain(exc))) from None
+        return stream
+
+    def put_archive(self, container: str, path: str, data: Any) -> None:
+        """Unpack a tar (bytes, or an iterable of byte strings, streamed) into ``path`` of the container (running or
+        not; into its mounts even when its root file system is read-only)."""
+        self._container_call("write into", container, self.api.put_archive, path, data)
+
     # -- volumes --------------------------------------------------------------------
     def volume(self, name: str) -> dict[str, Any] | None:
         """``docker volume inspect``; None when there is no such volume."""

@@ -18,13 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption, check_workers, one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError, Transport
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachable,
+    Transport,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -188,11 +194,16 @@ class RegistryClient(Transport):
     def manifest(self, repository: str, reference: str) -> tuple[str, str, dict[str, Any]] | None:
         """The manifest ``repository:reference`` (a tag or a digest) read as JSON: (digest, media type, body),
         or None when it is absent."""
+        found = self.read_manifest(repository, reference)
+        return None if found is None else (found[0].digest, found[0].media_type, found[1])
+
+    def read_manifest(self, repository: str, reference: str) -> tuple[Manifest, Any] | None:
+        """The manifest ``repository:reference`` as stored (bytes, media type, digest) and parsed, or None when it
+        is absent: what can be put back verbatim (:meth:`put_manifest`) after a delete."""
         try:
-            found, body = self._read_manifest(repository, reference)
+            return self._read_manifest(repository, reference)
         except ManifestMissing:
             return None
-        return found.digest, found.media_type, body
 
     def blob_json(self, repository: str, digest: str) -> dict[str, Any]:
         """``GET`` a small JSON blob (an image configuration) of ``repository`` by digest."""
@@ -331,6 +342,22 @@ class RegistryClient(Transport):
                 "push to its upstream instead" % (self.registry, response.status_code, what.split(" ", 1)[0])
             )
         self._check(response, what)
+
+
+def steady(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, asked again (up to 5 times, a few tens of milliseconds apart) when the registry answers an error of
+    its own: distribution 2.8 answers HTTP 500 ("invalid checksum digest format") to a request that reads a tag link
+    another client is writing at that instant (a manifest read by tag, a delete, which reads every tag of the
+    repository). No answer, refused credentials or refused deletes end it at once. Only for calls that may be sent
+    twice: reads, and writes that leave the same state when repeated."""
+    for attempt in range(4):
+        try:
+            return call(*args)
+        except (RegistryUnreachable, RegistryAuthError, RegistryDeleteDisabled, ManifestMissing):
+            raise
+        except RegistryError:
+            time.sleep(0.02 * (attempt + 1))
+    return call(*args)
 
 
 class Credentials:

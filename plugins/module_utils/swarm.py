@@ -19,6 +19,7 @@ from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET
+from ansible_collections.dockhand.registry.plugins.module_utils.data_move import decide, probe_location
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import (
     DEBUG_PORT,
@@ -195,6 +196,8 @@ class ServiceSpec:
     update_monitor: float = 5
     stop_grace_period: float = 15
     wait_timeout: int = 300
+    # Another data location while the old one holds repositories and the new one is empty (data_move.py's decide).
+    data_move: str = "refuse"
     # The configuration's other settings (logs, blob cache, metrics, notifications, the user's mappings); the paths,
     # the drain, the secret and the read-only switch come from the fields above (registry_config() below).
     settings: ConfigSettings = field(default_factory=lambda: ConfigSettings(blob_cache="none"))
@@ -479,6 +482,8 @@ class RegistryService:
         wanted = self.wanted()
         after = view(wanted)
         changed = before != after
+        if current is not None and changed:
+            self._check_data_move(current["Spec"], wanted)
         if current is None:
             self.actions.append(
                 "create service %s (%s, port %d published in %s mode)" % (self.spec.name, after["mode"], self.spec.port, self.spec.publish_mode)
@@ -497,6 +502,33 @@ class RegistryService:
             if changed:
                 self._forget_secrets(wanted)
         return self._result(changed, before, after, health)
+
+    def _check_data_move(self, current: dict[str, Any], wanted: dict[str, Any]) -> None:
+        """Another storage for an existing service: refused when the old one holds repositories and the new one is
+        empty (unless data_move adopt_empty). Both are read on this manager through helper containers that only
+        mount them (shared storage: every node sees the same). Copying is left to the user: the replicas write to
+        the shared storage while they run."""
+
+        def data(spec: dict[str, Any]) -> dict[str, Any]:
+            mounts = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Mounts") or []
+            found = next((m for m in mounts if m.get("Target") == DATA_TARGET), {})
+            return {"type": found.get("Type", "volume"), "source": found.get("Source", ""), "target": DATA_TARGET}
+
+        old, new = data(current), data(wanted)
+        if (old["type"], old["source"]) == (new["type"], new["source"]) or not old["source"]:
+            return
+        texts = {id(m): "%s %s" % ("volume" if m["type"] == "volume" else "data_path", m["source"]) for m in (old, new)}
+        if old["type"] == "volume" and self.engine.volume(old["source"]) is None:
+            held: str | None = "unknown: this manager has no volume %s to read" % old["source"]
+        else:
+            held = probe_location(self.engine, self.spec.name, self.spec.image, old)[0]
+        _what, action = decide(
+            self.engine, held, texts[id(old)], new, texts[id(new)], self.spec.image, self.spec.data_move, self.spec.name,
+            no_copy="the replicas write to the shared storage while they run: copy the data yourself (with the service"
+            " scaled to 0), then run again",
+        )
+        if action:
+            self.actions.append(action)
 
     # -- waiting and reporting ----------------------------------------------------------------------------------
     def _update_failed(self, previous: str | None) -> str | None:

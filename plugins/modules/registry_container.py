@@ -93,6 +93,25 @@ options:
     description:
       - Named volume mounted on C(/var/lib/registry). Created when missing.
     type: str
+  data_move:
+    description:
+      - What to do when the data location of an existing registry container changes (another O(data_path) or
+        O(volume)) while the old location holds repositories and the new one is empty. A registry recreated there
+        would come back empty (its images seem gone; the old data stays on disk).
+      - V(refuse) fails in one line naming both locations and this option, before anything changes (in check mode
+        too).
+      - V(copy) copies the data over while the old registry is stopped, then starts the new one on it, as a tar
+        stream through the engine's container archive API (C(docker cp)), so bind paths and volumes, a local engine
+        and a remote one all work; the registry is down for the time of the copy (RV(data_copied)). The new location keeps
+        a marker file C(.dockhand-data-move); a copy that did not finish is done again on the next run.
+      - V(adopt_empty) starts the registry on the empty location on purpose (the old data stays where it is).
+      - A new location that already holds repositories (moved there by hand), or an old one that holds none, is used
+        as asked whatever this option says. The locations are read through the engine, the old one through the old
+        container and the new one through a helper container C(<name>-dockhand-probe) that only mounts the new location (created, never started,
+        removed right away; also in check mode).
+    type: str
+    choices: [refuse, copy, adopt_empty]
+    default: refuse
   env:
     description:
       - Environment of the registry, for example C(REGISTRY_STORAGE_DELETE_ENABLED=true). Every key of the registry
@@ -274,6 +293,12 @@ actions:
   type: list
   elements: str
   sample: ["update restart policy always -> unless-stopped (in place)"]
+data_copied:
+  description: With O(data_move=copy), the copy that was made (the location it came from, bytes of the tar stream,
+    seconds the copy took while the registry was down).
+  returned: when the data was copied
+  type: dict
+  sample: {from: data_path /srv/registry, bytes: 183552000, seconds: 2.4}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -281,7 +306,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings, pick
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
-from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import RESTART_POLICIES, RegistrySpec, exposure_warnings
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import (
+    DATA_MOVES,
+    RESTART_POLICIES,
+    RegistrySpec,
+    exposure_warnings,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
@@ -298,6 +328,7 @@ def main() -> None:
         metrics_bind_address=dict(type="str", default="127.0.0.1"),
         data_path=dict(type="path"),
         volume=dict(type="str"),
+        data_move=dict(type="str", choices=list(DATA_MOVES), default="refuse"),
         env=dict(type="dict", default={}),
         mounts=dict(
             type="list",
@@ -340,7 +371,7 @@ def main() -> None:
         config_digest=p["config_digest"] or "",
         **pick(
             p, "name", "image", "state", "port", "bind_address", "metrics_port", "metrics_bind_address", "data_path",
-            "volume", "restart_policy",
+            "volume", "data_move", "restart_policy",
             "restart_retries", "mounts", "wait_timeout", "drain_timeout", "config_changed", "read_only", "cap_drop",
             "capabilities", "security_opts",
         ),

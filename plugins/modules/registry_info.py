@@ -13,6 +13,11 @@ description:
     platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
+  - A tag the registry lists but whose manifest is gone (a registry stopped in the middle of a delete leaves such
+    tags; a pull fails with C(manifest unknown)) is not listed among the tags but returned in RV(dangling) (and
+    in its repository's C(dangling)) with a warning. Read again before it is reported, so a tag deleted or pushed
+    while the module reads is not taken for one. Found when O(details=true).
+    M(dockhand.registry.registry_prune) and M(dockhand.registry.registry_gc) remove them.
   - With O(data_path), also the storage use read from the registry's files on this host (filesystem storage driver
     only) - bytes of blobs, bytes in upload sessions, and per repository the blobs it links, its manifests, tags and
     upload sessions.
@@ -106,8 +111,17 @@ repositories:
           media_type: application/vnd.docker.distribution.manifest.v2+json
           size: 2871
           created: "2026-11-30T02:00:00.123456789Z"
+      dangling: ["0.9"]
+dangling:
+  description:
+    - The dangling tags (C(repository:tag)) of the repositories listed, each also in its repository's C(dangling)
+      list (present only in a repository that has some). Empty with O(details=false).
+  returned: always
+  type: list
+  elements: str
+  sample: ["team/app:0.9"]
 counts:
-  description: How many repositories, tags and distinct manifest digests were listed.
+  description: How many repositories, tags and distinct manifest digests were listed (dangling tags not counted).
   returned: always
   type: dict
   sample: {repositories: 1, tags: 12, digests: 11}

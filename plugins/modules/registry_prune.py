@@ -16,6 +16,21 @@ description:
     O(rules[].older_than_days) is set, is older than that.
   - Deletes through the registry API (manifest C(DELETE) by digest), which removes every tag of that digest. A digest
     that a kept tag (or a kept image index) still references is never deleted; its tags stay and say why in RV(kept).
+  - Another client may tag while the module deletes, and such a delete would take the tag with it. So every delete
+    waits for a fresh read of the repository's kept tags (and of any tag that appeared after the plan was made) and
+    is skipped when one of them now points at its digest (RV(skipped)). After the deletes every such tag is read
+    again; one that vanished all the same (moved in the instant between that read and the delete) is put back from
+    the manifest bytes read before the delete (its blobs stay until a garbage collection), listed in RV(restored)
+    with a warning. A tag the other client moved that way comes back where it was last read.
+  - Parallel deletes share those reads, so a prune of 300 tags sends about a quarter more requests than deletes
+    alone (a C(tags/list) and a C(HEAD) per kept tag every few deletes, see docs/maintenance.md).
+  - Dangling tags of the repositories the rules match (listed, but their manifest is gone, as a registry stopped in
+    the middle of a delete leaves them; a pull fails) are removed whatever the rules say, and listed in
+    RV(dangling_removed) with a warning. The registry API cannot delete a tag whose manifest is gone (distribution
+    2.8 deletes by digest only), so each is moved onto an empty image index of the run's own, which is then deleted.
+  - Distribution 2.8 sometimes fails a delete (HTTP 500) after removing the manifest, leaving its tags dangling,
+    when another client writes a tag of the repository at that moment; those tags are removed the same way and a
+    warning says so. Reads the registry answers with such an error are asked again.
   - Deletes need C(storage.delete.enabled) on the registry (the P(dockhand.registry.registry#role) role turns it on
     when retention is configured); the module asks before deleting anything and fails with one line naming the fix.
   - Space is reclaimed only by a garbage collection afterwards (M(dockhand.registry.registry_gc)).
@@ -90,6 +105,32 @@ actions:
   type: list
   elements: str
   sample: ["delete app@sha256:6f2c9f1a3c0b66e3f0b2f5e5a1d8b9d3c1f0e5a2b4c6d8e0f1a3b5c7d9e1f3a5 (tags 1.0)"]
+skipped:
+  description:
+    - Manifests the plan deleted but the module did not, because a tag that must stay (kept by the rules, or added
+      after the plan was made) pointed at it when it was read right before the delete. Their tags stay.
+    - Always empty in check mode.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{repository: app, digest: "sha256:0b99c20c4171c53a332a8bbb3f0aa44d69ff4b7b63010c88c198abf6092e337d", tags: ["1.0"],
+            reason: tag release points at it now}]
+restored:
+  description:
+    - Tags that must stay and vanished while the module deleted (another client moved them onto a manifest in the
+      instant before its delete), put back with the manifest bytes read before the delete; where and why.
+    - Always empty in check mode.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{repository: app, tag: release, digest: "sha256:0b99c20c4171c53a332a8bbb3f0aa44d69ff4b7b63010c88c198abf6092e337d",
+            reason: "moved by another client onto sha256:0b99..., which this prune deleted: put back there"}]
+dangling_removed:
+  description: Dangling tags (C(repository:tag)) removed (in check mode, that would be removed).
+  returned: always
+  type: list
+  elements: str
+  sample: ["app:0.9"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -92,6 +92,20 @@ options:
     description: Options of O(volume_driver).
     type: dict
     default: {}
+  data_move:
+    description:
+      - What to do when O(data_path) or O(volume) of an existing service changes while the old storage holds
+        repositories and the new one is empty, so that the replicas would come back empty.
+      - V(refuse) fails in one line naming both, before anything changes (in check mode too). V(adopt_empty) updates
+        the service onto the empty storage on purpose (the data stays where it is). V(copy) is refused for a service, as
+        its replicas write to the shared storage while they run; copy the data yourself (the service scaled to 0),
+        then run again (a new storage that holds repositories is used as it is).
+      - Both locations are read on this manager through a helper container C(<name>-dockhand-probe) that only mounts
+        one (created, never started, removed right away). An old volume this manager does not have cannot be read
+        and counts as holding repositories.
+    type: str
+    choices: [refuse, copy, adopt_empty]
+    default: refuse
   env:
     description:
       - Environment of the tasks, for example C(GOGC); C(REGISTRY_<PATH>) variables override the configuration (not
@@ -242,6 +256,7 @@ def main() -> None:
             volume=dict(type="str"),
             volume_driver=dict(type="str"),
             volume_options=dict(type="dict", default={}),
+            data_move=dict(type="str", choices=["refuse", "copy", "adopt_empty"], default="refuse"),
             env=dict(type="dict", default={}),
             read_only=dict(type="bool", default=False),
             http_secret=dict(type="str", no_log=True),
@@ -290,6 +305,7 @@ def main() -> None:
         update_monitor=p["update_monitor"],
         stop_grace_period=p["stop_grace_period"],
         wait_timeout=p["wait_timeout"],
+        data_move=p["data_move"],
         settings=settings_from_params(p, blob_cache_default="none"),
         metrics_port=p["metrics_port"],
         try_config=p["validate"],

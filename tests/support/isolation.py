@@ -15,6 +15,9 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +0, +1 | the targets (``dh_port``, ``dh_port2``), test_site, test_gc_interrupted (``dh_port``) |
 | +2 | test_maintenance_role |
 | +3 | test_gc_pull_loop |
+| +5 | test_prune_race |
+| +6, +8 | test_lifecycle (the registry, the image_sync source) |
+| +7 | test_data_move |
 | +10..+19 | test_bad_input (+19: a port nothing listens on) |
 | +20 | test_resilience |
 | +21 | test_container_crash_and_lock |

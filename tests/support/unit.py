@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 from unittest import mock
 
@@ -89,7 +90,10 @@ class Answer:
 
 class MemoryRegistry:
     """A registry in memory, answering RegistryClient as a requests.Session would: repositories -> tags ->
-    manifest; blobs by digest; DELETE by digest removes every tag of it."""
+    manifest; blobs by digest; PUT of a manifest (by tag or digest); DELETE by digest removes the manifest from its
+    repository and every tag of it, as distribution 2.8 does. A tag pointing at a manifest its repository no longer
+    holds is dangling (listed, 404). ``before(method, path)``, when set, runs before each request is answered
+    (another client acting at that moment); ``requests`` counts requests by method."""
 
     def __init__(self, delete_enabled: bool = True) -> None:
         self.tags: dict[str, dict[str, str]] = {}
@@ -97,8 +101,26 @@ class MemoryRegistry:
         self.blobs: dict[str, dict] = {}
         self.delete_enabled = delete_enabled
         self.deleted: list[str] = []
+        self.removed: set[tuple[str, str]] = set()  # (repository, digest) deleted from that repository
         self.headers: dict = {}
         self.verify = True
+        self.before = None
+        # Digests whose DELETE fails half-way as 2.8's can: manifest removed, its tags left (dangling), HTTP 500.
+        self.half_deletes: set[str] = set()
+        self.requests: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    def put(self, repo: str, reference: str, body: dict) -> str:
+        """What another client's manifest PUT does: store ``body`` in ``repo``, and tag it when ``reference`` is a tag."""
+        digest = sha(json.dumps(body).encode())
+        self.manifests[digest] = body
+        self.removed.discard((repo, digest))
+        if not reference.startswith("sha256:"):
+            self.tags.setdefault(repo, {})[reference] = digest
+        return digest
+
+    def holds(self, repo: str, digest: str | None) -> bool:
+        return digest in self.manifests and (repo, digest) not in self.removed
 
     def image(self, repo: str, tags: list[str], created: str, layer_size: int = 100, seed: str = "") -> str:
         config = {"created": created, "seed": seed or created + repo + ",".join(tags)}
@@ -123,6 +145,13 @@ class MemoryRegistry:
 
     def request(self, method, url, **kwargs):
         path = url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
+        if self.before is not None:
+            self.before(method, path)
+        with self._lock:
+            self.requests[method] = self.requests.get(method, 0) + 1
+            return self._answer(method, path, kwargs)
+
+    def _answer(self, method, path, kwargs):
         parts = path.split("/")
         if path == "v2/_catalog":
             return Answer(200, {"repositories": sorted(self.tags)})
@@ -132,20 +161,26 @@ class MemoryRegistry:
         repo, kind, ref = "/".join(parts[1:-2]), parts[-2], parts[-1]
         if kind == "blobs":
             return Answer(200, self.blobs[ref]) if ref in self.blobs else Answer(404)
+        if method == "PUT":
+            digest = self.put(repo, ref, json.loads(kwargs["data"]))
+            return Answer(201, None, {"Docker-Content-Digest": digest})
         digest = ref if ref.startswith("sha256:") else self.tags.get(repo, {}).get(ref)
         if method == "DELETE":
             if not self.delete_enabled:
                 return Answer(405, {"errors": [{"code": "UNSUPPORTED"}]})
-            if digest not in self.manifests or digest not in self.tags.get(repo, {}).values():
+            if not self.holds(repo, digest) or not ref.startswith("sha256:"):
                 return Answer(404)
             self.deleted.append(digest)
+            self.removed.add((repo, digest))
+            if digest in self.half_deletes:
+                return Answer(500, {"errors": [{"code": "UNKNOWN", "message": "unknown error", "detail": {}}]})
             self.tags[repo] = {t: d for t, d in self.tags[repo].items() if d != digest}
             return Answer(202)
-        if digest not in self.manifests:
+        if not self.holds(repo, digest):
             return Answer(404)
         if self.manifests[digest]["mediaType"] not in (kwargs.get("headers") or {}).get("Accept", ""):
             return Answer(404)  # distribution 2.8 serves an OCI manifest only to a client that accepts its type
-        return Answer(200, self.manifests[digest], {"Docker-Content-Digest": digest})
+        return Answer(200, self.manifests[digest], {"Docker-Content-Digest": digest, "Content-Type": self.manifests[digest].get("mediaType", "")})
 
     def get(self, url, **kwargs):
         return self.request("GET", url, **kwargs)

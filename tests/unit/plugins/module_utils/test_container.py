@@ -57,6 +57,10 @@ class FakeEngine:
     def volume(self, name):
         return {"Name": name} if name in self.volumes else None
 
+    def archive(self, container, path):
+        # The engine's archive API: these registries' data locations hold no repositories.
+        return None
+
     def create_volume(self, name):
         self.calls.append("create_volume " + name)
         self.volumes.add(name)

@@ -53,6 +53,10 @@ def test_every_kept_tag_has_its_reason_and_the_result_is_whole():
         }},
         "diff": {"before": {"tags": {"app": ["1.0", "1.9", "1.10", "1.11", "1.12", "1.13", "stable"]}},
                  "after": {"tags": {"app": ["1.0", "1.12", "1.13", "stable"]}}},
+        # No other client tagged while it ran, no tag dangles: nothing skipped, put back or removed besides.
+        "skipped": [],
+        "restored": [],
+        "dangling_removed": [],
     }  # fmt: skip
     assert sent[0] == ("app", PROBE_DIGEST) and sorted(sent[1:]) == [("app", d["digest"]) for d in deleted]  # the probe first
     assert sorted(fake.tags["app"]) == ["1.0", "1.12", "1.13", "stable"]

@@ -316,3 +316,47 @@ def test_engine_passes_specs_as_the_engine_json():
         rollback_config={"Order": "stop-first"},
         endpoint_spec={"Ports": []},
     )
+
+
+def test_new_storage_of_a_service_holding_repositories_is_refused_unless_adopted(spec, monkeypatch):
+    import io
+    import tarfile
+
+    from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import InvalidSpec
+
+    monkeypatch.setattr(swarm, "wait_ready", lambda *a, **k: 0.1)
+    api = service_api()
+    current = RegistryService(EngineClient(api=api), spec, check_mode=True).wanted()
+    api.inspect_service.return_value = {"ID": "svc", "Version": {"Index": 5}, "Spec": current}
+    api.inspect_container.side_effect = NotFound("no helper left")
+    probes = iter(range(100))
+    made: dict[str, str] = {}
+
+    def create_container(image, name, host_config, **kwargs):
+        made["probe%d" % next(probes)] = host_config["mounts"][0]["Source"]
+        return {"Id": list(made)[-1]}
+
+    api.create_host_config.side_effect = lambda **options: options
+
+    def get_archive(container, path):
+        if made[container] != "/srv/shared/registry" or not path.startswith("/var/lib/registry/docker"):
+            raise NotFound("no such path")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.addfile(tarfile.TarInfo("./team/app/_manifests"))
+        return iter([buffer.getvalue()]), {}
+
+    api.create_container.side_effect = create_container
+    api.get_archive.side_effect = get_archive
+    moved = ServiceSpec(**dict(vars(spec), data_path="/srv/shared/new"))
+    for check_mode in (True, False):
+        with pytest.raises(InvalidSpec) as refused:
+            RegistryService(EngineClient(api=api), moved, check_mode=check_mode).converge()
+        assert "data_path /srv/shared/registry" in str(refused.value) and "data_path /srv/shared/new" in str(refused.value)
+        assert "e.g. team/app" in str(refused.value) and "data_move: adopt_empty" in str(refused.value)
+    with pytest.raises(InvalidSpec, match="data_move copy is not available: the replicas write to the shared storage"):
+        RegistryService(EngineClient(api=api), ServiceSpec(**dict(vars(moved), data_move="copy"))).converge()
+    api.update_service.assert_not_called()
+    assert api.remove_container.call_count == api.create_container.call_count  # every helper removed
+    adopted = RegistryService(EngineClient(api=api), ServiceSpec(**dict(vars(moved), data_move="adopt_empty")), check_mode=True).converge()
+    assert any("start on the empty data_path /srv/shared/new" in a for a in adopted["actions"]) and adopted["changed"]
