@@ -340,6 +340,8 @@ def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str |
         raise GcError("wait_timeout %r must be 1 or more" % wait_timeout)
     if service is not None and not service.strip():
         raise GcError("service %r is not a service name" % service)
+    if service is None and not (name or "").strip():
+        raise GcError("name %r is not a container name: give the registry container's name (default registry)" % name)
     engine = engine_of()
     if service is not None:
         return ServiceBackend(engine, service, wait_timeout)

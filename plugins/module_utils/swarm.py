@@ -187,6 +187,8 @@ class ServiceSpec:
     wait_timeout: int = 300
 
     def validate(self) -> None:
+        if not (self.name or "").strip():
+            raise SwarmError("name %r is not a service name" % self.name)
         if self.state == "absent":
             return
         if not self.image:

@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, DockhandError, check_workers, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    MAX_WORKERS,
+    DockhandError,
+    PartialFailure,
+    check_workers,
+    grouped_causes,
+    one_line,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import (
     InvalidReference,
     parse,
@@ -41,12 +48,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
-class SyncError(DockhandError):
-    """Some tags failed; ``results`` holds every tag's result."""
+class SyncError(PartialFailure):
+    """Some tags failed; ``results`` holds every tag's result, ``result`` the module's result fields as they stand
+    (``changed`` true when any tag was copied)."""
 
-    def __init__(self, message: str, results: list[dict]) -> None:
-        super().__init__(message)
-        self.results = results
+    def __init__(self, message: str, results: list[dict], **result: Any) -> None:
+        result.setdefault("changed", any(r.get("changed") for r in results))
+        super().__init__(message, dict(result, results=results))
 
 
 @dataclass
@@ -275,6 +283,7 @@ class Syncer:
             result["action"] = "would copy" if self.check_mode else "copied"
             if self.check_mode:
                 return result
+            result["digest"] = before  # until the tag is written
             src = self.client("src", item.src_registry)
             for child in children:
                 try:
@@ -290,12 +299,16 @@ class Syncer:
             if not children:
                 self._copy_image(item, source, stats)
             stored = dest.put_manifest(item.dest_repository, item.dest_tag, target)
+            result["digest"] = stored
             if stored != target.digest:
                 raise RegistryError("%s: the destination stored digest %s, not %s" % (item.dest, stored, target.digest))
-            result["digest"] = stored
         except (DockhandError, KeyError, ValueError, TypeError) as exc:
             message = one_line(exc) if isinstance(exc, DockhandError) else "%s: bad manifest (%s)" % (item.source, one_line(exc))
-            result.update(failed=True, changed=False, msg=message)
+            # What the destination holds after the failure: the tag as it was unless it was written.
+            written = "digest" in result and result["digest"] != result.get("digest_before")
+            result.update(failed=True, changed=written, msg=message, action="failed")
+            if "digest_preserved" in result:
+                result["digest_preserved"] = written and result["digest"] == result.get("source_digest")
         finally:
             result["blobs"] = {k: stats[k] for k in ("copied", "mounted", "present")}
             result["bytes_copied"] = stats["bytes"]
@@ -364,11 +377,14 @@ def sync_images(
         for r in results
         if r["changed"]
     ]
-    if failed:
-        raise SyncError(
-            "image_sync failed for %d of %d tags: %s" % (len(failed), len(results), "; ".join(r["msg"] for r in failed)), results
-        )
     changed = [r for r in results if r["changed"]]
+    if failed:
+        # Each failed tag once, grouped by cause; the tags copied before are reported with the failure.
+        raise SyncError(
+            "image_sync failed for %d of %d tags: %s"
+            % (len(failed), len(results), grouped_causes([(r["dest"], r["msg"]) for r in failed])),
+            results, synced=[r["dest"] for r in changed], actions=actions,
+        )
     return {
         "changed": bool(changed),
         "images": results,

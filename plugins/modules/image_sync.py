@@ -65,7 +65,7 @@ options:
     type: int
     default: 4
   registry_timeout:
-    description: Seconds to wait for each answer of a registry (and between two pieces of a streamed blob).
+    description: Seconds to wait for each answer of a registry (and between two pieces of a streamed blob), more than 0.
     type: float
     default: 30
   src_username:

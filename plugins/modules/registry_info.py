@@ -13,10 +13,14 @@ description:
     platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
+  - With O(data_path) or O(container), also how much room the registry's storage has (RV(storage)): bytes free and in
+    all on its file system and the bytes abandoned uploads hold, read on this host. A warning says when less than
+    5% is free.
   - Read-only; in check mode it returns the same.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker
   - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
   - dockhand.registry.docker.attributes
@@ -45,6 +49,21 @@ options:
         platforms and sizes come from the manifests alone.
     type: bool
     default: true
+  data_path:
+    description:
+      - The registry's storage directory on this host (what the registry container mounts at C(/var/lib/registry),
+        the registry role's C(registry_data_path)), to report its room in RV(storage).
+      - The module reads it itself, so it must run on the host that holds the storage.
+      - Mutually exclusive with O(container).
+    type: path
+  container:
+    description:
+      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage): the module
+        reads the source of its C(/var/lib/registry) mount (a host directory or a named volume) through the engine,
+        then the directory itself, so the engine must be local (a C(unix://) O(docker_host)).
+      - The registry address (O(registry)) says which registry is listed; this option only says where its storage is.
+      - Mutually exclusive with O(data_path).
+    type: str
 attributes:
   diff_mode:
     support: none
@@ -56,6 +75,13 @@ EXAMPLES = r"""
 - name: Everything the registry on localhost:5000 holds
   dockhand.registry.registry_info:
     registry: localhost:5000
+  register: held
+
+- name: What the registry holds and how much room its storage has (run on the registry host)
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+    container: registry
+    details: false
   register: held
 
 - name: Release tags of the team's repositories, over HTTPS with a private CA
@@ -92,6 +118,16 @@ counts:
   returned: always
   type: dict
   sample: {repositories: 1, tags: 12, digests: 11}
+storage:
+  description:
+    - The registry's storage on this host (O(data_path), or the data directory of O(container)); null when it cannot
+      be read from here (a warning says why).
+    - C(bytes_free) is what the registry may still write (the file system's room for unprivileged writers), C(uploads)
+      and C(upload_bytes) the upload sessions it holds (pushes in progress, or abandoned by failed and interrupted
+      pushes; M(dockhand.registry.registry_gc) removes abandoned ones).
+  returned: when O(data_path) or O(container) is given
+  type: dict
+  sample: {path: /var/lib/dockhand/registry, bytes_free: 52428800, bytes_total: 10737418240, uploads: 2, upload_bytes: 2621440}
 actions:
   description: Always empty (the module changes nothing).
   returned: always
@@ -102,28 +138,35 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, REGISTRY_API_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import catalog_info
+from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import with_storage
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            REGISTRY_API_ARGSPEC,
+            DOCKER_ARGSPEC,
+            **REGISTRY_API_ARGSPEC,
             repositories=dict(type="list", elements="str", default=[]),
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
+            data_path=dict(type="path"),
+            container=dict(type="str"),
         ),
+        mutually_exclusive=[("data_path", "container")],
         supports_check_mode=True,
     )
     p = module.params
 
     def action() -> dict:
-        return catalog_info(p)
+        return with_storage(lambda: catalog_info(p), p, lambda: EngineClient.from_params(p))
 
-    run_module(module, action, REQUESTS_LIBRARY)
+    libraries = (REQUESTS_LIBRARY, DOCKER_LIBRARY) if p["container"] is not None else (REQUESTS_LIBRARY,)
+    run_module(module, action, *libraries)
 
 
 if __name__ == "__main__":
