@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,9 @@ class PushDiagnosis:
     """The cause of failed pushes, in words a user can act on: found once per registry and engine error (pushes
     run on several threads and fail together)."""
 
+    # How long a registry that went away is watched for coming back (a restart takes about a second).
+    back_within = 5.0
+
     def __init__(self, engine: Any, client_for: Callable[[str], Any]) -> None:
         self.engine = engine
         self.client_for = client_for
@@ -233,14 +237,24 @@ class PushDiagnosis:
         if not any(word in lowered for word in _ASK_REGISTRY):
             return reason
         client = self.client_for(registry)
+        back = False
         try:
-            client.ping()
-            if "unexpected http status: 5" in lowered:
-                client.probe_write(repository)
-        except (RegistryUnreachable, RegistryAuthError, RegistryStorageError) as exc:
+            try:
+                self._ask(client, repository, lowered)
+            except RegistryUnreachable as exc:
+                # A restart (a restart policy, an upgrade) answers again within seconds; a killed registry does not.
+                gone = self._still_unreachable(client, exc)
+                if gone is not None:
+                    return str(gone)  # the last answer: the same words for every push the registry's end cut
+                back = True
+                self._ask(client, repository, lowered)
+        except (RegistryAuthError, RegistryStorageError) as exc:
             return self._with_storage(registry, str(exc))
         except DockhandError:
             pass
+        if back:
+            return "%s (registry %s went away during the push and answers again now: a new run pushes what it lacks)" % (
+                reason, registry)
         said = self._container_log(registry)
         cause = storage_cause(said) if said else None
         if cause:
@@ -248,6 +262,28 @@ class PushDiagnosis:
         if "unexpected http status: 5" in lowered:
             return "registry %s failed the push (%s)%s" % (registry, reason, "; registry log: " + said[:300] if said else "")
         return "%s (registry %s answers again now: a new run pushes what it lacks)" % (reason, registry)
+
+    @staticmethod
+    def _ask(client: Any, repository: str, lowered: str) -> None:
+        """Does the registry answer and take the login; after a server error, what does a write meet."""
+        client.ping()
+        if "unexpected http status: 5" in lowered:
+            client.probe_write(repository)
+
+    def _still_unreachable(self, client: Any, error: RegistryUnreachable) -> RegistryUnreachable | None:
+        """The last error of a registry that does not answer again within ``back_within`` seconds; None when it does."""
+        deadline = time.monotonic() + self.back_within
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            try:
+                client.ping()
+            except RegistryUnreachable as exc:
+                error = exc
+                continue
+            except DockhandError:
+                pass  # it answers (if only to refuse the login)
+            return None
+        return error
 
     def _container(self, registry: str) -> dict[str, Any] | None:
         if not getattr(self.engine, "local", False):

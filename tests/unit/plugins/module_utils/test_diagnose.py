@@ -187,14 +187,25 @@ def test_with_storage_unreadable_remote_and_nearly_full(tmp_path, monkeypatch):
 
 
 # -- diagnosing failed pushes ------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def quick_comeback(monkeypatch):
+    monkeypatch.setattr(PushDiagnosis, "back_within", 0.6)
+
+
 class Client:
-    def __init__(self, ping_error=None, write_error=None):
+    def __init__(self, ping_error=None, write_error=None, down_for=None):
         self.ping_error = ping_error
         self.write_error = write_error
+        self.down_for = down_for  # pings that fail before it answers again
         self.asked = []
 
     def ping(self):
         self.asked.append("ping")
+        if self.down_for is not None:
+            self.down_for -= 1
+            if self.down_for >= 0:
+                raise RegistryUnreachable("registry r:5000 is unreachable: Connection refused")
+            return 200
         if self.ping_error:
             raise self.ping_error
         return 200
@@ -224,9 +235,48 @@ def test_unreachable_registry_is_said_once_in_the_clients_words():
     client = Client(ping_error=RegistryUnreachable("registry localhost:5000 is unreachable: Connection refused"))
     diagnosis = PushDiagnosis(LogEngine(), lambda registry: client)
     reason = 'Get "http://localhost:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused'
-    for repository in ("a", "b", "c"):
+    assert diagnosis.explain("localhost:5000", "a", reason) == "registry localhost:5000 is unreachable: Connection refused"
+    asked = len(client.asked)  # one ping, then a few while it is watched for a comeback
+    for repository in ("b", "c"):
         assert diagnosis.explain("localhost:5000", repository, reason) == "registry localhost:5000 is unreachable: Connection refused"
-    assert client.asked == ["ping"]  # asked once for the three
+    assert len(client.asked) == asked  # the same cause is found once for all
+
+
+def test_killed_registry_said_in_its_last_words():
+    """The push in flight meets a reset, the next ones a refusal: both are told as the registry's last answer."""
+    errors = iter(["Connection reset by peer"] + ["Connection refused"] * 10)
+    client = Client()
+
+    def ping():
+        client.asked.append("ping")
+        raise RegistryUnreachable("registry r:5000 is unreachable: %s" % next(errors))
+
+    client.ping = ping
+    diagnosis = PushDiagnosis(LogEngine(local=False), lambda registry: client)
+    assert diagnosis.explain("r:5000", "a", "EOF") == "registry r:5000 is unreachable: Connection refused"
+    assert diagnosis.explain("r:5000", "b", "dial tcp: connect: connection refused") == "registry r:5000 is unreachable: Connection refused"
+
+
+def test_registry_that_went_away_and_came_back():
+    client = Client(down_for=2)
+    text = PushDiagnosis(LogEngine(local=False), lambda registry: client).explain("r:5000", "a", "EOF")
+    assert text == "EOF (registry r:5000 went away during the push and answers again now: a new run pushes what it lacks)"
+
+
+def test_revoked_login_found_once_the_restarted_registry_answers():
+    client = Client(down_for=1)
+    client.ping_error = RegistryAuthError("registry r:5000 refused the login of user 'ci'")
+
+    def ping():
+        client.asked.append("ping")
+        client.down_for -= 1
+        if client.down_for >= 0:
+            raise RegistryUnreachable("registry r:5000 is unreachable: Connection refused")
+        raise client.ping_error
+
+    client.ping = ping
+    text = PushDiagnosis(LogEngine(local=False), lambda registry: client).explain("r:5000", "a", "EOF")
+    assert text == "registry r:5000 refused the login of user 'ci'"
 
 
 def test_revoked_login_is_named():

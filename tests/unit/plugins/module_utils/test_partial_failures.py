@@ -13,6 +13,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.common import PartialFailure, failed_items, grouped_causes
+from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import PushDiagnosis
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineError
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import ItemsFailed, TagItem, publish_images, push_images
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import Manifest
@@ -21,6 +22,11 @@ from ansible_collections.dockhand.registry.plugins.module_utils.transport import
 
 REG = "localhost:5100"
 DOWN = "registry localhost:5100 is unreachable: Connection refused"
+
+
+@pytest.fixture(autouse=True)
+def quick_comeback(monkeypatch):
+    monkeypatch.setattr(PushDiagnosis, "back_within", 0.3)
 
 
 def sha(char: str) -> str:
