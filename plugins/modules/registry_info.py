@@ -13,7 +13,7 @@ description:
     platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
-  - With O(data_path) or O(container), also how much room the registry's storage has (RV(storage)): bytes free and in
+  - With O(data_path) or O(container), also how much room the registry's storage has (RV(storage)) - bytes free and in
     all on its file system and the bytes abandoned uploads hold, read on this host. A warning says when less than
     5% is free.
   - Read-only; in check mode it returns the same.
@@ -58,7 +58,7 @@ options:
     type: path
   container:
     description:
-      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage): the module
+      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage). The module
         reads the source of its C(/var/lib/registry) mount (a host directory or a named volume) through the engine,
         then the directory itself, so the engine must be local (a C(unix://) O(docker_host)).
       - The registry address (O(registry)) says which registry is listed; this option only says where its storage is.

@@ -17,7 +17,7 @@ description:
     and it is valid for more than O(renew_days). Only what does not serve is made again (new names re-issue the server
     certificate, never the CA).
   - A CA that cannot be kept (its key missing or not matching it, or near its end) is replaced by a new one, with a
-    warning: every client that trusted the old CA must get the new C(ca.crt). The registry role installs it again for
+    warning - every client that trusted the old CA must get the new C(ca.crt). The registry role installs it again for
     its host's engine, and C(site.yml) for its C(docker_hosts); other clients need it copied.
   - With O(certificate) and O(private_key), checks the user's files (the key matches, the certificate is in force,
     O(ca_certificate) issued it when given) and changes nothing.
