@@ -86,19 +86,11 @@ tagged:
   elements: str
 results:
   description:
-    - On failure only (some pushes failed) - every image in input order, with the fields of RV(images) (C(tagged) included). A failed
-      image has C(pushed=false), C(changed=false), C(failed=true), C(digest=null) and its C(msg).
+    - On failure only (some pushes failed) - every target in input order, with the fields of RV(images); a failed
+      one as M(dockhand.registry.image_push) returns it (C(pushed=false), C(failed=true), its C(msg)).
   returned: failure
   type: list
   elements: dict
-  sample:
-    - name: localhost:5000/go-demo:1.0
-      digest_before: null
-      digest: null
-      pushed: false
-      changed: false
-      failed: true
-      msg: "push of localhost:5000/go-demo:1.0 failed: registry localhost:5000 is unreachable: Connection refused"
 pushed:
   description: The targets that were (in check mode, would be) pushed.
   returned: always

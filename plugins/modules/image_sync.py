@@ -175,15 +175,8 @@ results:
   type: list
   elements: dict
   sample:
-    - source: localhost:5000/go-demo:1.0
-      dest: localhost:6000/mirror/go-demo:1.0
-      digest_before: null
-      digest: null
-      digest_preserved: false
-      action: failed
-      changed: false
-      failed: true
-      msg: "registry localhost:6000 is unreachable: Connection refused"
+    - {dest: "localhost:6000/mirror/go-demo:1.0", action: failed, digest_preserved: false, failed: true,
+       msg: "registry localhost:6000 is unreachable: Connection refused"}
 synced:
   description: Destination references whose digest moved (in check mode, would move).
   returned: always
