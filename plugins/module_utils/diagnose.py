@@ -47,21 +47,11 @@ _STORAGE_TEXT_RE = re.compile(
 # Where a filesystem storage keeps its tree under its root directory.
 _LAYOUT = "/docker/registry/v2"
 _REPOSITORIES = "docker/registry/v2/repositories"
-# Engine messages that mean the registry (not the image or the engine) is in trouble: worth asking the registry.
-_ASK_REGISTRY = (
-    "unexpected http status: 5",
-    "connection refused",
-    "eof",
-    "broken pipe",
-    "connection reset",
-    "i/o timeout",
-    "no such host",
-    "dial tcp",
-    "unauthorized",
-    "authentication required",
-    "denied",
-    "blob upload unknown",
-)
+# Engine messages that mean the registry (not the image or the engine) is in trouble, worth asking the registry
+# about: a server error, a cut connection, a refused login.
+_SERVER = "unexpected http status: 5"
+_CUT = ("connection refused", "eof", "broken pipe", "connection reset", "i/o timeout", "dial tcp", "blob upload unknown")
+_REFUSED = ("unauthorized", "authentication required", "denied")
 
 
 class RegistryStorageError(RegistryError):
@@ -214,6 +204,7 @@ class PushDiagnosis:
         self.engine = engine
         self.client_for = client_for
         self._found: dict[tuple[str, str], str] = {}
+        self._gone: dict[str, str] = {}  # registries that went away and stayed away: their last words
         self._lock = threading.Lock()
 
     def explain(self, registry: str, repository: str, reason: str) -> str:
@@ -234,20 +225,25 @@ class PushDiagnosis:
                 "the Docker engine does not trust the certificate of registry %s (%s): install the registry's CA as"
                 " /etc/docker/certs.d/%s/ca.crt (the engine role's entry point ca)" % (registry, reason, registry)
             )
-        if not any(word in lowered for word in _ASK_REGISTRY):
+        server, refused = _SERVER in lowered, any(word in lowered for word in _REFUSED)
+        if not (server or refused or any(word in lowered for word in _CUT)):
             return reason
+        if registry in self._gone:
+            return self._gone[registry]
         client = self.client_for(registry)
         back = False
         try:
             try:
-                self._ask(client, repository, lowered)
+                self._ask(client, repository, server or refused)
             except RegistryUnreachable as exc:
                 # A restart (a restart policy, an upgrade) answers again within seconds; a killed registry does not.
                 gone = self._still_unreachable(client, exc)
                 if gone is not None:
-                    return str(gone)  # the last answer: the same words for every push the registry's end cut
+                    # Its last answer, for every push the registry's end cut, whatever the engine said of each.
+                    self._gone[registry] = str(gone)
+                    return self._gone[registry]
                 back = True
-                self._ask(client, repository, lowered)
+                self._ask(client, repository, server or refused)
         except (RegistryAuthError, RegistryStorageError) as exc:
             return self._with_storage(registry, str(exc))
         except DockhandError:
@@ -255,19 +251,22 @@ class PushDiagnosis:
         if back:
             return "%s (registry %s went away during the push and answers again now: a new run pushes what it lacks)" % (
                 reason, registry)
+        if refused:
+            return reason
         said = self._container_log(registry)
         cause = storage_cause(said) if said else None
         if cause:
             return self._storage(registry, cause)
-        if "unexpected http status: 5" in lowered:
+        if server:
             return "registry %s failed the push (%s)%s" % (registry, reason, "; registry log: " + said[:300] if said else "")
-        return "%s (registry %s answers again now: a new run pushes what it lacks)" % (reason, registry)
+        return "%s (registry %s answers now: a new run pushes what it lacks)" % (reason, registry)
 
     @staticmethod
-    def _ask(client: Any, repository: str, lowered: str) -> None:
-        """Does the registry answer and take the login; after a server error, what does a write meet."""
+    def _ask(client: Any, repository: str, write: bool) -> None:
+        """Does the registry answer and take the login; with ``write``, what does a write meet (a full storage, a
+        login that may read but not push)."""
         client.ping()
-        if "unexpected http status: 5" in lowered:
+        if write:
             client.probe_write(repository)
 
     def _still_unreachable(self, client: Any, error: RegistryUnreachable) -> RegistryUnreachable | None:

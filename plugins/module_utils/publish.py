@@ -309,12 +309,13 @@ def _parse_push_names(engine: EngineClient, names: list[str]) -> list[tuple[str,
         except DockhandError as exc:
             errors.append(str(exc))
             continue
+        unnamable = check_engine_names(engine, ref, name)
         if not ref.registry:
             errors.append("image %s names no registry: use <registry host[:port]>/%s" % (name, name))
         elif ref.digest:
             errors.append("image %s: push a tag, not a digest" % name)
-        elif check_engine_names(engine, ref, name):
-            errors.append(check_engine_names(engine, ref, name) or "")
+        elif unnamable:
+            errors.append(unnamable)
         else:
             parsed.append((name, ref))
     if errors:

@@ -313,7 +313,16 @@ def test_other_server_error_keeps_the_engines_words_and_adds_the_log():
 
 def test_registry_back_after_a_restart():
     text = PushDiagnosis(LogEngine(local=False), lambda registry: Client()).explain("r:5000", "a", "EOF")
-    assert text == "EOF (registry r:5000 answers again now: a new run pushes what it lacks)"
+    assert text == "EOF (registry r:5000 answers now: a new run pushes what it lacks)"
+
+
+def test_push_denied_to_a_login_that_may_read():
+    client = Client(write_error=RegistryAuthError("registry r:5000 refused the login of user 'reader'"))
+    text = PushDiagnosis(LogEngine(local=False), lambda registry: client).explain(
+        "r:5000", "a", "denied: requested access to the resource is denied")
+    assert text == "registry r:5000 refused the login of user 'reader'" and client.asked == ["ping", "write a"]
+    said = PushDiagnosis(LogEngine(local=False), lambda registry: Client()).explain("r:5000", "a", "denied: no")
+    assert said == "denied: no"  # the registry takes the write: the engine's words stand
 
 
 def test_engine_without_the_registrys_ca():
