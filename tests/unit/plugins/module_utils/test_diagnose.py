@@ -150,7 +150,9 @@ class Engine:
 
 
 def test_with_storage_data_path_and_container(tmp_path):
-    read = lambda: {"changed": False, "repositories": []}  # noqa: E731
+    def read():
+        return {"changed": False, "repositories": []}
+
     by_path = with_storage(read, {"data_path": str(tmp_path), "container": None}, lambda: pytest.fail("no engine"))
     assert by_path["storage"]["path"] == str(tmp_path) and by_path["storage"]["bytes_free"] > 0
     engine = Engine({"reg": {"Name": "/reg", "Mounts": [{"Destination": "/var/lib/registry", "Source": str(tmp_path)}]}})
@@ -160,7 +162,9 @@ def test_with_storage_data_path_and_container(tmp_path):
 
 
 def test_with_storage_refusals_before_the_registry_is_read(tmp_path):
-    never = lambda: pytest.fail("the registry must not be read")  # noqa: E731
+    def never():
+        pytest.fail("the registry must not be read")
+
     with pytest.raises(DockhandError, match="data_path 'relative' must be an absolute path"):
         with_storage(never, {"data_path": "relative", "container": None}, never)
     with pytest.raises(DockhandError, match="container '' is not a container name"):
