@@ -1,9 +1,11 @@
 """The scheduled GC on a real Debian 12 server with systemd (a fleet node: tests/support/fleet.py), over SSH.
 
 The registry role with retention (keep 1) and registry_gc_schedule installs dockhand-registry-gc-<name>.service
-and .timer; three images pushed on the node, a second role run deletes two tags; starting the service runs the
-read-only GC on the node's system Python (Debian's python3-docker 5.0.3, no Ansible), its JSON line lands in the
-journal, the registry is read-write afterwards, and two pull loops on the node through the GC see no failure.
+and .timer; three images pushed on the node, a third role run deletes two tags and sets the timer's calendar a few
+seconds ahead; the timer fires and its service runs the read-only GC on the node's system Python (Debian's
+python3-docker 5.0.3, no Ansible), its JSON line lands in the journal, the registry is read-write afterwards, and two
+pull loops on the node through the GC see no failure. Its effect is read by the tests' oracle (standard library only)
+run on the node's own Python: the deleted images' layers and configs are gone, the kept tag is whole.
 Slow (a node boots, the registry image is copied into it): run with DH_FLEET_TESTS=1.
 """
 
@@ -15,6 +17,7 @@ import subprocess
 
 import pytest
 
+from support import ROOT
 from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE
 from support.runner import role_playbook, run_playbook
@@ -36,6 +39,12 @@ def node(container: str, script: str) -> str:
     return done.stdout
 
 
+def oracle(container: str, *args: str) -> object:
+    """The tests' oracle (standard library only) run on the node's own Python against its registry (on loopback)."""
+    out = node(container, "python3 /root/oracle.py %s localhost:5000 %s" % (args[0], " ".join(args[1:])))
+    return out.strip() if args[0] == "digest" else json.loads(out)
+
+
 def test_systemd_timer_runs_the_read_only_gc(workdir):
     with registry_node(PREFIX + "fl-", workdir / "fleet", REGISTRY_IMAGE) as fleet_node:
         container = fleet_node.container
@@ -46,7 +55,14 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
                         " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
                         " docker push -q localhost:5000/app:$v >/dev/null; done")
-        done = run_playbook(playbook, {}, inventory=fleet_node.inventory)
+        subprocess.run(["docker", "cp", str(ROOT / "tests" / "support" / "oracle.py"), container + ":/root/oracle.py"], check=True)
+        digests = {tag: oracle(container, "digest", "app:" + tag) for tag in "123"}
+        layers = {tag: set(oracle(container, "reachable", "app:" + tag)["blobs"]) for tag in "123"}
+        # The timer fires a few seconds after this run (node clock), not by a manual start of its service.
+        fire_at = node(container, "date -d '+60 seconds' '+%Y-%m-%d %H:%M:%S'").strip()
+        third = role_playbook(workdir / "gc3.yml", "n1", "registry",
+                              dict(REGISTRY_VARS, registry_image=REGISTRY_IMAGE, registry_gc_on_calendar=fire_at))  # fmt: skip
+        done = run_playbook(third, {}, inventory=fleet_node.inventory)
         assert done.returncode == 0, done.stdout[-3000:]
         assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
         assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")
@@ -54,7 +70,10 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         node(container, "rm -f /tmp/stop-pulls /tmp/pulls-*; for l in 1 2; do (ok=0; bad=0;"
                         " while [ ! -e /tmp/stop-pulls ]; do if docker pull -q localhost:5000/app:3 >/dev/null 2>>/tmp/pull-errors;"
                         " then ok=$((ok+1)); else bad=$((bad+1)); fi; done; echo $ok $bad > /tmp/pulls-$l) >/dev/null 2>&1 & done")
-        node(container, "sleep 1; systemctl start dockhand-registry-gc-opsreg.service; sleep 1; touch /tmp/stop-pulls")
+        node(container, "for i in $(seq 300); do journalctl -u dockhand-registry-gc-opsreg.service --no-pager -o cat | grep -q '^{'"
+                        " && break; sleep 0.5; done; sleep 1; touch /tmp/stop-pulls")
+        fired = node(container, "systemctl show -p LastTriggerUSec dockhand-registry-gc-opsreg.timer").strip()
+        assert fired and "n/a" not in fired, "the timer never fired: %s" % fired
         counts = node(container, "for i in $(seq 100); do [ -e /tmp/pulls-1 ] && [ -e /tmp/pulls-2 ] && break; sleep 0.2; done;"
                                  " cat /tmp/pulls-1 /tmp/pulls-2; cat /tmp/pull-errors 2>/dev/null || true")
         lines = counts.splitlines()
@@ -70,3 +89,8 @@ def test_systemd_timer_runs_the_read_only_gc(workdir):
         assert pulled > 0 and failed == 0, counts
         env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
         assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+        # The effect, read by the oracle: only app:3 is left, whole; the deleted images' own layers are gone.
+        assert oracle(container, "state") == {"catalog": ["app"], "digests": {"app:3": digests["3"]}}
+        assert oracle(container, "verify", "app:3")["app:3"]["digest"] == digests["3"]
+        gone = sorted((layers["1"] | layers["2"]) - layers["3"])
+        assert gone and set(oracle(container, "blobs", "app", *gone).values()) == {None}, gone

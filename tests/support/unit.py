@@ -143,6 +143,8 @@ class MemoryRegistry:
             return Answer(202)
         if digest not in self.manifests:
             return Answer(404)
+        if self.manifests[digest]["mediaType"] not in (kwargs.get("headers") or {}).get("Accept", ""):
+            return Answer(404)  # distribution 2.8 serves an OCI manifest only to a client that accepts its type
         return Answer(200, self.manifests[digest], {"Docker-Content-Digest": digest})
 
     def get(self, url, **kwargs):

@@ -13,6 +13,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     BlobStream,
     Manifest,
     ManifestMissing,
+    RegistryError,
     RegistryReadOnly,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import SyncError, sync_images
@@ -92,12 +93,27 @@ class FakeRegistry:
         return found.digest if found else None
 
     def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
+        """Store the bytes as distribution does: refused (400) when a digest reference is not the bytes' digest, when
+        an index names a child manifest the repository does not hold, or an image a blob it does not hold; the
+        digest answered is the bytes' own, whatever the client believes."""
         if self.read_only:
             raise RegistryReadOnly("registry %s refuses writes" % self.registry)
+        stored = digest(manifest.data)
+        if ref.startswith("sha256:") and ref != stored:
+            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s@%s: the bytes hash to %s" % (self.registry, repo, ref, stored))
+        body = json.loads(manifest.data)
+        held = self.manifests.get(repo, {})
+        for child in body.get("manifests") or []:
+            if child["digest"] not in held:
+                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: child manifest %s is unknown" % (self.registry, repo, child["digest"]))
+        for blob in ([body["config"]] if "config" in body else []) + list(body.get("layers") or []):
+            if blob["digest"] not in self.blobs.get(repo, {}) and not blob.get("urls"):
+                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: blob %s is unknown" % (self.registry, repo, blob["digest"]))
         self.writes.append(("manifest", repo, ref))
-        self.manifests.setdefault(repo, {})[ref] = manifest
-        self.manifests[repo][manifest.digest] = manifest
-        return manifest.digest
+        kept = Manifest(manifest.data, manifest.media_type, stored)
+        self.manifests.setdefault(repo, {})[ref] = kept
+        self.manifests[repo][stored] = kept
+        return stored
 
     def has_blob(self, repo: str, blob: str) -> bool:
         return blob in self.blobs.get(repo, {})
@@ -115,6 +131,8 @@ class FakeRegistry:
         return BlobStream(FakeResponse(self.blobs[repo][blob]), size)
 
     def upload_blob(self, repo: str, location: str, blob: str, stream: BlobStream) -> None:
+        if location != "upload:" + repo:
+            raise RegistryError("HTTP 404 BLOB_UPLOAD_UNKNOWN: %s/%s: no upload at %r" % (self.registry, repo, location))
         pieces = []
         while True:
             piece = stream.read(7)
@@ -122,7 +140,8 @@ class FakeRegistry:
                 break
             pieces.append(piece)
         data = b"".join(pieces)
-        assert digest(data) == blob
+        if digest(data) != blob:
+            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s: the upload hashes to %s, not %s" % (self.registry, repo, digest(data), blob))
         self.writes.append(("blob", repo, blob))
         self.blobs.setdefault(repo, {})[blob] = data
 
@@ -246,3 +265,24 @@ def test_blob_stream_reads_in_bounded_pieces():
     stream = BlobStream(FakeResponse(b"x" * 1000), 1000)
     assert len(stream) == 1000
     assert len(stream.read(10**9)) == 1000 and stream.read(10) == b"" and stream.sent == 1000
+
+
+def test_the_fake_refuses_what_distribution_refuses(dest):
+    """The in-memory registry is no more lenient than distribution: an index whose children are missing, an image
+    whose blobs are missing, a digest reference that is not the bytes' digest, an upload that is not its digest."""
+    child = {"mediaType": OCI_MANIFEST, "digest": digest(b"absent"), "size": 6}
+    index = Manifest(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]}).encode(), OCI_INDEX, "x")
+    with pytest.raises(RegistryError, match=r"child manifest .* is unknown"):
+        dest.put_manifest("app", "t", index)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(b"layer"), "size": 5}
+    body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": dest.add_blob("app", b"{}"), "layers": [layer]}
+    image = Manifest(json.dumps(body).encode(), OCI_MANIFEST, "x")
+    with pytest.raises(RegistryError, match=r"blob .* is unknown"):
+        dest.put_manifest("app", "t", image)
+    dest.add_blob("app", b"layer")
+    with pytest.raises(RegistryError, match="DIGEST_INVALID"):
+        dest.put_manifest("app", digest(b"other bytes"), image)
+    assert dest.put_manifest("app", "t", image) == digest(image.data)  # the bytes' digest, not the client's claim
+    with pytest.raises(RegistryError, match="DIGEST_INVALID"):
+        dest.upload_blob("app", "upload:app", digest(b"claimed"), BlobStream(FakeResponse(b"sent"), 4))
+    assert dest.writes == [("manifest", "app", "t")]
