@@ -61,28 +61,39 @@ def check_timeout(option: str, value: float) -> float:
     return value
 
 
-def failed_items(noun: str, failures: list[tuple[str, str]], total: int) -> str:
-    """One line naming every failed item once, grouped by cause: ``name: cause`` for one, else
-    ``2 of 5 pushes failed: a, b: cause one; c: cause two`` (see :func:`grouped_causes`)."""
+def failed_items(noun: str, failures: list[tuple[str, ...]]) -> str:
+    """One line naming every failed item once, grouped by cause: the item's own message for one, else
+    ``3 pushes failed: a, b: cause one; c: cause two`` (see :func:`grouped_causes`)."""
     if len(failures) == 1:
-        name, cause = failures[0]
-        return one_line(cause) if name in cause else "%s: %s" % (name, one_line(cause))
-    return "%d of %d %s failed: %s" % (len(failures), total, noun, grouped_causes(failures))
+        return grouped_causes(failures)
+    return "%d %s failed: %s" % (len(failures), noun, grouped_causes(failures))
 
 
-def grouped_causes(failures: list[tuple[str, str]]) -> str:
-    """``a, b: cause one; c: cause two``: every item name once, grouped by cause, causes in the order they first
-    came up. ``failures`` are (item name, cause) pairs; a cause that starts with its item's name (``name: ...``) is
-    grouped without it, so that the same cause for many items is said once."""
-    groups: dict[str, list[str]] = {}
-    for name, cause in failures:
-        cause = one_line(cause)
+def grouped_causes(failures: list[tuple[str, ...]]) -> str:
+    """``a, b: cause one; c's own message``: every item once, grouped by cause, causes in the order they first came
+    up. ``failures`` are (item name, cause) or (item name, cause, its own message) tuples: a cause only one item
+    met is said in the item's own message when given, else as ``name: cause`` (just ``cause`` when it names the
+    item); a cause that starts with ``name: `` is grouped without it, so that the same cause for many items is said
+    once."""
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for failure in failures:
+        name, cause = failure[0], one_line(failure[1])
         if cause.startswith(name + ": "):
             cause = cause[len(name) + 2:]
-        names = groups.setdefault(cause, [])
-        if name not in names:
-            names.append(name)
-    return "; ".join("%s: %s" % (", ".join(names), cause) for cause, names in groups.items())
+        members = groups.setdefault(cause, [])
+        if all(member[0] != name for member in members):
+            members.append(failure)
+    parts = []
+    for cause, members in groups.items():
+        if len(members) > 1:
+            parts.append("%s: %s" % (", ".join(member[0] for member in members), cause))
+            continue
+        name, said, own = members[0][0], one_line(members[0][1]), members[0][2:]
+        if own:
+            parts.append(one_line(own[0]))
+        else:
+            parts.append(said if name in said else "%s: %s" % (name, said))
+    return "; ".join(parts)
 
 
 def pick(params: dict, *names: str) -> dict:

@@ -290,11 +290,11 @@ def push_images(
     }
     if warnings:
         outcome["warnings"] = warnings
-    failed = [(r["name"], r.pop("_cause")) for r in results if r.get("failed")]
+    failed = [(r["name"], r.pop("_cause"), r["msg"]) for r in results if r.get("failed")]
     if failed:
         # Each failed image once, grouped by cause; what did change (the other pushes) is reported with the failure.
         fields = {k: outcome[k] for k in ("changed", "pushed", "actions", "warnings") if k in outcome}
-        raise ItemsFailed(failed_items("pushes", failed, len(results)), results, **fields)
+        raise ItemsFailed(failed_items("pushes", failed), results, **fields)
     return outcome
 
 
@@ -379,7 +379,7 @@ def _ask_registries(
             except DockhandError as exc:
                 errors.append((str(plan.ref), str(exc)))
     if errors:
-        raise ItemsFailed(failed_items("images", errors, len(plans)))
+        raise ItemsFailed(failed_items("images", errors))
     for client in registries.values():
         warnings.extend(w for w in getattr(client, "warnings", []) if w not in warnings)
     return warnings

@@ -283,7 +283,6 @@ class Syncer:
             result["action"] = "would copy" if self.check_mode else "copied"
             if self.check_mode:
                 return result
-            result["digest"] = before  # until the tag is written
             src = self.client("src", item.src_registry)
             for child in children:
                 try:
@@ -299,16 +298,15 @@ class Syncer:
             if not children:
                 self._copy_image(item, source, stats)
             stored = dest.put_manifest(item.dest_repository, item.dest_tag, target)
-            result["digest"] = stored
             if stored != target.digest:
                 raise RegistryError("%s: the destination stored digest %s, not %s" % (item.dest, stored, target.digest))
+            result["digest"] = stored
         except (DockhandError, KeyError, ValueError, TypeError) as exc:
             message = one_line(exc) if isinstance(exc, DockhandError) else "%s: bad manifest (%s)" % (item.source, one_line(exc))
-            # What the destination holds after the failure: the tag as it was unless it was written.
-            written = "digest" in result and result["digest"] != result.get("digest_before")
-            result.update(failed=True, changed=written, msg=message, action="failed")
+            # Nothing was copied: action failed, no digest preserved (``digest`` stays the one the tag was to get).
+            result.update(failed=True, changed=False, msg=message, action="failed")
             if "digest_preserved" in result:
-                result["digest_preserved"] = written and result["digest"] == result.get("source_digest")
+                result["digest_preserved"] = False
         finally:
             result["blobs"] = {k: stats[k] for k in ("copied", "mounted", "present")}
             result["bytes_copied"] = stats["bytes"]

@@ -37,12 +37,15 @@ def sha(char: str) -> str:
 def test_failed_items_names_each_item_once_grouped_by_cause():
     failures = [("a:1", "cause one"), ("b:1", "b:1: cause one"), ("c:1", "cause two"), ("a:1", "cause one")]
     assert grouped_causes(failures) == "a:1, b:1: cause one; c:1: cause two"
-    assert failed_items("pushes", failures[:3], 5) == "3 of 5 pushes failed: a:1, b:1: cause one; c:1: cause two"
+    assert failed_items("pushes", failures[:3]) == "3 pushes failed: a:1, b:1: cause one; c:1: cause two"
 
 
-def test_one_failed_item_keeps_the_name_then_the_cause():
-    assert failed_items("pushes", [("a:1", "cause")], 3) == "a:1: cause"
-    assert failed_items("pushes", [("a:1", "push of a:1 refused:\n cause")], 3) == "push of a:1 refused: cause"
+def test_a_cause_one_item_met_is_said_in_its_own_message():
+    assert failed_items("pushes", [("a:1", "cause")]) == "a:1: cause"
+    assert failed_items("pushes", [("a:1", "push of a:1 refused:\n cause")]) == "push of a:1 refused: cause"
+    failures = [("a:1", "down", "push of a:1 failed: down"), ("b:1", "down", "push of b:1 failed: down"),
+                ("c:1", "denied", "push of c:1 refused: denied")]
+    assert failed_items("pushes", failures) == "3 pushes failed: a:1, b:1: down; push of c:1 refused: denied"
 
 
 # -- image_push / image_publish -----------------------------------------------------------------
@@ -100,7 +103,7 @@ def test_push_registry_killed_mid_run_reports_what_happened():
     with pytest.raises(ItemsFailed) as caught:
         push_images(engine, names, lambda address: registry, workers=1)
     failure = caught.value
-    assert str(failure) == "4 of 6 pushes failed: %s: %s" % (", ".join(names[2:]), DOWN)
+    assert str(failure) == "4 pushes failed: %s: %s" % (", ".join(names[2:]), DOWN)
     assert failure.result["changed"] is True  # two images went in
     assert failure.result["pushed"] == names[:2]
     items = failure.results
@@ -123,7 +126,7 @@ def test_publish_changed_when_tags_were_made_though_every_push_failed():
     assert result["changed"] is True and result["tagged"] == [REG + "/app:1", REG + "/app:latest"]
     assert result["actions"] == ["tag app:1 as %s/app:1" % REG, "tag app:1 as %s/app:latest" % REG]
     assert [(r["tagged"], r["pushed"], r["failed"]) for r in result["results"]] == [(True, False, True)] * 2
-    assert str(caught.value) == "2 of 2 pushes failed: %s/app:1, %s/app:latest: %s" % (REG, REG, DOWN)
+    assert str(caught.value) == "2 pushes failed: %s/app:1, %s/app:latest: %s" % (REG, REG, DOWN)
 
 
 def test_run_module_returns_changed_and_items_with_the_failure(capsys):
@@ -207,4 +210,4 @@ def test_sync_destination_killed_mid_run_reports_what_happened():
     done, failed = failure.results[:2], failure.results[2:]
     assert all(r["action"] == "copied" and r["digest_preserved"] and r["changed"] for r in done)
     assert all(r["action"] == "failed" and not r["digest_preserved"] and not r["changed"] and r["failed"] for r in failed)
-    assert all(r["digest"] is None and r["digest_before"] is None for r in failed)  # the tag was and is absent
+    assert all(r["digest_before"] is None and r["digest"] == r["source_digest"] for r in failed)  # it was to get it
