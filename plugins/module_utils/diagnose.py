@@ -24,8 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
-from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, env_dict
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import last_error
+from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
+    V2,
+    Storage,
+    StorageError,
+    host_path,
+    root_directory,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
     RegistryAuthError,
     RegistryError,
@@ -45,8 +52,7 @@ _STORAGE_TEXT_RE = re.compile(
     r"(?:(/[^\s:\"'\\]+)\S*?: )?(%s)" % "|".join(re.escape(w) for w in _STORAGE_ERRNOS.values()), re.IGNORECASE
 )
 # Where a filesystem storage keeps its tree under its root directory.
-_LAYOUT = "/docker/registry/v2"
-_REPOSITORIES = "docker/registry/v2/repositories"
+_LAYOUT = "/" + V2
 # Engine messages that mean the registry (not the image or the engine) is in trouble, worth asking the registry
 # about: a server error, a cut connection, a refused login.
 _SERVER = "unexpected http status: 5"
@@ -124,32 +130,19 @@ def human_size(count: int) -> str:
 
 def storage_usage(path: str) -> dict[str, Any] | None:
     """Bytes free and in all on the file system of a registry's storage directory ``path`` (on this host), and the
-    upload sessions it holds (``_uploads`` of every repository: what a failed or interrupted push leaves); None when
-    this host cannot read ``path``."""
+    upload sessions it holds (what a failed or interrupted push leaves: storage.py reads them as registry_gc does);
+    None when this host cannot read ``path``."""
     try:
         stat = os.statvfs(path)
-    except OSError:
+        uploads = [upload for repo in Storage(path).repositories() for upload in repo.uploads]
+    except (OSError, StorageError):
         return None
-    uploads = upload_bytes = 0
-    top = os.path.join(path, _REPOSITORIES)
-    for directory, dirs, _files in os.walk(top):
-        if "_uploads" in dirs:
-            for root, _subdirs, files in os.walk(os.path.join(directory, "_uploads")):
-                if root == os.path.join(directory, "_uploads"):
-                    uploads += len(_subdirs)
-                for name in files:
-                    try:
-                        upload_bytes += os.lstat(os.path.join(root, name)).st_size
-                    except OSError:
-                        pass
-        # Links and revisions (_manifests, _layers) are not repositories: only nested repository names are walked.
-        dirs[:] = [d for d in dirs if not d.startswith("_")]
     return {
         "path": path,
         "bytes_free": stat.f_bavail * stat.f_frsize,
         "bytes_total": stat.f_blocks * stat.f_frsize,
-        "uploads": uploads,
-        "upload_bytes": upload_bytes,
+        "uploads": len(uploads),
+        "upload_bytes": sum(upload.bytes for upload in uploads),
     }
 
 
@@ -165,23 +158,21 @@ def storage_message(registry: str, cause: StorageCause, host_path: str | None = 
         return "registry %s cannot write its storage (%s): %s" % (registry, where, cause.words)
     text = "registry %s has no space left on device (%s)" % (registry, where)
     if usage and usage["upload_bytes"]:
-        return "%s: %s in abandoned uploads; run registry_gc" % (text, human_size(usage["upload_bytes"]))
+        return "%s: %s in abandoned uploads; run registry_gc with uploads_older_than_minutes 0" % (
+            text, human_size(usage["upload_bytes"]))
     if usage:
         return "%s: delete what is not needed (registry_prune), then run registry_gc, or give the storage more room" % text
-    return "%s: abandoned uploads may hold space (run registry_gc), else delete (registry_prune) or give it more room" % text
+    return (
+        "%s: abandoned uploads may hold space (registry_gc with uploads_older_than_minutes 0 removes them), else delete"
+        " (registry_prune) or give it more room" % text
+    )
 
 
 def data_mount_source(container: dict[str, Any], inside: str = "") -> str | None:
-    """The host path of a container's registry storage (``inside``: the root the registry named, else
-    /var/lib/registry): the source of the mount that holds it, a volume's mount point included."""
-    inside = inside or DATA_TARGET
-    best: tuple[int, str] | None = None
-    for mount in container.get("Mounts") or []:
-        target = (mount.get("Destination") or "").rstrip("/")
-        if target and (inside == target or inside.startswith(target + "/")) and mount.get("Source"):
-            if best is None or len(target) > best[0]:
-                best = (len(target), mount["Source"] + inside[len(target):])
-    return best[1] if best else None
+    """The host path of a container's registry storage: ``inside`` (the root the registry named), else its
+    configured root directory, through the mount that holds it (a volume's mount point included)."""
+    root = inside or root_directory(env_dict((container.get("Config") or {}).get("Env")))
+    return host_path(container.get("Mounts") or [], root)
 
 
 def _split_address(registry: str) -> tuple[str, int]:
@@ -325,7 +316,8 @@ def storage_info(data_path: str | None = None, container: dict[str, Any] | None 
         warnings.append(
             "registry storage %s has %s free of %s: pushes fail when it is full%s"
             % (path, human_size(usage["bytes_free"]), human_size(usage["bytes_total"]),
-               "; %s in abandoned uploads (registry_gc removes them)" % human_size(uploads) if uploads else "")
+               "; %s in abandoned uploads (registry_gc with uploads_older_than_minutes 0 removes them)" % human_size(uploads)
+               if uploads else "")
         )
     return usage, warnings
 

@@ -82,7 +82,7 @@ def test_full_disk_message_names_the_place_the_room_and_the_uploads():
     text = storage_message("localhost:5000", storage_cause(FULL_BODY), "/srv/registry", usage)
     assert text == (
         "registry localhost:5000 has no space left on device (/srv/registry, 0 B free of 3.1 MB): 2.5 MB in abandoned"
-        " uploads; run registry_gc"
+        " uploads; run registry_gc with uploads_older_than_minutes 0"
     )
 
 
@@ -296,7 +296,7 @@ def test_full_disk_through_the_error_body_and_the_local_storage(tmp_path):
     text = PushDiagnosis(engine, lambda registry: client).explain(
         "localhost:5000", "big", "received unexpected HTTP status: 500 Internal Server Error")
     assert text.startswith("registry localhost:5000 has no space left on device (%s, " % tmp_path)
-    assert text.endswith("in abandoned uploads; run registry_gc")
+    assert text.endswith("in abandoned uploads; run registry_gc with uploads_older_than_minutes 0")
     assert client.asked == ["ping", "write big"] and engine.asked == [(5000, None)]
 
 
