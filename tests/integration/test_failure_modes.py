@@ -161,7 +161,8 @@ def test_publish_with_the_registry_killed_mid_run_reports_what_happened(api, ful
     killer.join()
     pushed = [r for r in result["results"] if r["pushed"]]
     failed = [r for r in result["results"] if r.get("failed")]
-    assert 3 <= len(pushed) < 8 and len(pushed) + len(failed) == 8, result["results"]
+    # The kill came once the registry listed 3 tags; the third may have landed without the engine hearing of it.
+    assert 2 <= len(pushed) < 8 and len(pushed) + len(failed) == 8, result["results"]
     msg = assert_one_line(result, "%d pushes failed: " % len(failed), "registry %s is unreachable" % address)
     assert msg.count("is unreachable") == 1, msg  # one cause, said once
     for item in failed:
@@ -176,6 +177,8 @@ def test_publish_with_the_registry_killed_mid_run_reports_what_happened(api, ful
     oracle = Oracle(address)
     for item in pushed:
         assert oracle.digest(item["repository"], "1") == item["digest"]
+    landed = [r for r in failed if oracle.digest(r["repository"], "1")]
+    assert len(landed) <= 1, landed  # at most the push in flight (workers 1) landed unheard
     # A re-run pushes what the registry lacks: the failed ones (but the one in flight, if its manifest landed).
     again = run_module("image_publish", {"images": items, "workers": 2})
     assert again["changed"] and not again.get("failed"), again
@@ -198,7 +201,8 @@ def test_sync_with_the_destination_killed_mid_run_reports_what_happened(api):
     items = result["results"]
     copied = [r for r in items if r["action"] == "copied"]
     failed = [r for r in items if r["failed"]]
-    assert len(copied) >= 6 and failed and len(copied) + len(failed) == 24, [(r["dest"], r["action"]) for r in items]
+    # The kill came once the destination listed 6 tags; the copies in flight (2 workers) may have landed unheard.
+    assert len(copied) >= 4 and failed and len(copied) + len(failed) == 24, [(r["dest"], r["action"]) for r in items]
     msg = assert_one_line(result, "image_sync failed for %d of 24 tags: " % len(failed))
     for item in failed:
         assert msg.count(item["dest"] + ",") + msg.count(item["dest"] + ":") == 1, (item["dest"], msg)
@@ -212,6 +216,7 @@ def test_sync_with_the_destination_killed_mid_run_reports_what_happened(api):
     held = Oracle(dest).snapshot().get("%s/app" % REPO, {})
     for item in copied:
         assert held[item["dest"].rsplit(":", 1)[1]] == item["digest"]
+    assert len(held) - len(copied) <= 2, sorted(held)  # at most the copies in flight landed unheard
     assert sorted(r["source_digest"] for r in items) == sorted(digests)
 
 
