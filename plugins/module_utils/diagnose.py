@@ -9,7 +9,7 @@ error, the registry itself (does it answer, does it take a login, what does a wr
 container that publishes its port (the last error line, as registry_container reports its own failures:
 engine.last_error) and, when that storage is on this host, the storage (bytes free, bytes held by abandoned
 uploads): ``registry localhost:5000 has no space left on device (/srv/registry, 0 B free): 2.5 MB in abandoned
-uploads; run registry_gc``. :func:`storage_info` is the storage part of registry_info.
+uploads; run registry_gc``. :func:`with_storage` adds the room of the storage to registry_info's storage use.
 """
 
 from __future__ import annotations
@@ -129,21 +129,15 @@ def human_size(count: int) -> str:
 
 
 def storage_usage(path: str) -> dict[str, Any] | None:
-    """Bytes free and in all on the file system of a registry's storage directory ``path`` (on this host), and the
-    upload sessions it holds (what a failed or interrupted push leaves: storage.py reads them as registry_gc does);
-    None when this host cannot read ``path``."""
+    """The room on the file system of a registry's storage directory ``path`` (on this host) and the upload sessions
+    it holds (what a failed or interrupted push leaves, read as registry_gc reads them); None when this host cannot
+    read ``path``."""
     try:
-        stat = os.statvfs(path)
+        room = storage_room(path)[0]
         uploads = [upload for repo in Storage(path).repositories() for upload in repo.uploads]
     except (OSError, StorageError):
         return None
-    return {
-        "path": path,
-        "bytes_free": stat.f_bavail * stat.f_frsize,
-        "bytes_total": stat.f_blocks * stat.f_frsize,
-        "uploads": len(uploads),
-        "upload_bytes": sum(upload.bytes for upload in uploads),
-    }
+    return dict(room, path=path, uploads=len(uploads), upload_bytes=sum(upload.bytes for upload in uploads))
 
 
 def storage_message(registry: str, cause: StorageCause, host_path: str | None = None, usage: dict[str, Any] | None = None) -> str:
@@ -298,51 +292,47 @@ class PushDiagnosis:
         return self._storage(registry, cause) if cause else message
 
 
-def storage_info(data_path: str | None = None, container: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
-    """The usage of a registry's storage, ``data_path`` or the data directory of ``container`` (its inspect), when
-    this host can read it; and warnings (unreadable, or nearly full)."""
-    path = data_path or (data_mount_source(container) if container else None)
-    if container is not None and not path:
-        name = (container.get("Name") or "").lstrip("/")
-        return None, ["container %s mounts nothing at %s: its storage cannot be read from here" % (name, DATA_TARGET)]
-    if not path:
-        return None, []
-    usage = storage_usage(path)
-    if usage is None:
-        return None, ["cannot read the registry storage %s on this host: bytes free unknown" % path]
+def storage_room(path: str, upload_bytes: int = 0) -> tuple[dict[str, int], list[str]]:
+    """``bytes_free`` and ``bytes_total`` of the file system holding ``path``, and a warning when less than 5% is free
+    (naming the bytes abandoned uploads hold, when there are)."""
+    stat = os.statvfs(path)
+    room = {"bytes_free": stat.f_bavail * stat.f_frsize, "bytes_total": stat.f_blocks * stat.f_frsize}
     warnings = []
-    if usage["bytes_total"] and usage["bytes_free"] < usage["bytes_total"] * 0.05:
-        uploads = usage["upload_bytes"]
+    if room["bytes_total"] and room["bytes_free"] < room["bytes_total"] * 0.05:
         warnings.append(
             "registry storage %s has %s free of %s: pushes fail when it is full%s"
-            % (path, human_size(usage["bytes_free"]), human_size(usage["bytes_total"]),
-               "; %s in abandoned uploads (registry_gc with uploads_older_than_minutes 0 removes them)" % human_size(uploads)
-               if uploads else "")
+            % (path, human_size(room["bytes_free"]), human_size(room["bytes_total"]),
+               "; %s in upload sessions (registry_gc with uploads_older_than_minutes 0 removes them)" % human_size(upload_bytes)
+               if upload_bytes else "")
         )
-    return usage, warnings
+    return room, warnings
 
 
-def with_storage(read: Callable[[], dict[str, Any]], params: dict[str, Any], engine_of: Callable[[], Any]) -> dict[str, Any]:
-    """registry_info's run: ``read()`` (the listing), with ``storage`` when ``data_path`` or ``container`` says where
-    the registry's storage is (``engine_of()``: the engine that runs ``container``). Both are checked first."""
-    data_path, name = params.get("data_path"), params.get("container")
-    if data_path is not None and not os.path.isabs(data_path):
-        raise DockhandError("data_path %r must be an absolute path (the registry's storage on this host)" % data_path)
-    if name is not None and not name.strip():
-        raise DockhandError("container %r is not a container name" % name)
-    result = read()
-    if data_path is None and name is None:
-        return result
-    container = None
+def with_storage(read: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, Any], engine_of: Callable[[], Any]) -> dict[str, Any]:
+    """registry_info's run: ``read(params)`` (the listing, and the storage use read from ``data_path`` when it is set),
+    with ``container`` standing for the data directory it mounts (read through ``engine_of()``), and the room on the
+    storage's file system added to ``storage``."""
+    name = params.get("container")
     if name is not None:
+        if not name.strip():
+            raise DockhandError("container %r is not a container name" % name)
         engine = engine_of()
         container = engine.container(name)
         if container is None:
             raise DockhandError("there is no container %s on the engine (option container)" % name)
         if not engine.local:
+            result = read(dict(params, data_path=None))
             result.setdefault("warnings", []).append(
                 "container %s runs on a remote engine: its storage cannot be read from here" % name)
             return dict(result, storage=None)
-    usage, warnings = storage_info(data_path, container)
-    result.setdefault("warnings", []).extend(warnings)
-    return dict(result, storage=usage)
+        path = data_mount_source(container)
+        if not path:
+            raise DockhandError("container %s mounts nothing at its storage directory: its storage cannot be read from here" % name)
+        params = dict(params, data_path=path)
+    result = read(params)
+    storage = result.get("storage")
+    if storage:
+        room, warnings = storage_room(storage["data_path"], storage.get("upload_bytes") or 0)
+        storage.update(room)
+        result.setdefault("warnings", []).extend(warnings)
+    return result

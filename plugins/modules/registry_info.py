@@ -13,9 +13,10 @@ description:
     platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
-  - With O(data_path) or O(container), also how much room the registry's storage has (RV(storage)) - bytes free and in
-    all on its file system and the bytes abandoned uploads hold, read on this host. A warning says when less than
-    5% is free.
+  - With O(data_path) or O(container), also the storage the registry uses and the room it has (RV(storage)), read
+    from the registry's files on this host (filesystem storage driver only) - bytes of blobs, bytes in upload sessions,
+    per repository the blobs it links, its manifests, tags and upload sessions, and the bytes free and in all on its
+    file system. A warning says when less than 5% is free.
   - Read-only; in check mode it returns the same.
 author:
   - dockhand.registry contributors (@dockhand)
@@ -51,16 +52,17 @@ options:
     default: true
   data_path:
     description:
-      - The registry's storage directory on this host (what the registry container mounts at C(/var/lib/registry),
-        the registry role's C(registry_data_path)), to report its room in RV(storage).
+      - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's
+        C(registry_data_path); for a named volume its C(Mountpoint)), for storage use read from its files. Only for the
+        C(filesystem) storage driver; S3, Azure or GCS storage is not readable here.
       - The module reads it itself, so it must run on the host that holds the storage.
       - Mutually exclusive with O(container).
     type: path
   container:
     description:
-      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage). The module
-        reads the source of its C(/var/lib/registry) mount (a host directory or a named volume) through the engine,
-        then the directory itself, so the engine must be local (a C(unix://) O(docker_host)).
+      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage), in place of
+        O(data_path). The module reads the source of its data mount (a host directory or a named volume) through the
+        engine, then the files themselves, so the engine must be local (a C(unix://) O(docker_host)).
       - The registry address (O(registry)) says which registry is listed; this option only says where its storage is.
       - Mutually exclusive with O(data_path).
     type: str
@@ -77,7 +79,17 @@ EXAMPLES = r"""
     registry: localhost:5000
   register: held
 
-- name: What the registry holds and how much room its storage has (run on the registry host)
+- name: What the registry holds and the storage it uses
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+    data_path: /var/lib/dockhand/registry
+    details: false
+  register: held
+- name: Show the bytes per repository
+  ansible.builtin.debug:
+    msg: "{{ held.storage.repositories | items2dict(key_name='name', value_name='blob_bytes') }}"
+
+- name: How much room the storage of the registry container has (run on the registry host)
   dockhand.registry.registry_info:
     registry: localhost:5000
     container: registry
@@ -120,14 +132,27 @@ counts:
   sample: {repositories: 1, tags: 12, digests: 11}
 storage:
   description:
-    - The registry's storage on this host (O(data_path), or the data directory of O(container)); null when it cannot
-      be read from here (a warning says why).
-    - C(bytes_free) is what the registry may still write (the file system's room for unprivileged writers), C(uploads)
-      and C(upload_bytes) the upload sessions it holds (pushes in progress, or abandoned by failed and interrupted
-      pushes; M(dockhand.registry.registry_gc) removes abandoned ones).
-  returned: when O(data_path) or O(container) is given
+    - Storage use read from O(data_path) (or the data directory of O(container)) - C(blobs) and C(blob_bytes) (every
+      blob once), C(uploads) and C(upload_bytes) (upload sessions: pushes in progress, or left by failed and
+      interrupted ones; M(dockhand.registry.registry_gc) removes abandoned ones), and C(repositories), each with
+      C(name), C(blobs) and C(blob_bytes) (the blobs it links; a blob shared by repositories counts in each),
+      C(manifests), C(tags), C(uploads) and C(upload_bytes).
+    - C(bytes_free) and C(bytes_total) - the room on the storage's file system (C(bytes_free) is what the registry may
+      still write: the room for unprivileged writers).
+    - Null for a O(container) on a remote engine (a warning says so).
+  returned: when O(data_path) or O(container) is set
   type: dict
-  sample: {path: /var/lib/dockhand/registry, bytes_free: 52428800, bytes_total: 10737418240, uploads: 2, upload_bytes: 2621440}
+  sample:
+    driver: filesystem
+    data_path: /var/lib/dockhand/registry
+    blobs: 7
+    blob_bytes: 3187203
+    uploads: 1
+    upload_bytes: 524288
+    bytes_free: 52428800
+    bytes_total: 10737418240
+    repositories:
+      - {name: team/app, blobs: 5, blob_bytes: 3181874, manifests: 2, tags: 2, uploads: 1, upload_bytes: 524288}
 actions:
   description: Always empty (the module changes nothing).
   returned: always
@@ -163,7 +188,7 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        return with_storage(lambda: catalog_info(p), p, lambda: EngineClient.from_params(p))
+        return with_storage(catalog_info, p, lambda: EngineClient.from_params(p))
 
     libraries = (REQUESTS_LIBRARY, DOCKER_LIBRARY) if p["container"] is not None else (REQUESTS_LIBRARY,)
     run_module(module, action, *libraries)

@@ -435,7 +435,7 @@ def test_full_disk_names_the_cause_the_place_and_what_to_do(api, full_disk_push)
         info = run_module("registry_info", dict(registry=address, details=False, **where))
         assert not info.get("failed"), info
         storage = info["storage"]
-        assert storage["path"] == str(data) and storage["bytes_total"] == 3 * 1024 * 1024
+        assert storage["data_path"] == str(data) and storage["bytes_total"] == 3 * 1024 * 1024
         assert storage["bytes_free"] < 64 * 1024 and storage["upload_bytes"] > 2_000_000 and storage["uploads"] >= 1
         assert any("pushes fail when it is full" in str(w) for w in info["warnings"]), info["warnings"]
 

@@ -149,35 +149,39 @@ class Engine:
         return self.containers.get(name)
 
 
-def test_with_storage_data_path_and_container(tmp_path):
-    def read():
-        return {"changed": False, "repositories": []}
+def read(params):
+    """catalog_info as with_storage sees it: the storage use of ``data_path`` when it is set."""
+    result = {"changed": False, "repositories": []}
+    if params.get("data_path"):
+        result["storage"] = {"data_path": params["data_path"], "upload_bytes": 5}
+    return result
 
+
+def test_with_storage_data_path_and_container(tmp_path):
     by_path = with_storage(read, {"data_path": str(tmp_path), "container": None}, lambda: pytest.fail("no engine"))
-    assert by_path["storage"]["path"] == str(tmp_path) and by_path["storage"]["bytes_free"] > 0
+    assert by_path["storage"]["data_path"] == str(tmp_path) and by_path["storage"]["bytes_free"] > 0
+    assert by_path["storage"]["bytes_total"] >= by_path["storage"]["bytes_free"]
     engine = Engine({"reg": {"Name": "/reg", "Mounts": [{"Destination": "/var/lib/registry", "Source": str(tmp_path)}]}})
     by_name = with_storage(read, {"data_path": None, "container": "reg"}, lambda: engine)
-    assert by_name["storage"]["path"] == str(tmp_path)
+    assert by_name["storage"]["data_path"] == str(tmp_path) and "bytes_free" in by_name["storage"]
     assert "storage" not in with_storage(read, {"data_path": None, "container": None}, lambda: pytest.fail("no engine"))
 
 
-def test_with_storage_refusals_before_the_registry_is_read(tmp_path):
-    def never():
+def test_with_storage_refusals():
+    def never(params):
         pytest.fail("the registry must not be read")
 
-    with pytest.raises(DockhandError, match="data_path 'relative' must be an absolute path"):
-        with_storage(never, {"data_path": "relative", "container": None}, never)
     with pytest.raises(DockhandError, match="container '' is not a container name"):
-        with_storage(never, {"data_path": None, "container": ""}, never)
+        with_storage(never, {"data_path": None, "container": ""}, Engine)
     with pytest.raises(DockhandError, match="there is no container ghost on the engine"):
-        with_storage(dict, {"data_path": None, "container": "ghost"}, Engine)
+        with_storage(never, {"data_path": None, "container": "ghost"}, Engine)
+    bare = Engine({"reg": {"Name": "/reg", "Mounts": []}})
+    with pytest.raises(DockhandError, match="container reg mounts nothing at its storage directory"):
+        with_storage(never, {"data_path": None, "container": "reg"}, lambda: bare)
 
 
-def test_with_storage_unreadable_remote_and_nearly_full(tmp_path, monkeypatch):
-    read = dict
-    gone = with_storage(read, {"data_path": str(tmp_path / "nope"), "container": None}, Engine)
-    assert gone["storage"] is None and "cannot read the registry storage" in gone["warnings"][0]
-    remote = Engine({"reg": {"Name": "/reg", "Mounts": []}}, local=False)
+def test_with_storage_remote_engine_and_nearly_full(tmp_path, monkeypatch):
+    remote = Engine({"reg": {"Name": "/reg", "Mounts": [{"Destination": "/var/lib/registry", "Source": "/x"}]}}, local=False)
     far = with_storage(read, {"data_path": None, "container": "reg"}, lambda: remote)
     assert far["storage"] is None and "remote engine" in far["warnings"][0]
 
@@ -186,8 +190,11 @@ def test_with_storage_unreadable_remote_and_nearly_full(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "statvfs", lambda path: Full)
     full = with_storage(read, {"data_path": str(tmp_path), "container": None}, Engine)
-    assert full["storage"]["bytes_free"] == 4096
-    assert "has 4.1 kB free of 4.1 MB: pushes fail when it is full" in full["warnings"][0]
+    assert full["storage"]["bytes_free"] == 4096 and full["storage"]["bytes_total"] == 4096000
+    assert full["warnings"] == [
+        "registry storage %s has 4.1 kB free of 4.1 MB: pushes fail when it is full; 5 B in upload sessions"
+        " (registry_gc with uploads_older_than_minutes 0 removes them)" % tmp_path
+    ]
 
 
 # -- diagnosing failed pushes ------------------------------------------------------------------
