@@ -133,7 +133,7 @@ counts:
 storage:
   description:
     - Storage use read from O(data_path) (or the data directory of O(container)) - C(blobs) and C(blob_bytes) (every
-      blob once), C(uploads) and C(upload_bytes) (upload sessions: pushes in progress, or left by failed and
+      blob once), C(uploads) and C(upload_bytes) (upload sessions - pushes in progress, or left by failed and
       interrupted ones; M(dockhand.registry.registry_gc) removes abandoned ones), and C(repositories), each with
       C(name), C(blobs) and C(blob_bytes) (the blobs it links; a blob shared by repositories counts in each),
       C(manifests), C(tags), C(uploads) and C(upload_bytes).
