@@ -138,7 +138,7 @@ storage:
       C(name), C(blobs) and C(blob_bytes) (the blobs it links; a blob shared by repositories counts in each),
       C(manifests), C(tags), C(uploads) and C(upload_bytes).
     - C(bytes_free) and C(bytes_total) - the room on the storage's file system (C(bytes_free) is what the registry may
-      still write: the room for unprivileged writers).
+      still write, the room for unprivileged writers).
     - Null for a O(container) on a remote engine (a warning says so).
   returned: when O(data_path) or O(container) is set
   type: dict
