@@ -148,8 +148,14 @@ class RegistryClient(Transport):
             if cause:
                 raise RegistryStorageError(storage_message(self.registry, cause))
         if response.status_code >= 400:
+            hint = ""
+            if response.status_code == 500 and "/manifests/" in what and not what.startswith(("PUT", "DELETE")):
+                # A registry killed while it wrote a tag leaves its link empty; reading the tag then fails so
+                # ("invalid checksum digest format" in the registry's log).
+                hint = " (a tag whose files a crash cut answers so: registry_gc removes such dangling tags)"
             raise RegistryError(
-                "registry %s answered %d to %s: %s" % (self.registry, response.status_code, what, one_line(response.text)[:200])
+                "registry %s answered %d to %s: %s%s"
+                % (self.registry, response.status_code, what, one_line(response.text)[:200], hint)
             )
 
     # -- the questions ---------------------------------------------------------------

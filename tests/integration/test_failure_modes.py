@@ -27,6 +27,7 @@ import requests
 
 from support.engine import SHARED_DOCKER_HOST, ensure_registry_image, make_tls_files
 from support.isolation import REGISTRY_IMAGE, name, path, port
+from support.oracle import OracleError
 from support.oracle import Registry as Oracle
 from support.registry import wait_v2
 from support.registry_api import push_image, push_images, tar_layer
@@ -213,11 +214,33 @@ def test_sync_with_the_destination_killed_mid_run_reports_what_happened(api):
 
     api.start(registry)
     wait_v2(dest)
-    held = Oracle(dest).snapshot().get("%s/app" % REPO, {})
+    oracle = Oracle(dest)
+    held, cut = {}, []
+    for tag in oracle.tags("%s/app" % REPO):
+        try:
+            held[tag] = oracle.digest("%s/app" % REPO, tag)
+        except OracleError:  # its link file cut by the kill: the registry answers 500 (seen about one run in ten)
+            cut.append(tag)
     for item in copied:
         assert held[item["dest"].rsplit(":", 1)[1]] == item["digest"]
-    assert len(held) - len(copied) <= 2, sorted(held)  # at most the copies in flight landed unheard
+    assert len(held) + len(cut) - len(copied) <= 2, (sorted(held), cut)  # at most the copies in flight, unheard
     assert sorted(r["source_digest"] for r in items) == sorted(digests)
+    print("    %d copied before the kill, %d more landed unheard, %d tags cut" % (len(copied), len(held) - len(copied), len(cut)))
+
+    # The state a kill leaves one run in ten, made here every time: a tag whose link file is empty.
+    first = copied[0]["dest"].rsplit(":", 1)[1]
+    (WORK / "dest" / "docker/registry/v2/repositories" / REPO / "app/_manifests/tags" / first / "current/link").write_bytes(b"")
+    info = run_module("registry_info", {"registry": dest})
+    assert_one_line(info, "registry %s answered 500 to GET /v2/%s/app/manifests/%s" % (dest, REPO, first),
+                    "(a tag whose files a crash cut answers so: registry_gc removes such dangling tags)")
+
+    # What the message says to do: registry_gc removes the cut (dangling) tags, a new run copies the rest.
+    collected = run_module("registry_gc", {"name": registry})
+    assert "%s/app:%s" % (REPO, first) in collected["dangling_tags_removed"], collected
+    again = run_module("image_sync", {"src_repository": "%s/%s/app" % (source, REPO), "dest_repository": "%s/%s/app" % (dest, REPO),
+                                      "tag_pattern": "t.*", "workers": 2})
+    assert again["changed"] and not again.get("failed"), again
+    assert sorted(Oracle(dest).snapshot()["%s/app" % REPO].values()) == sorted(digests)
 
 
 def test_registry_killed_in_the_middle_of_a_prune(api):

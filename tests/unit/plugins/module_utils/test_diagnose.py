@@ -20,7 +20,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import 
     with_storage,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import last_error
-from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryAuthError, RegistryUnreachable
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryAuthError, RegistryError, RegistryUnreachable
 from support.unit import FakeResponse, registry_client
 
 UPLOAD = "/var/lib/registry/docker/registry/v2/repositories/big/_uploads/3838b4b8/startedat"
@@ -368,6 +368,18 @@ def test_client_names_a_full_storage_instead_of_the_http_status():
     with pytest.raises(RegistryStorageError) as caught:
         client.start_upload("big")
     assert str(caught.value).startswith("registry localhost:5100 has no space left on device (/var/lib/registry in its container)")
+
+
+def test_a_tag_a_crash_cut_says_what_repairs_it():
+    """distribution 2.8 answers 500 with no detail to a tag whose link file is empty (cut by a kill while written)."""
+    unknown = {"errors": [{"code": "UNKNOWN", "message": "unknown error", "detail": {}}]}
+    client, _session = registry_client(lambda method, url, **kw: FakeResponse(500, body=unknown))
+    with pytest.raises(RegistryError) as caught:
+        client.manifest_digest("app", "t5")
+    assert str(caught.value).endswith("(a tag whose files a crash cut answers so: registry_gc removes such dangling tags)")
+    with pytest.raises(RegistryError) as other:
+        client.delete_manifest("app", "sha256:" + "a" * 64)
+    assert "crash" not in str(other.value)
 
 
 def test_probe_write_cancels_the_upload_it_opened():
