@@ -91,7 +91,7 @@ options:
     choices: [auto, https, http]
     default: auto
   registry_timeout:
-    description: Seconds to wait for each answer of the registry's HTTP API.
+    description: Seconds to wait for each answer of the registry's HTTP API, more than 0.
     type: float
     default: 10
   registry_validate_certs:

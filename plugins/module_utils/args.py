@@ -16,6 +16,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     DEFAULT_DOCKER_TIMEOUT,
     DEFAULT_WORKERS,
     DockhandError,
+    PartialFailure,
     one_line,
 )
 
@@ -129,9 +130,14 @@ def run_module(module, action, *required: tuple[str, bool, str | None]) -> None:
             module.fail_json(msg=missing_required_lib(name), exception=error)
     try:
         result = action()
-    except DockhandError as exc:
-        extra = {"results": exc.results} if getattr(exc, "results", None) else {}
+    except PartialFailure as exc:
+        # What did change is reported with the failure: ``changed``, and every item's own outcome.
+        extra = {k: v for k, v in exc.result.items() if k not in ("msg", "failed", "diff", "warnings")}
+        for warning in exc.result.get("warnings") or []:
+            module.warn(warning)
         module.fail_json(msg=one_line(exc), **extra)
+    except DockhandError as exc:
+        module.fail_json(msg=one_line(exc))
     if not module._diff:
         result.pop("diff", None)
     for warning in result.pop("warnings", []):

@@ -22,6 +22,20 @@ class InvalidOption(DockhandError):
     """An option's value is outside the range the option takes."""
 
 
+class PartialFailure(DockhandError):
+    """Some items of a list failed while others may have changed something. ``result`` is the module's result as
+    it stands (``changed`` true when anything changed, every item's own fields), returned with the failure."""
+
+    def __init__(self, message: str, result: dict | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+    @property
+    def results(self) -> list[dict]:
+        """Every item's outcome, in input order (also returned as ``results``)."""
+        return self.result.get("results") or []
+
+
 # How many requests, pushes or copied tags a module runs at once, at most (the option ``workers`` of image_push,
 # image_publish, image_sync, registry_info and registry_prune). More only adds load: the engine serialises layer
 # uploads per registry anyway, and a registry answers no faster to more connections than its cores.
@@ -38,6 +52,48 @@ def check_workers(workers: int) -> int:
     if not 1 <= workers <= MAX_WORKERS:
         raise InvalidOption("workers must be between 1 and %d, got %d" % (MAX_WORKERS, workers))
     return workers
+
+
+def check_timeout(option: str, value: float) -> float:
+    """``value`` when it is a number of seconds more than 0 (finite), else InvalidOption naming ``option``."""
+    if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+        raise InvalidOption("%s %r must be a number of seconds more than 0" % (option, value))
+    return value
+
+
+def failed_items(noun: str, failures: list[tuple[str, ...]]) -> str:
+    """One line naming every failed item once, grouped by cause: the item's own message for one, else
+    ``3 pushes failed: a, b: cause one; c: cause two`` (see :func:`grouped_causes`)."""
+    if len(failures) == 1:
+        return grouped_causes(failures)
+    return "%d %s failed: %s" % (len(failures), noun, grouped_causes(failures))
+
+
+def grouped_causes(failures: list[tuple[str, ...]]) -> str:
+    """``a, b: cause one; c's own message``: every item once, grouped by cause, causes in the order they first came
+    up. ``failures`` are (item name, cause) or (item name, cause, its own message) tuples: a cause only one item
+    met is said in the item's own message when given, else as ``name: cause`` (just ``cause`` when it names the
+    item); a cause that starts with ``name: `` is grouped without it, so that the same cause for many items is said
+    once."""
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for failure in failures:
+        name, cause = failure[0], one_line(failure[1])
+        if cause.startswith(name + ": "):
+            cause = cause[len(name) + 2:]
+        members = groups.setdefault(cause, [])
+        if all(member[0] != name for member in members):
+            members.append(failure)
+    parts = []
+    for cause, members in groups.items():
+        if len(members) > 1:
+            parts.append("%s: %s" % (", ".join(member[0] for member in members), cause))
+            continue
+        name, said, own = members[0][0], one_line(members[0][1]), members[0][2:]
+        if own:
+            parts.append(one_line(own[0]))
+        else:
+            parts.append(said if name in said else "%s: %s" % (name, said))
+    return "; ".join(parts)
 
 
 def pick(params: dict, *names: str) -> dict:

@@ -46,7 +46,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.data_move import
     first_repository,
     location_text,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, last_error
 from ansible_collections.dockhand.registry.plugins.module_utils.hold import ConnectionHold
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
@@ -263,9 +263,8 @@ class RegistryContainer:
         try:
             self._wait(container_id, self.spec.wait_timeout, running)
         except DockhandError as exc:
-            lines = [line for line in self.engine.logs(container_id, tail=20).splitlines() if line.strip()]
-            fatal = [line for line in lines if "level=fatal" in line or "level=error" in line] or lines[-1:]
-            last = (" ; registry log: " + one_line(fatal[-1])[:300]) if fatal else ""
+            said = last_error(self.engine.logs(container_id, tail=20))
+            last = (" ; registry log: " + said[:300]) if said else ""
             raise DockhandError("%s%s" % (exc, last)) from None
 
     def _prepare_data(self) -> None:

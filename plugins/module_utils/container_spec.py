@@ -18,6 +18,7 @@ import functools
 import hashlib
 import ipaddress
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,10 @@ class RegistrySpec:
             if mount.get("target") == CONFIG_TARGET and mount.get("type", "bind") == "bind" and mount.get("source"):
                 return read_config(mount["source"]) or {}
         return {}
+
+    def __post_init__(self) -> None:
+        # The engine stores a mount target normalised (``/auth/`` as ``/auth``): compare and refuse in that form.
+        self.mounts = [dict(m, target=mount_target(m.get("target"))) for m in self.mounts]
 
     @property
     def all_env(self) -> dict[str, str]:
@@ -185,11 +190,16 @@ class RegistrySpec:
         for cap in list(self.cap_drop) + list(self.capabilities):
             if not _CAPABILITY_RE.fullmatch(cap or ""):
                 raise InvalidSpec("invalid capability name %r" % (cap,))
+        targets: set[str] = set()
         for mount in self.mounts:
             if not os.path.isabs(mount.get("target") or ""):
                 raise InvalidSpec("mount target %r must be an absolute path" % mount.get("target"))
-            if mount.get("target") == DATA_TARGET:
+            if mount["target"] == DATA_TARGET:
                 raise InvalidSpec("mount target %s is the data mount: use data_path or volume" % DATA_TARGET)
+            if mount["target"] in targets:
+                # The engine refuses it ("duplicate mount point") only at create time, after a recreate stopped the old one.
+                raise InvalidSpec("mount target %s is given twice" % mount["target"])
+            targets.add(mount["target"])
             missing_ok = check_mode and self.config_changed
             if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or "") and not missing_ok:
                 # The engine would refuse it only at create time, after a recreate stopped the old container.
@@ -234,6 +244,14 @@ SYSTEM_DIRECTORIES = frozenset((
     "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
     "/usr/sbin", "/usr/share", "/var", "/var/lib", "/var/lib/docker", "/var/log", "/var/run",
 ))
+
+
+def mount_target(target: Any) -> Any:
+    """A mount target as the engine keeps it (``/var/lib/registry/`` and ``//var/lib/registry`` are
+    ``/var/lib/registry``); anything else as given, for validate() to name."""
+    if not isinstance(target, str) or not target.startswith("/"):
+        return target
+    return posixpath.normpath("/" + target.lstrip("/"))
 
 
 def drain_seconds(value: str) -> int:

@@ -58,7 +58,12 @@ DOCKER_LIBRARY = ("docker", HAS_DOCKER, DOCKER_IMPORT_ERROR)
 
 
 class EngineError(DockhandError):
-    """The engine refused or failed a call."""
+    """The engine refused or failed a call; ``reason`` is the engine's own words, without what failed (so that the
+    same cause for many images can be said once)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _explain(exc: Exception) -> str:
@@ -85,8 +90,16 @@ def _read_stream(chunks: Iterable[dict[str, Any]], failed: str) -> Iterator[dict
         elif error and error.strip().lower() == "unsupported":  # distribution's 405 UNSUPPORTED, as the engine says it
             error += " (the registry refuses pushes: a pull-through cache or read-only; push to its upstream)"
         if error:
-            raise EngineError("%s: %s" % (failed, error))
+            raise EngineError("%s: %s" % (failed, error), error)
         yield chunk
+
+
+def last_error(logs: str) -> str:
+    """A registry's own words for why it failed, from its last log lines ``logs``: the last ``level=fatal`` or
+    ``level=error`` line (else the last line), as one line; empty when there is none."""
+    lines = [line for line in logs.splitlines() if line.strip()]
+    errors = [line for line in lines if "level=fatal" in line or "level=error" in line] or lines[-1:]
+    return one_line(errors[-1]) if errors else ""
 
 
 def stored_credentials(registry: str) -> dict[str, str] | None:
@@ -164,9 +177,21 @@ class EngineClient:
         )
         return cls(params["docker_host"], params["timeout"], tls=tls)
 
+    @property
+    def names_ipv6_registries(self) -> bool:
+        """Whether the engine takes an IPv6 registry address in an image reference (``[::1]:5000/app:1``): engines
+        before 25.0 (API 1.44) refuse it as "invalid reference format"."""
+        try:
+            version = tuple(int(part) for part in str(self.api.api_version).split(".")[:2])
+        except (AttributeError, ValueError):
+            return False
+        return version >= (1, 44)
+
     @staticmethod
     def _inspect(what: str, name: str, call: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
         """``docker <what> inspect name``; None when the engine has no such object."""
+        if not name:
+            raise EngineError("cannot inspect a %s without a name: give the %s's name" % (what, what))
         try:
             return call(name)
         except NotFound:
@@ -217,7 +242,7 @@ class EngineClient:
             for chunk in _read_stream(chunks, "push of %s:%s refused" % (repository, tag)):
                 digest = (chunk.get("aux") or {}).get("Digest") or digest
         except DockerException as exc:
-            raise EngineError("push of %s:%s failed: %s" % (repository, tag, _explain(exc))) from None
+            raise EngineError("push of %s:%s failed: %s" % (repository, tag, _explain(exc)), _explain(exc)) from None
         if not digest:
             raise EngineError("push of %s:%s ended without a digest from the engine" % (repository, tag))
         return digest
@@ -387,6 +412,18 @@ class EngineClient:
         """Unpack a tar (bytes, or an iterable of byte strings, streamed) into ``path`` of the container (running or
         not; into its mounts even when its root file system is read-only)."""
         self._container_call("write into", container, self.api.put_archive, path, data)
+
+    def container_publishing(self, port: int, host: str | None = None) -> dict[str, Any] | None:
+        """The running container that publishes host ``port`` (on ``host``, or any address when None), or None."""
+        try:
+            summaries = self.api.containers(filters={"status": "running"})
+        except DockerException:
+            return None
+        for summary in summaries:
+            for binding in summary.get("Ports") or []:
+                if binding.get("PublicPort") == port and (host is None or binding.get("IP") in (host, "0.0.0.0", "::", "")):
+                    return self.container(summary["Id"])
+        return None
 
     # -- volumes --------------------------------------------------------------------
     def volume(self, name: str) -> dict[str, Any] | None:

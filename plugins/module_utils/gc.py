@@ -60,7 +60,9 @@ UPLOADS_OLDER_THAN_MINUTES = 60
 
 _SUMMARY_RE = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
 _ELIGIBLE_RE = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
-_EMPTY_RE = re.compile(r"Path not found: /docker/registry/v2/repositories")
+# A registry that never stored a repository, or never a blob (its first push failed: a full disk leaves only upload
+# sessions): garbage-collect has nothing to enumerate, and says so as an error.
+_EMPTY_RE = re.compile(r"Path not found: /docker/registry/v2/(?:repositories|blobs)")
 
 
 class GcError(DockhandError):
@@ -367,7 +369,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def _collect(backend: Backend, dry_run: bool) -> dict[str, Any]:
     code, output = backend.garbage_collect(dry_run)
     if code != 0:
-        if _EMPTY_RE.search(output):  # a registry that never stored a repository
+        if _EMPTY_RE.search(output):
             return parse_output("")
         lines = [line for line in output.splitlines() if line.strip()]
         raise GcError("registry garbage-collect failed (exit %d): %s" % (code, one_line(lines[-1] if lines else "no output")[:300]))
@@ -452,6 +454,8 @@ def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str |
         raise GcError("wait_timeout %r must be 1 or more" % wait_timeout)
     if service is not None and not service.strip():
         raise GcError("service %r is not a service name" % service)
+    if service is None and not (name or "").strip():
+        raise GcError("name %r is not a container name: give the registry container's name (default registry)" % name)
     engine = engine_of()
     if service is not None:
         return ServiceBackend(engine, service, wait_timeout)

@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DEFAULT_WORKERS, DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    DEFAULT_WORKERS,
+    DockhandError,
+    PartialFailure,
+    failed_items,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import PushDiagnosis
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, stored_credentials
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import Reference, parse
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import Credentials, RegistryClient, client_factory
@@ -36,12 +42,14 @@ def push_options(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ItemsFailed(DockhandError):
-    """Some items of a list failed; ``results`` still holds every item's outcome."""
+class ItemsFailed(PartialFailure):
+    """Some items of a list failed; ``results`` still holds every item's outcome, ``result`` the module's result
+    fields as they stand (``changed`` true when any item changed something)."""
 
-    def __init__(self, message: str, results: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.results = results or []
+    def __init__(self, message: str, results: list[dict[str, Any]] | None = None, **result: Any) -> None:
+        results = results or []
+        result.setdefault("changed", any(r.get("changed") for r in results))
+        super().__init__(message, dict(result, results=results))
 
 
 def _fail_items(what: str, errors: list[str], results: list[dict[str, Any]] | None = None) -> ItemsFailed:
@@ -81,6 +89,18 @@ def repo_digest(image: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def check_engine_names(engine: EngineClient, ref: Reference, given: str) -> str | None:
+    """Why the engine cannot name ``ref`` (given as ``given``), or None: engines before 25.0 refuse an IPv6 registry
+    address in an image reference ("invalid reference format")."""
+    if ref.registry and ref.registry.startswith("[") and not engine.names_ipv6_registries:
+        return (
+            "image %s: the Docker engine (before 25.0) cannot name an image after an IPv6 registry address (%s);"
+            " give the registry a host name that resolves to it (such as localhost for ::1, or an /etc/hosts entry)."
+            " image_sync, registry_info and registry_prune take the IPv6 address" % (given, ref.registry)
+        )
+    return None
+
+
 def tag_action(source: str, target: str) -> str:
     return "tag %s as %s" % (source, target)
 
@@ -106,7 +126,7 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
 
     Phases: parse every item, find every source image, check that no target is given for two images; only then
     tag, item by item (a failed tag does not hide the other items' results)."""
-    parsed = _parse_tag_items(items)
+    parsed = _parse_tag_items(engine, items)
     images = LocalImages(engine)
     sources = _find_sources(images, parsed)
     _check_targets_unique(parsed, sources)
@@ -122,10 +142,14 @@ def tag_images(engine: EngineClient, items: list[TagItem], check_mode: bool = Fa
     }
 
 
-def _parse_tag_items(items: list[TagItem]) -> list[tuple[Reference, list[Reference]]]:
+def _parse_tag_items(engine: EngineClient, items: list[TagItem]) -> list[tuple[Reference, list[Reference]]]:
     errors: list[str] = []
     parsed: list[tuple[Reference, list[Reference]]] = []
     for item in items:
+        if not item.targets:
+            # An empty list (often a template that rendered to nothing) would publish nothing and say ok.
+            errors.append("image %s has no targets: give at least one name to tag it as, or leave the item out" % item.source)
+            continue
         try:
             targets = [parse(target) for target in item.targets]
             parsed.append((parse(item.source), targets))
@@ -133,6 +157,8 @@ def _parse_tag_items(items: list[TagItem]) -> list[tuple[Reference, list[Referen
             errors.append(str(exc))
             continue
         errors.extend("target %s: a tag cannot name a digest, give <repository>[:<tag>]" % t for t in targets if t.digest)
+        named = [(parsed[-1][0], item.source), *zip(targets, item.targets)]
+        errors.extend(e for e in (check_engine_names(engine, ref, given) for ref, given in named) if e)
     if errors:
         raise _fail_items("images", errors)
     return parsed
@@ -238,13 +264,20 @@ def push_images(
     its source. Also in check mode, a registry that does not answer is taken as empty (an earlier task would
     create it), with a warning; outside check mode it fails the task, as ever.
     """
-    parsed = _parse_push_names(names)
+    parsed = _parse_push_names(engine, names)
     found = _find_local_images(LocalImages(engine), parsed, check_mode, sources or {}, planned or {})
     plans = [PushPlan(ref, image["Id"], repo_digest(image, ref.name)) for ref, image in found]
     workers = max(1, workers)
-    warnings = _ask_registries(plans, registry_factory, workers, check_mode)
+    # One client (one connection pool, one credential lookup) per registry, not per image.
+    registries: dict[str, RegistryClient] = {}
+    for plan in plans:
+        registry = plan.ref.registry or ""
+        if registry not in registries:
+            registries[registry] = registry_factory(registry)
+    warnings = _ask_registries(plans, registries, workers, check_mode)
+    diagnosis = PushDiagnosis(engine, registries.__getitem__)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda plan: _push_one(engine, plan, auth_config, check_mode), plans))
+        results = list(pool.map(lambda plan: _push_one(engine, plan, auth_config, check_mode, diagnosis), plans))
     outcome = {
         "changed": any(r["changed"] for r in results),
         "images": results,
@@ -257,14 +290,17 @@ def push_images(
     }
     if warnings:
         outcome["warnings"] = warnings
-    failed = [r["msg"] for r in results if r.get("failed")]
+    failed = [(r["name"], r.pop("_cause"), r["msg"]) for r in results if r.get("failed")]
     if failed:
-        raise _fail_items("pushes", failed, results)
+        # Each failed image once, grouped by cause; what did change (the other pushes) is reported with the failure.
+        fields = {k: outcome[k] for k in ("changed", "pushed", "actions", "warnings") if k in outcome}
+        raise ItemsFailed(failed_items("pushes", failed), results, **fields)
     return outcome
 
 
-def _parse_push_names(names: list[str]) -> list[tuple[str, Reference]]:
-    """Each name with its reference; fails naming every name that does not parse, names no registry or a digest."""
+def _parse_push_names(engine: EngineClient, names: list[str]) -> list[tuple[str, Reference]]:
+    """Each name with its reference; fails naming every name that does not parse, names no registry or a digest, or
+    that the engine cannot name."""
     errors: list[str] = []
     parsed: list[tuple[str, Reference]] = []
     for name in names:
@@ -273,10 +309,13 @@ def _parse_push_names(names: list[str]) -> list[tuple[str, Reference]]:
         except DockhandError as exc:
             errors.append(str(exc))
             continue
+        unnamable = check_engine_names(engine, ref, name)
         if not ref.registry:
             errors.append("image %s names no registry: use <registry host[:port]>/%s" % (name, name))
         elif ref.digest:
             errors.append("image %s: push a tag, not a digest" % name)
+        elif unnamable:
+            errors.append(unnamable)
         else:
             parsed.append((name, ref))
     if errors:
@@ -311,25 +350,20 @@ def _find_local_images(
 
 
 def _ask_registries(
-    plans: list[PushPlan], registry_factory: Callable[[str], RegistryClient], workers: int, check_mode: bool
+    plans: list[PushPlan], registries: dict[str, RegistryClient], workers: int, check_mode: bool
 ) -> list[str]:
     """Set each plan's ``before`` (the registry's digest of the tag, None when absent); return the warnings.
 
     All registries are asked before anything is pushed: an unreachable registry or a refused login stops the task
     first. A manifest HEAD is cheap for the registry, so these run on at least HEAD_WORKERS threads."""
-    # One client (one connection pool, one credential lookup) per registry, not per image.
-    registries: dict[str, RegistryClient] = {}
-    for plan in plans:
-        registry = plan.ref.registry or ""
-        if registry not in registries:
-            registries[registry] = registry_factory(registry)
-            try:
-                # Settle the scheme (https or http) once here, not in every HEAD thread at once.
-                registries[registry].base_url  # noqa: B018
-            except DockhandError:
-                pass  # each image's HEAD below reports it
+    for client in registries.values():
+        try:
+            # Settle the scheme (https or http) once here, not in every HEAD thread at once.
+            client.base_url  # noqa: B018
+        except DockhandError:
+            pass  # each image's HEAD below reports it
     warnings: list[str] = []
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=max(workers, HEAD_WORKERS)) as pool:
         futures = [pool.submit(_head, registries[plan.ref.registry or ""], plan) for plan in plans]
         for plan, future in zip(plans, futures):
@@ -337,15 +371,15 @@ def _ask_registries(
                 plan.before = future.result()
             except RegistryUnreachable as exc:
                 if not check_mode:
-                    errors.append("%s: %s" % (plan.ref, exc))
+                    errors.append((str(plan.ref), str(exc)))
                     continue
                 warning = "check mode: registry %s does not answer, taken as empty" % plan.ref.registry
                 if warning not in warnings:
                     warnings.append(warning)
             except DockhandError as exc:
-                errors.append("%s: %s" % (plan.ref, exc))
+                errors.append((str(plan.ref), str(exc)))
     if errors:
-        raise _fail_items("images", sorted(set(errors), key=errors.index))
+        raise ItemsFailed(failed_items("images", errors))
     for client in registries.values():
         warnings.extend(w for w in getattr(client, "warnings", []) if w not in warnings)
     return warnings
@@ -362,9 +396,14 @@ def _head(client: RegistryClient, plan: PushPlan) -> str | None:
 
 
 def _push_one(
-    engine: EngineClient, plan: PushPlan, auth_config: Callable[[str], dict[str, str] | None], check_mode: bool
+    engine: EngineClient,
+    plan: PushPlan,
+    auth_config: Callable[[str], dict[str, str] | None],
+    check_mode: bool,
+    diagnosis: PushDiagnosis,
 ) -> dict[str, Any]:
-    """Push one plan unless the registry is up to date; its result (a failed push is a result, not an error)."""
+    """Push one plan unless the registry is up to date; its result (a failed push is a result, not an error: it
+    says ``pushed`` false, ``failed`` true and why, in ``msg``)."""
     ref = plan.ref
     result: dict[str, Any] = {
         "name": plan.name,
@@ -385,7 +424,11 @@ def _push_one(
     try:
         result["digest"] = engine.push(ref.name, ref.tag_or_default, auth_config(ref.registry or ""))
     except DockhandError as exc:
-        return dict(result, failed=True, msg=str(exc), digest=None)
+        reason = getattr(exc, "reason", None) or str(exc)
+        cause = diagnosis.explain(ref.registry or "", ref.repository, reason)
+        # The tag in the registry is not known to have moved: digest null, pushed false.
+        message = str(exc) if cause == reason else "push of %s failed: %s" % (plan.name, cause)
+        return dict(result, pushed=False, failed=True, msg=message, digest=None, _cause=cause)
     result["changed"] = result["digest"] != plan.before
     return result
 
@@ -412,7 +455,11 @@ def publish_images(
     try:
         pushed = push_images(engine, names, registry_factory, check_mode=check_mode, planned=planned, **push)
     except ItemsFailed as exc:
-        raise ItemsFailed(str(exc), [dict(r, tagged=r["name"] in tagged["tagged"]) for r in exc.results]) from None
+        # The tags made stay made: they and the pushes that went through are what changed.
+        fields = dict(exc.result, changed=tagged["changed"] or exc.result.get("changed", False), tagged=tagged["tagged"])
+        fields["actions"] = tagged["actions"] + exc.result.get("actions", [])
+        fields["results"] = [dict(r, tagged=r["name"] in tagged["tagged"]) for r in exc.results]
+        raise ItemsFailed(str(exc), **fields) from None
     outcome = {
         "changed": tagged["changed"] or pushed["changed"],
         "images": [dict(r, tagged=r["name"] in tagged["tagged"]) for r in pushed["images"]],

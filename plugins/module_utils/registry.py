@@ -24,7 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urljoin
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption, check_workers, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    check_timeout,
+    check_workers,
+    one_line,
+)
+from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import (
+    RegistryStorageError,
+    storage_cause,
+    storage_message,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import (
     RegistryAuthError,
     RegistryError,
@@ -139,9 +148,24 @@ class RegistryClient(Transport):
         return items
 
     def _check(self, response: requests.Response, what: str) -> None:
+        if response.status_code >= 500:
+            # The registry's error body names a storage failure (a full disk...): say that, not the HTTP status.
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = response.text
+            cause = storage_cause(body)
+            if cause:
+                raise RegistryStorageError(storage_message(self.registry, cause))
         if response.status_code >= 400:
+            hint = ""
+            if response.status_code == 500 and "/manifests/" in what and not what.startswith(("PUT", "DELETE")):
+                # A registry killed while it wrote a tag leaves its link empty; reading the tag then fails so
+                # ("invalid checksum digest format" in the registry's log).
+                hint = " (a tag whose files a crash cut answers so: registry_gc removes such dangling tags)"
             raise RegistryError(
-                "registry %s answered %d to %s: %s" % (self.registry, response.status_code, what, one_line(response.text)[:200])
+                "registry %s answered %d to %s: %s%s"
+                % (self.registry, response.status_code, what, one_line(response.text)[:200], hint)
             )
 
     # -- the questions ---------------------------------------------------------------
@@ -231,6 +255,13 @@ class RegistryClient(Transport):
             )
         self._check(response, "DELETE " + path)
         return True
+
+    def probe_write(self, repository: str) -> None:
+        """Open a blob upload in ``repository`` and cancel it: raises what a write meets there (a full or read-only
+        storage, a refused login, a read-only registry), naming the cause."""
+        location = self.start_upload(repository)
+        if location:
+            self.request("DELETE", location, scope=_push(repository))
 
     def map(self, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[call(item) for item in items]``, up to ``pool_size`` at once on this client's pooled session;
@@ -403,6 +434,7 @@ def client_factory(
     REGISTRY_ARGSPEC options, named ``<side>username``, ``<side>registry_scheme``... (image_sync's ``src_`` and
     ``dest_``). ``credentials``: the login to use (default: ``<side>username`` and ``<side>password``)."""
     workers = check_workers(params["workers"])
+    check_timeout("registry_timeout", params["registry_timeout"])
     if credentials is None:
         credentials = Credentials(params[side + "username"], params[side + "password"])
     scheme = params[side + "registry_scheme"]
@@ -417,7 +449,4 @@ def client_factory(
 
 def client_from_params(params: dict[str, Any]) -> RegistryClient:
     """The RegistryClient of the ``registry`` a module names (registry_info, registry_prune; REGISTRY_API_ARGSPEC)."""
-    make = client_factory(params)
-    if params["registry_timeout"] <= 0:
-        raise InvalidOption("registry_timeout %r must be more than 0" % params["registry_timeout"])
-    return make(params["registry"])
+    return client_factory(params)(params["registry"])

@@ -208,6 +208,8 @@ class ServiceSpec:
     validate_timeout: int = 30
 
     def validate(self) -> None:
+        if not (self.name or "").strip():
+            raise SwarmError("name %r is not a service name" % self.name)
         if self.state == "absent":
             return
         if not self.image:

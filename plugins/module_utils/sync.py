@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import MAX_WORKERS, DockhandError, check_workers, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import (
+    MAX_WORKERS,
+    DockhandError,
+    PartialFailure,
+    check_workers,
+    grouped_causes,
+    one_line,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import (
     InvalidReference,
     parse,
@@ -41,12 +48,13 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
-class SyncError(DockhandError):
-    """Some tags failed; ``results`` holds every tag's result."""
+class SyncError(PartialFailure):
+    """Some tags failed; ``results`` holds every tag's result, ``result`` the module's result fields as they stand
+    (``changed`` true when any tag was copied)."""
 
-    def __init__(self, message: str, results: list[dict]) -> None:
-        super().__init__(message)
-        self.results = results
+    def __init__(self, message: str, results: list[dict], **result: Any) -> None:
+        result.setdefault("changed", any(r.get("changed") for r in results))
+        super().__init__(message, dict(result, results=results))
 
 
 @dataclass
@@ -295,7 +303,10 @@ class Syncer:
             result["digest"] = stored
         except (DockhandError, KeyError, ValueError, TypeError) as exc:
             message = one_line(exc) if isinstance(exc, DockhandError) else "%s: bad manifest (%s)" % (item.source, one_line(exc))
-            result.update(failed=True, changed=False, msg=message)
+            # Nothing was copied: action failed, no digest preserved (``digest`` stays the one the tag was to get).
+            result.update(failed=True, changed=False, msg=message, action="failed")
+            if "digest_preserved" in result:
+                result["digest_preserved"] = False
         finally:
             result["blobs"] = {k: stats[k] for k in ("copied", "mounted", "present")}
             result["bytes_copied"] = stats["bytes"]
@@ -364,11 +375,14 @@ def sync_images(
         for r in results
         if r["changed"]
     ]
-    if failed:
-        raise SyncError(
-            "image_sync failed for %d of %d tags: %s" % (len(failed), len(results), "; ".join(r["msg"] for r in failed)), results
-        )
     changed = [r for r in results if r["changed"]]
+    if failed:
+        # Each failed tag once, grouped by cause; the tags copied before are reported with the failure.
+        raise SyncError(
+            "image_sync failed for %d of %d tags: %s"
+            % (len(failed), len(results), grouped_causes([(r["dest"], r["msg"]) for r in failed])),
+            results, synced=[r["dest"] for r in changed], actions=actions,
+        )
     return {
         "changed": bool(changed),
         "images": results,

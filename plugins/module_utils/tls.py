@@ -36,6 +36,9 @@ CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
 SERVER_KEY = "server.key"
+# Longest validity a generated certificate or CA takes, in days (100 years; beyond a few thousand years the end date
+# leaves what X.509 and Python's dates can hold).
+MAX_DAYS = 36500
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_RE = re.compile(r"(\*\.)?%s(\.%s)*" % (_LABEL, _LABEL), re.ASCII)
 
@@ -278,10 +281,45 @@ def generate(
     would each make a CA, and the second would overwrite the first's after clients trusted it."""
     if not os.path.isabs(directory):
         raise TlsError("TLS directory %r must be absolute" % directory)
+    check_validity(days, ca_days, renew_days)
     if check_mode:
         return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
     with host_lock("registry-tls", os.path.realpath(directory), 120, "TLS directory %s" % directory):
         return _generate(directory, names, days, ca_days, renew_days, ca_common_name, check_mode)
+
+
+def check_validity(days: int, ca_days: int, renew_days: int) -> None:
+    """Raise TlsError naming the option whose number of days is out of range; touches nothing."""
+    if not 0 <= renew_days < MAX_DAYS:
+        raise TlsError("renew_days %d is out of range: give 0 to %d" % (renew_days, MAX_DAYS - 1))
+    for option, value, what in (("days", days, "certificate"), ("ca_days", ca_days, "CA")):
+        if not 1 <= value <= MAX_DAYS:
+            raise TlsError(
+                "%s %d is out of range: give %d to %d (more than renew_days %d, at most %d years)"
+                % (option, value, renew_days + 1, MAX_DAYS, renew_days, MAX_DAYS // 365)
+            )
+        if value <= renew_days:
+            # A new one would already be due for renewal: CA, certificate, container and trust would churn every run.
+            raise TlsError(
+                "%s %d must be greater than renew_days %d (else the %s is renewed on every run)" % (option, value, renew_days, what)
+            )
+
+
+def _why_new_ca(ca_cert: Any, ca_key: Any, renew_days: int, paths: dict[str, str]) -> str:
+    """Why the CA in ``paths`` cannot be kept (empty when it can)."""
+    if ca_cert is None and ca_key is None:
+        return "none yet"
+    if ca_key is None:
+        return "its key %s is missing or unreadable" % paths["ca_key"]
+    if ca_cert is None:
+        return "its certificate %s is missing or unreadable" % paths["ca_cert"]
+    if ca_usable(ca_cert, ca_key, renew_days):
+        return ""
+    if not key_matches(ca_cert, ca_key):
+        return "its key %s does not match it" % paths["ca_key"]
+    if not _valid_for(ca_cert, renew_days):
+        return "it expires within %d days" % renew_days
+    return "it is not a CA certificate"
 
 
 def _generate(
@@ -293,22 +331,26 @@ def _generate(
     ca_common_name: str,
     check_mode: bool,
 ) -> dict[str, Any]:
-    if days < 1 or ca_days < 1 or renew_days < 0 or renew_days >= days:
-        raise TlsError("invalid validity: days=%d ca_days=%d renew_days=%d" % (days, ca_days, renew_days))
-    if ca_days <= renew_days:
-        # A new CA would already be due for renewal: CA, certificate, container and trust would churn on every run.
-        raise TlsError(
-            "ca_days %d must be greater than renew_days %d (else the CA is renewed on every run)" % (ca_days, renew_days)
-        )
     sans = san_entries(names)
     paths = {k: os.path.join(directory, v) for k, v in
              (("ca_cert", CA_CERT), ("ca_key", CA_KEY), ("cert", SERVER_CERT), ("key", SERVER_KEY))}
     actions: list[str] = []
+    warnings: list[str] = []
     ca_cert, ca_key = load_cert(paths["ca_cert"]), load_key(paths["ca_key"])
     before = {"ca": _describe(ca_cert) if ca_cert else None}
-    new_ca = not ca_usable(ca_cert, ca_key, renew_days)
+    why_ca = _why_new_ca(ca_cert, ca_key, renew_days, paths)
+    new_ca = bool(why_ca)
     if new_ca:
         actions.append("create CA %s" % paths["ca_cert"] if ca_cert is None else "renew CA %s" % paths["ca_cert"])
+        if why_ca != "none yet":
+            # Clients trust the CA they were given (certs.d/<address>/ca.crt): a new one breaks every push and pull
+            # of theirs until they get it.
+            warnings.append(
+                "%s a new CA in %s because the old one cannot be kept (%s): every client that trusted the old CA must get"
+                " the new %s (the registry role installs it for this host's engine, site.yml for docker_hosts;"
+                " copy it to any other client's /etc/docker/certs.d/<registry host:port>/ca.crt)"
+                % ("would make" if check_mode else "made", directory, why_ca, paths["ca_cert"])
+            )
         ca_cert, ca_key = make_ca(ca_common_name, ca_days)
     cert, key = load_cert(paths["cert"]), load_key(paths["key"])
     before["server"] = _describe(cert) if cert else None
@@ -342,6 +384,7 @@ def _generate(
         "not_after": after["server"]["not_after"],
         "checksum": fingerprint(paths["cert"], paths["key"]) if not (check_mode and actions) else None,
         "diff": {"before": before, "after": after},
+        "warnings": warnings,
     }
 
 

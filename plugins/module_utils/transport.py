@@ -50,6 +50,14 @@ USER_AGENT = "dockhand.registry"
 _UNBUILT = object()
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+# Python's own words inside urllib3's nested reprs: ConnectionResetError(104, 'Connection reset by peer'),
+# RemoteDisconnected('Remote end closed connection without response'), and the
+# TLS library's ([SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ... (_ssl.c:1006)).
+_OS_ERROR_RE = re.compile(r"(?:Error\(-?\d+, |RemoteDisconnected\()'([^']+)'\)")
+_SSL_RE = re.compile(r"(\[SSL: [A-Z0-9_]+\] [^'\"]*?)(?: \(_ssl\.c:\d+\))?['\"]")
+_UNTRUSTED = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+_UNRESOLVED = ("Name or service not known", "Temporary failure in name resolution", "No address associated with hostname",
+               "nodename nor servname")
 
 
 class RegistryError(DockhandError):
@@ -67,7 +75,7 @@ class RegistryAuthError(RegistryError):
 def _reason(exc: Exception) -> str:
     """The cause of a requests (or urllib3) error in a few words ("Connection refused"), not urllib3's nested reprs."""
     text = one_line(exc)
-    match = _ERRNO_RE.search(text)
+    match = _ERRNO_RE.search(text) or _SSL_RE.search(text) or _OS_ERROR_RE.search(text)
     if match:
         return match.group(1).strip()
     if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
@@ -194,12 +202,20 @@ class Transport:
                     break
                 return scheme
             except requests.exceptions.SSLError as exc:
-                errors.append("%s: %s" % (scheme, one_line(exc)[:300]))
+                errors.append("%s: %s" % (scheme, _reason(exc)))
             except requests.exceptions.RequestException as exc:
                 errors.append("%s: %s" % (scheme, _reason(exc)))
                 if scheme == "https" and not isinstance(exc, requests.exceptions.ConnectionError):
                     break
-        hint = "" if len(schemes) > 1 else "; plain HTTP is tried only for loopback addresses: give registry_scheme http to use it"
+        if any(word in error for error in errors for word in _UNTRUSTED):
+            # A TLS registry whose certificate is not trusted: plain HTTP is no answer to that.
+            hint = "; its certificate is not trusted: give the CA that issued it as registry_ca_cert"
+        elif any(word in error for error in errors for word in _UNRESOLVED):
+            hint = "; its host name does not resolve here (check the name, DNS or /etc/hosts)"
+        elif len(schemes) > 1:
+            hint = ""
+        else:
+            hint = "; plain HTTP is tried only for loopback addresses: give registry_scheme http to use it"
         raise RegistryUnreachable(
             "registry %s is unreachable (%s)%s" % (self.registry, one_line("; ".join(errors)), hint)
         )

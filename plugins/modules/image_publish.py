@@ -18,6 +18,15 @@ description:
   - Then pushing every target, as M(dockhand.registry.image_push) does it. Registry manifest digests (HEAD) asked
     concurrently and compared with the local RepoDigests; pushes with at most O(workers) at a time; results in input
     order; a failed push does not hide the others' results, and the task then fails naming each failed image.
+  - When some pushes fail, the task fails with one line naming each failed image once, grouped by cause, and says
+    why the registry failed a push where it can tell (its error body; the last error line of the local container that
+    publishes its port; for a full storage, where it is, what is free and what abandoned uploads hold). The failed
+    result still reports what happened - C(changed) is true when a tag was made or another image was pushed, and RV(results) holds
+    every image's outcome (a failed one with C(pushed=false), C(failed=true) and its C(msg)).
+  - Docker engines before 25.0 cannot name an image after an IPv6 registry address (as in C([::1]:5000/app:1)),
+    so such a name is refused up front. M(dockhand.registry.image_sync), M(dockhand.registry.registry_info) and
+    M(dockhand.registry.registry_prune) take the address.
+  - An item with no O(images[].targets) is refused (a list that rendered empty would otherwise publish nothing).
   - In check mode nothing is tagged or pushed; the result says what would be.
 author:
   - dockhand.registry contributors (@dockhand)
@@ -38,7 +47,7 @@ options:
         type: str
         required: true
       targets:
-        description: The names to publish it as, each C(<registry host[:port]>/<repository>[:<tag>]).
+        description: The names to publish it as, each C(<registry host[:port]>/<repository>[:<tag>]); at least one.
         type: list
         elements: str
         required: true
@@ -75,6 +84,13 @@ tagged:
   returned: always
   type: list
   elements: str
+results:
+  description:
+    - On failure only (some pushes failed) - every target in input order, with the fields of RV(images); a failed
+      one as M(dockhand.registry.image_push) returns it (C(pushed=false), C(failed=true), its C(msg)).
+  returned: failure
+  type: list
+  elements: dict
 pushed:
   description: The targets that were (in check mode, would be) pushed.
   returned: always

@@ -20,6 +20,14 @@ description:
     registries answer and accept the login). A bad item fails the task naming it, and nothing is pushed.
   - The registry checks run concurrently; pushes run with at most O(workers) at a time. Results come in input order;
     a failed push does not hide the others' results, and the task then fails naming each failed image.
+  - When some pushes fail, the task fails with one line naming each failed image once, grouped by cause, and says
+    why the registry failed a push where it can tell (its error body; the last error line of the local container that
+    publishes its port; for a full storage, where it is, what is free and what abandoned uploads hold). The failed
+    result still reports what happened - C(changed) is true when another image was pushed, and RV(results) holds
+    every image's outcome (a failed one with C(pushed=false), C(failed=true) and its C(msg)).
+  - Docker engines before 25.0 cannot name an image after an IPv6 registry address (as in C([::1]:5000/app:1)),
+    so such a name is refused up front. M(dockhand.registry.image_sync), M(dockhand.registry.registry_info) and
+    M(dockhand.registry.registry_prune) take the address.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
@@ -93,6 +101,21 @@ images:
       digest: sha256:cf265c0688c737a7a6a14810503a8cf42fdde4db8760345995fd7e23099dc4a9
       pushed: true
       changed: true
+results:
+  description:
+    - On failure only (some pushes failed) - every image in input order, with the fields of RV(images). A failed
+      image has C(pushed=false), C(changed=false), C(failed=true), C(digest=null) and its C(msg).
+  returned: failure
+  type: list
+  elements: dict
+  sample:
+    - name: localhost:5000/go-demo:1.0
+      digest_before: null
+      digest: null
+      pushed: false
+      changed: false
+      failed: true
+      msg: "push of localhost:5000/go-demo:1.0 failed: registry localhost:5000 is unreachable: Connection refused"
 pushed:
   description: The images that were pushed (in check mode, that would be pushed).
   returned: always

@@ -22,7 +22,10 @@ description:
     one streamed C(PUT), 256 KiB at a time, so memory stays bounded whatever the layer size).
   - C(changed) per tag only when the destination's digest for the tag moved. Tags are copied O(workers) at a time,
     with one pooled HTTP session per registry. Results come in input order (tags of O(tag_pattern) sorted); a failed
-    tag does not stop the others, and the task then fails naming each failed tag.
+    tag does not stop the others, and the task then fails naming each failed tag once, grouped by cause. The failed
+    result still reports what happened - C(changed) and RV(synced) for the tags copied, RV(results) for every tag (a
+    failed one with C(action=failed), C(changed=false), C(digest_preserved=false), the digest the destination held
+    and its C(msg)).
   - Every reference, pattern and platform is checked, and both registries must answer and take the login, before
     anything is copied.
   - Children of an index are read from the index's own repository, the only place the registry API resolves them
@@ -65,7 +68,7 @@ options:
     type: int
     default: 4
   registry_timeout:
-    description: Seconds to wait for each answer of a registry (and between two pieces of a streamed blob).
+    description: Seconds to wait for each answer of a registry (and between two pieces of a streamed blob), more than 0.
     type: float
     default: 30
   src_username:
@@ -165,6 +168,15 @@ images:
       failed: false
       blobs: {copied: 4, mounted: 0, present: 0}
       bytes_copied: 1482
+results:
+  description:
+    - On failure only (some tags failed) - every tag in input order, with the fields of RV(images).
+  returned: failure
+  type: list
+  elements: dict
+  sample:
+    - {dest: "localhost:6000/mirror/go-demo:1.0", action: failed, digest_preserved: false, failed: true,
+       msg: "registry localhost:6000 is unreachable: Connection refused"}
 synced:
   description: Destination references whose digest moved (in check mode, would move).
   returned: always

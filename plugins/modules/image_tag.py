@@ -12,8 +12,10 @@ description:
   - Makes each target name point to the image ID of its source image, for one image (O(source) and O(targets)) or a
     list (O(images)) in one module run.
   - Reports C(changed) only when a target is missing or points to another image ID.
-  - Every item is checked first (references parse, source images exist); if any is bad, nothing is tagged and the
-    task fails naming each bad value.
+  - Every item is checked first (references parse, source images exist, every item has at least one target); if
+    any is bad, nothing is tagged and the task fails naming each bad value.
+  - Docker engines before 25.0 cannot name an image after an IPv6 registry address (as in C([::1]:5000/app:1)),
+    so such a target is refused up front.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:

@@ -18,13 +18,15 @@ description:
     in its repository's C(dangling)) with a warning. Read again before it is reported, so a tag deleted or pushed
     while the module reads is not taken for one. Found when O(details=true).
     M(dockhand.registry.registry_prune) and M(dockhand.registry.registry_gc) remove them.
-  - With O(data_path), also the storage use read from the registry's files on this host (filesystem storage driver
-    only) - bytes of blobs, bytes in upload sessions, and per repository the blobs it links, its manifests, tags and
-    upload sessions.
+  - With O(data_path) or O(container), also the storage the registry uses and the room it has (RV(storage)), read
+    from the registry's files on this host (filesystem storage driver only) - bytes of blobs, bytes in upload sessions,
+    per repository the blobs it links, its manifests, tags and upload sessions, and the bytes free and in all on its
+    file system. A warning says when less than 5% is free.
   - Read-only; in check mode it returns the same.
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
+  - dockhand.registry.docker
   - dockhand.registry.docker.registry
   - dockhand.registry.registry_api
   - dockhand.registry.docker.attributes
@@ -58,7 +60,17 @@ options:
       - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's
         C(registry_data_path); for a named volume its C(Mountpoint)), for storage use read from its files. Only for the
         C(filesystem) storage driver; S3, Azure or GCS storage is not readable here.
+      - The module reads it itself, so it must run on the host that holds the storage.
+      - Mutually exclusive with O(container).
     type: path
+  container:
+    description:
+      - The registry container (on the engine O(docker_host)) whose storage to report in RV(storage), in place of
+        O(data_path). The module reads the source of its data mount (a host directory or a named volume) through the
+        engine, then the files themselves, so the engine must be local (a C(unix://) O(docker_host)).
+      - The registry address (O(registry)) says which registry is listed; this option only says where its storage is.
+      - Mutually exclusive with O(data_path).
+    type: str
 attributes:
   diff_mode:
     support: none
@@ -81,6 +93,13 @@ EXAMPLES = r"""
 - name: Show the bytes per repository
   ansible.builtin.debug:
     msg: "{{ held.storage.repositories | items2dict(key_name='name', value_name='blob_bytes') }}"
+
+- name: How much room the storage of the registry container has (run on the registry host)
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+    container: registry
+    details: false
+  register: held
 
 - name: Release tags of the team's repositories, over HTTPS with a private CA
   dockhand.registry.registry_info:
@@ -127,11 +146,15 @@ counts:
   sample: {repositories: 1, tags: 12, digests: 11}
 storage:
   description:
-    - Storage use read from O(data_path) - C(blobs) and C(blob_bytes) (every blob once), C(uploads) and C(upload_bytes)
-      (upload sessions an interrupted push left), and C(repositories), each with C(name), C(blobs) and C(blob_bytes)
-      (the blobs it links; a blob shared by repositories counts in each), C(manifests), C(tags), C(uploads) and
-      C(upload_bytes).
-  returned: when O(data_path) is set
+    - Storage use read from O(data_path) (or the data directory of O(container)) - C(blobs) and C(blob_bytes) (every
+      blob once), C(uploads) and C(upload_bytes) (upload sessions - pushes in progress, or left by failed and
+      interrupted ones; M(dockhand.registry.registry_gc) removes abandoned ones), and C(repositories), each with
+      C(name), C(blobs) and C(blob_bytes) (the blobs it links; a blob shared by repositories counts in each),
+      C(manifests), C(tags), C(uploads) and C(upload_bytes).
+    - C(bytes_free) and C(bytes_total) - the room on the storage's file system (C(bytes_free) is what the registry may
+      still write, the room for unprivileged writers).
+    - Null for a O(container) on a remote engine (a warning says so).
+  returned: when O(data_path) or O(container) is set
   type: dict
   sample:
     driver: filesystem
@@ -140,6 +163,8 @@ storage:
     blob_bytes: 3187203
     uploads: 1
     upload_bytes: 524288
+    bytes_free: 52428800
+    bytes_total: 10737418240
     repositories:
       - {name: team/app, blobs: 5, blob_bytes: 3181874, manifests: 2, tags: 2, uploads: 1, upload_bytes: 524288}
 actions:
@@ -152,29 +177,35 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, REGISTRY_API_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import catalog_info
+from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import with_storage
+from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            REGISTRY_API_ARGSPEC,
+            DOCKER_ARGSPEC,
+            **REGISTRY_API_ARGSPEC,
             repositories=dict(type="list", elements="str", default=[]),
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
             data_path=dict(type="path"),
+            container=dict(type="str"),
         ),
+        mutually_exclusive=[("data_path", "container")],
         supports_check_mode=True,
     )
     p = module.params
 
     def action() -> dict:
-        return catalog_info(p)
+        return with_storage(catalog_info, p, lambda: EngineClient.from_params(p))
 
-    run_module(module, action, REQUESTS_LIBRARY)
+    libraries = (REQUESTS_LIBRARY, DOCKER_LIBRARY) if p["container"] is not None else (REQUESTS_LIBRARY,)
+    run_module(module, action, *libraries)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ description:
     O(renew_days); the server certificate is kept while its key matches, the CA signed it, its names are O(names)
     and it is valid for more than O(renew_days). Only what does not serve is made again (new names re-issue the server
     certificate, never the CA).
+  - A CA that cannot be kept (its key missing or not matching it, or near its end) is replaced by a new one, with a
+    warning - every client that trusted the old CA must get the new C(ca.crt). The registry role installs it again for
+    its host's engine, and C(site.yml) for its C(docker_hosts); other clients need it copied.
   - With O(certificate) and O(private_key), checks the user's files (the key matches, the certificate is in force,
     O(ca_certificate) issued it when given) and changes nothing.
   - Private keys are written with mode 0600 and never returned.
@@ -35,15 +38,15 @@ options:
     elements: str
     default: []
   days:
-    description: Validity of a new server certificate, in days.
+    description: Validity of a new server certificate, in days, more than O(renew_days) and at most 36500 (100 years).
     type: int
     default: 825
   ca_days:
-    description: Validity of a new CA, in days.
+    description: Validity of a new CA, in days, more than O(renew_days) and at most 36500 (100 years).
     type: int
     default: 3650
   renew_days:
-    description: A certificate valid for fewer days than this is renewed.
+    description: A certificate valid for fewer days than this is renewed (0 or more).
     type: int
     default: 30
   ca_common_name:

@@ -195,6 +195,60 @@ def test_bind_mount_source_missing(unchanged):
     assert_refused(result, missing)
 
 
+def test_mount_target_that_is_the_data_mount_with_a_slash(unchanged):
+    """/var/lib/registry/ is the data mount: refused before the running registry is stopped (the engine would refuse
+    "duplicate mount point" only after the stop, then roll back)."""
+    config = WORK / "config"
+    config.mkdir(exist_ok=True)
+    result = run_module(
+        "registry_container", registry_args(mounts=[{"source": str(config), "target": "/var/lib/registry/"}])
+    )
+    assert_refused(result, "mount target /var/lib/registry is the data mount")
+
+
+# -- values that name themselves ----------------------------------------------------------------
+def _not_tagged(api, name: str) -> None:
+    with pytest.raises(docker.errors.ImageNotFound):
+        api.inspect_image(name)
+
+
+def test_registry_timeout_out_of_range_changes_nothing(unchanged, api):
+    target = f"%s/{REL}/timeout:1" % ADDRESS
+    for module, args in (
+        ("image_publish", {"images": [{"source": f"{REL}-good:1", "targets": [target]}]}),
+        ("image_push", {"name": GOOD}),
+        ("image_sync", {"images": [{"src": GOOD, "dest": target}]}),
+        ("registry_info", {"registry": ADDRESS}),
+        ("registry_prune", {"registry": ADDRESS, "rules": [{"repository": ".*", "keep_last": 1}]}),
+    ):
+        assert_refused(run_module(module, dict(args, registry_timeout=-1)), "registry_timeout -1.0 must be a number of seconds more than 0")
+    _not_tagged(api, target)
+
+
+def test_ipv6_registry_refused_before_tagging(unchanged, api):
+    target, fine = f"[::1]:%d/{REL}/v6:1" % PORT, f"%s/{REL}/v4:1" % ADDRESS
+    result = run_module("image_publish", {"images": [{"source": f"{REL}-good:1", "targets": [fine, target]}]})
+    assert_refused(result, "image %s: the Docker engine (before 25.0) cannot name an image after an IPv6 registry address" % target)
+    _not_tagged(api, fine)  # the list's other target neither
+
+
+def test_empty_targets_refused(unchanged):
+    result = run_module("image_publish", {"images": [{"source": f"{REL}-good:1", "targets": []}]})
+    assert_refused(result, f"image {REL}-good:1 has no targets")
+
+
+def test_registry_gc_empty_name(unchanged):
+    assert_refused(run_module("registry_gc", {"name": ""}), "name '' is not a container name")
+
+
+def test_registry_tls_days_out_of_range_write_nothing(unchanged):
+    tls_dir = WORK / "tls-days"
+    for days, named in (({"ca_days": 100000000}, "ca_days 100000000 is out of range: give 31 to 36500"),
+                        ({"days": -1}, "days -1 is out of range: give 31 to 36500")):
+        assert_refused(run_module("registry_tls", dict({"directory": str(tls_dir), "names": ["localhost"]}, **days)), named)
+    assert not tls_dir.exists()
+
+
 # -- pushing ----------------------------------------------------------------------------------
 def test_invalid_image_reference_pushes_nothing(unchanged):
     assert_refused(run_module("image_push", {"images": [NEW, "%s/Dh-Rel/UPPER:1" % ADDRESS]}), "Dh-Rel/UPPER")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support.engine import SHARED_DOCKER_HOST
+from support.engine import SHARED_DOCKER_HOST, make_tls_files
 from support.isolation import DATA_ROOT, PREFIX
 
 from .reliability_support import run_role_failure
@@ -75,12 +75,31 @@ def _one_line(result: dict, *values: str) -> str:
         ({"registry_gc_schedule": True, "registry_env": {"REGISTRY_STORAGE_AZURE_ACCOUNTNAME": "a"}}, "registry_env sets REGISTRY_STORAGE_AZURE_ACCOUNTNAME"),
         ({"registry_gc_on_run": True, "registry_env": {"REGISTRY_STORAGE_S3": "{bucket: b, region: r}"}}, "registry_env sets REGISTRY_STORAGE_S3:"),
         ({"registry_gc_uploads_older_than_minutes": -1}, "registry_gc_uploads_older_than_minutes -1 must be 0 or more"),
+        ({"registry_tls_ca_days": 100000000}, "registry_tls_ca_days 100000000 is out of range: at most 36500 days"),
+        ({"registry_tls_names": [TLS_NAME, "%s:5000" % TLS_NAME]}, 'registry_tls_names entry "%s:5000" has a port' % TLS_NAME),
+        ({"registry_tls_names": ["*.%s" % TLS_NAME]}, '["*.%s"] names no host: add the name clients use' % TLS_NAME),
     ],
 )
 def test_role_validates_everything_before_anything_changes(work, tmp_path, overrides, named):
     result = run_role_failure("registry", _role_vars(work, **overrides), SHARED_DOCKER_HOST, tmp_path)
     _one_line(result, named)
     _nothing_written(work, overrides.get("registry_port", 5000))
+
+
+def test_role_own_certificate_with_a_port_in_its_names_refused(work, tmp_path):
+    """With your own certificate the names only say where to install its CA: a name with a port would make the
+    trust directory certs.d/<host:5000>:5000, which the engine never reads."""
+    files = make_tls_files(tmp_path / "own", ("localhost",))
+    result = run_role_failure(
+        "registry",
+        _role_vars(work, registry_tls_generate=False, registry_tls_cert=str(files["server-cert"]),
+                   registry_tls_key=str(files["server-key"]), registry_tls_ca_cert=str(files["ca"]),
+                   registry_tls_names=["localhost:5000"]),
+        SHARED_DOCKER_HOST, tmp_path,
+    )
+    _one_line(result, 'registry_tls_names entry "localhost:5000" has a port: give the host name or IP address alone')
+    _nothing_written(work, 5000)
+    assert not Path("/etc/docker/certs.d/[localhost:5000]:5000").exists()
 
 
 def test_role_data_path_holding_the_config_refused(work, tmp_path):

@@ -24,6 +24,7 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +25..+28 | test_image_sync (source, destination, upstream, cache) |
 | +30 | test_installed_collection |
 | +34 | test_gc_index |
+| +35..+39 | test_failure_modes (full disk, killed, source, destination, TLS) |
 | +40 | test_engine_tls (the private engine's TLS port) |
 | +42, +43 | test_remote_engine_readiness (SSH-forwarded engine, registry) |
 | +44..+49 | test_registry_configuration (registry, metrics, event receiver, Prometheus, plain registry, lost endpoint) |

@@ -111,6 +111,12 @@ def test_an_empty_registry_is_nothing_to_collect():
     assert not run_gc(backend)["changed"]
 
 
+def test_a_registry_that_never_stored_a_blob_is_nothing_to_collect():
+    """A full disk fails the first push: the storage holds upload sessions and repositories, and no blobs directory."""
+    backend = Backend([(1, "failed to garbage collect: error enumerating blobs: filesystem: Path not found: /docker/registry/v2/blobs")])
+    assert not run_gc(backend)["changed"]
+
+
 # -- gc output -------------------------------------------------------------------------------
 def test_parse_gc_output():
     out = ("app: marking manifest sha256:" + "a" * 64 + "\n"

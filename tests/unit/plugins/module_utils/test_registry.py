@@ -332,6 +332,34 @@ def test_scheme_auto_no_http_fallback_for_remote_address():
     assert [c[1] for c in session.calls] == ["https://registry.example:5000/v2/"]
 
 
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        (requests.exceptions.ConnectionError(
+            "HTTPSConnectionPool(host='r.example', port=5000): Max retries exceeded with url: /v2/ (Caused by"
+            " NameResolutionError(\"<urllib3.connection.HTTPSConnection object>: Failed to resolve 'r.example'"
+            " ([Errno -2] Name or service not known)\"))"),
+         "(https: Name or service not known); its host name does not resolve here (check the name, DNS or /etc/hosts)"),
+        (requests.exceptions.SSLError(
+            "HTTPSConnectionPool(host='r.example', port=5000): Max retries exceeded with url: /v2/ (Caused by SSLError("
+            "SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local"
+            " issuer certificate (_ssl.c:1006)')))"),
+         "(https: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate);"
+         " its certificate is not trusted: give the CA that issued it as registry_ca_cert"),
+        (requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed connection"
+                                             " without response'))"),
+         "(https: Remote end closed connection without response); plain HTTP is tried only for loopback addresses"),
+    ],
+)
+def test_unreachable_says_the_cause_in_a_few_words(error, said):
+    def handler(method, url, **kwargs):
+        raise error
+
+    with pytest.raises(RegistryUnreachable) as caught:
+        RegistryClient("r.example:5000", session=FakeSession(handler)).ping()
+    assert str(caught.value).startswith("registry r.example:5000 is unreachable " + said)
+
+
 def _basic_401(method, url, **kwargs):
     if url.startswith("https://"):
         raise requests.exceptions.SSLError("wrong version number")
