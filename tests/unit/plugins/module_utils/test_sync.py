@@ -52,6 +52,7 @@ class FakeRegistry:
         self.manifests: dict[str, dict[str, Manifest]] = {}
         self.blobs: dict[str, dict[str, bytes]] = {}
         self.writes: list[tuple] = []
+        self.calls: list[tuple] = []  # the questions asked: ("head", repo, ref), ("blob head", repo, digest), ...
         self.read_only = read_only
 
     # what the tests build with
@@ -79,7 +80,19 @@ class FakeRegistry:
         return 200
 
     def tags(self, repo: str) -> list[str]:
+        self.calls.append(("tags", repo))
         return [ref for ref in self.manifests.get(repo, {}) if not ref.startswith("sha256:")]
+
+    def repository_tags(self, repo: str) -> list[str] | None:
+        """None for a repository the registry does not know (as distribution's 404 NAME_UNKNOWN)."""
+        if repo not in self.manifests and repo not in self.blobs:
+            self.calls.append(("tags", repo))
+            return None
+        return self.tags(repo)
+
+    def catalog(self, max_pages: int | None = None) -> list[str]:
+        self.calls.append(("catalog", ""))
+        return sorted(set(self.manifests) | set(self.blobs))
 
     def get_manifest(self, repo: str, ref: str) -> Manifest:
         try:
@@ -88,6 +101,7 @@ class FakeRegistry:
             raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repo, ref)) from None
 
     def manifest_digest(self, repo: str, ref: str) -> str | None:
+        self.calls.append(("head", repo, ref))
         found = self.manifests.get(repo, {}).get(ref)
         return found.digest if found else None
 
@@ -100,6 +114,7 @@ class FakeRegistry:
         return manifest.digest
 
     def has_blob(self, repo: str, blob: str) -> bool:
+        self.calls.append(("blob head", repo, blob))
         return blob in self.blobs.get(repo, {})
 
     def start_upload(self, repo: str, mount: str | None = None, mount_from: str | None = None) -> str | None:
@@ -246,3 +261,69 @@ def test_blob_stream_reads_in_bounded_pieces():
     stream = BlobStream(FakeResponse(b"x" * 1000), 1000)
     assert len(stream) == 1000
     assert len(stream.read(10**9)) == 1000 and stream.read(10) == b"" and stream.sent == 1000
+
+
+def family(src: FakeRegistry, refs: list[tuple[str, str]], first: int = 0) -> None:
+    """Images sharing one base layer, each with its own layer and configuration."""
+    for number, (repo, tag) in enumerate(refs, first):
+        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": src.add_blob(repo, b"config %d" % number),
+                "layers": [src.add_blob(repo, b"base layer"), src.add_blob(repo, b"own layer %d" % number)]}
+        src.add_manifest(repo, tag, body)
+
+
+def test_new_repositories_get_no_question_the_run_knows_the_answer_to(src, dest):
+    """Five new repositories sharing a base layer: the catalog once, each repository's tags once (404: new), no HEAD of a
+    tag or a blob; the base layer uploaded once and mounted in the four others straight away."""
+    refs = [("r%d" % n, "1.0") for n in range(5)]
+    family(src, refs)
+    base = digest(b"base layer")
+    images = [{"src": "src.example:5000/%s:%s" % ref, "dest": "dest.example:5000/%s:%s" % ref} for ref in refs]
+    first = run(src, dest, images=images, workers=3)
+    assert first["changed"] and all(i["digest_preserved"] for i in first["images"])
+    assert dest.calls.count(("catalog", "")) == 1
+    assert not [c for c in dest.calls if c[0] in ("head", "blob head")], dest.calls
+    assert sorted(c for c in dest.calls if c[0] == "tags") == [("tags", "r%d" % n) for n in range(5)]
+    assert len([w for w in dest.writes if w[0] == "blob" and w[2] == base]) == 1
+    assert len([w for w in dest.writes if w[0] == "mount" and w[2] == base]) == 4
+    assert sum(i["blobs"]["mounted"] for i in first["images"]) == 4 and sum(i["blobs"]["copied"] for i in first["images"]) == 11
+    for repo, tag in refs:
+        assert dest.manifests[repo][tag].data == src.manifests[repo][tag].data
+
+    # Again: the repositories are in the catalog now, one HEAD per tag, nothing written.
+    dest.calls.clear()
+    dest.writes.clear()
+    again = run(src, dest, images=images, workers=3)
+    assert not again["changed"] and dest.writes == []
+    assert sorted(c for c in dest.calls if c[0] == "head") == [("head", repo, tag) for repo, tag in refs]
+    assert not [c for c in dest.calls if c[0] in ("blob head", "tags")], dest.calls
+
+
+def test_tags_of_one_new_repository_listed_once_and_its_blobs_not_asked_for(src, dest):
+    refs = [("app", "t%d" % n) for n in range(4)]
+    family(src, refs)
+    first = run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tag_pattern="t.*", workers=4)
+    assert first["changed"] and len(first["synced"]) == 4
+    assert dest.calls == [("tags", "app")]  # no catalog for one repository, no HEAD at all
+    assert len([w for w in dest.writes if w[0] == "blob"]) == 9  # four configs, four own layers, the base once
+
+    dest.calls.clear()
+    dest.writes.clear()
+    family(src, [("app", "t9")], first=9)
+    second = run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tag_pattern="t.*", workers=4)
+    assert second["synced"] == ["dest.example:5000/app:t9"]
+    # The repository exists: the listed tags answer for the four present ones (one HEAD each to compare digests) and
+    # the new tag's blobs are asked for once each (the base is present: not uploaded again).
+    assert sorted(c[2] for c in dest.calls if c[0] == "head") == ["t0", "t1", "t2", "t3"]
+    assert len([c for c in dest.calls if c[0] == "blob head"]) == 3
+    assert [w[0] for w in dest.writes] == ["blob", "blob", "manifest"]
+
+
+def test_an_existing_repository_is_asked_before_anything_is_written(src, dest):
+    """Fewer than three tags for a repository the destination has: HEAD the tag, HEAD each blob (present: kept)."""
+    family(src, [("app", "1"), ("app", "2")])
+    run(src, dest, images=[{"src": "src.example:5000/app:1", "dest": "dest.example:5000/app:1"}])
+    dest.calls.clear()
+    dest.writes.clear()
+    run(src, dest, images=[{"src": "src.example:5000/app:2", "dest": "dest.example:5000/app:2"}])
+    assert [c[0] for c in dest.calls] == ["head", "blob head", "blob head", "blob head"]
+    assert [w[0] for w in dest.writes] == ["blob", "blob", "manifest"]  # config and own layer; the base was there
