@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     ManifestMissing,
     RegistryClient,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.tag_select import TagSelector
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 # The destination's catalog is read (to know which repositories are new) only when it has at most this many pages.
@@ -109,13 +109,6 @@ def plan_items(
         validate_tag(str(tag))
         items.append(Item(sreg, srepo, str(tag), dreg, drepo, str(tag)))
     return items
-
-
-def compile_pattern(pattern: str) -> re.Pattern:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidReference("invalid tag_pattern %r: %s" % (pattern, exc)) from None
 
 
 def parse_platform(text: str) -> tuple[str, str, str]:
@@ -359,13 +352,13 @@ class Syncer:
             result["bytes_copied"] = stats["bytes"]
         return result
 
-    def expand(self, items: list[Item], pattern: re.Pattern | None, src_repository: str | None, dest_repository: str | None) -> list[Item]:
-        """With a tag pattern: the source repository's tags that match it (fully), sorted."""
-        if pattern is None:
+    def expand(self, items: list[Item], selector: TagSelector | None, src_repository: str | None, dest_repository: str | None) -> list[Item]:
+        """With tag_pattern / tag_semver / tag_limit: the source repository's tags they choose (tag_select.py)."""
+        if selector is None:
             return items
         sreg, srepo = _full(str(src_repository), "src_repository")[:2]
         dreg, drepo = _full(str(dest_repository), "dest_repository")[:2]
-        tags = sorted(t for t in self.client("src", sreg).tags(srepo) if pattern.fullmatch(t))
+        tags = selector.select(self.client("src", sreg).tags(srepo))
         return [Item(sreg, srepo, t, dreg, drepo, t) for t in tags]
 
     def check_access(self, items: list[Item]) -> None:
@@ -422,17 +415,21 @@ def sync_images(
     platforms: list[str] | None = None,
     workers: int = 4,
     check_mode: bool = False,
+    tag_semver: str | None = None,
+    tag_limit: int | None = None,
 ) -> dict:
     """The whole module run: validate, list, compare, copy; the module's result."""
-    pattern = compile_pattern(tag_pattern) if tag_pattern is not None else None
+    selector = None
+    if tag_pattern is not None or tag_semver is not None or tag_limit is not None:
+        selector = TagSelector.build(tag_pattern, tag_semver, tag_limit)
     check_workers(workers)
     if src_repository is not None:
         validate_repository(parse(str(src_repository)).repository)
         validate_registry(_full(str(dest_repository), "dest_repository")[0])
-    items = plan_items(images, src_repository, dest_repository, None if pattern else tags)
+    items = plan_items(images, src_repository, dest_repository, None if selector else tags)
     syncer = Syncer(src_factory, dest_factory, workers=workers, platforms=platforms, check_mode=check_mode)
-    if pattern is not None:
-        items = syncer.expand(items, pattern, src_repository, dest_repository)
+    if selector is not None:
+        items = syncer.expand(items, selector, src_repository, dest_repository)
     syncer.check_access(items)
     results = syncer.run(items)
     failed = [r for r in results if r["failed"]]
@@ -446,7 +443,9 @@ def sync_images(
             "image_sync failed for %d of %d tags: %s" % (len(failed), len(results), "; ".join(r["msg"] for r in failed)), results
         )
     changed = [r for r in results if r["changed"]]
+    extra = {"tag_selection": selector.counts} if selector is not None else {}
     return {
+        **extra,
         "changed": bool(changed),
         "images": results,
         "synced": [r["dest"] for r in changed],
