@@ -56,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.seen.append((self.command, self.path, self.client_address[1]))
         if self.server.auth and self.headers.get("Authorization") != BASIC:
-            self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'})
+            self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'}, head=self.command == "HEAD")
             return False
         return True
 
