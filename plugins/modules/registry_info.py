@@ -45,6 +45,14 @@ options:
         platforms and sizes come from the manifests alone.
     type: bool
     default: true
+  replication_state:
+    description:
+      - The state file of the registry's scheduled replication (the P(dockhand.registry.registry#role) role's
+        C(registry_replication_state_file)) to return as RV(replication).
+      - Not given - for a registry on this host (a loopback address), the state file the role wrote for it under
+        C(/var/lib/dockhand/replication/) is found by itself; for any other address, none is read.
+    type: path
+    version_added: 0.3.0
 attributes:
   diff_mode:
     support: none
@@ -92,6 +100,21 @@ counts:
   returned: always
   type: dict
   sample: {repositories: 1, tags: 12, digests: 11}
+replication:
+  description:
+    - The last scheduled replication into this registry, as its state file holds it (see
+      M(dockhand.registry.registry_replication)'s RV(dockhand.registry.registry_replication#module:state)), with
+      C(age_seconds) since it finished.
+  returned: when a state file was given or found
+  type: dict
+  sample:
+    registry: 127.0.0.1:5000
+    finished: "2026-12-07T03:00:04Z"
+    age_seconds: 1800
+    ok: false
+    sources:
+      - {name: hub, ok: true, tags_copied: 1, tags_present: 11, tags_failed: 0, error: null}
+      - {name: partner, ok: false, tags_copied: 0, error: "registry partner.example.com is unreachable: Connection refused"}
 actions:
   description: Always empty (the module changes nothing).
   returned: always
@@ -104,6 +127,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_API_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import catalog_info
+from ansible_collections.dockhand.registry.plugins.module_utils.replication import read_state
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
@@ -115,13 +139,18 @@ def main() -> None:
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
+            replication_state=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     p = module.params
 
     def action() -> dict:
-        return catalog_info(p)
+        result = catalog_info(p)
+        state = read_state(p["registry"], p["replication_state"])
+        if state is not None:
+            result["replication"] = state
+        return result
 
     run_module(module, action, REQUESTS_LIBRARY)
 
