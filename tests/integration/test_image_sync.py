@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
-from support import ROOT
+from support import ROOT, oracle
 from support.isolation import PREFIX, REGISTRY_IMAGE, port
 from support.registry import client, wait_v2
 from support.runner import ansible_env, recap, run_playbook
@@ -349,3 +349,44 @@ def test_tls_destination_with_its_own_ca(workdir, dh_vars):
     done = run_sync(workdir, args)
     assert done["changed"] and done["images"][0]["digest"] == digest, done
     assert not run_sync(workdir, args)["changed"]
+
+
+RELEASES = ["1.0.0", "1.2.0", "1.2.5", "1.3.0-rc1", "v1.4.1", "2.0.0", "2.1.0-beta.2", "latest", "1.2-alpine", "nightly", "edge"]
+
+
+def requests_seen(container: str, since: int) -> list[str]:
+    """The registry's access-log lines ("METHOD /path") after the first ``since`` of them."""
+    done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
+    lines = [line.split('"')[1] for line in (done.stdout + done.stderr).splitlines() if '" ' in line and " HTTP/1.1" in line]
+    return [" ".join(line.split()[:2]) for line in lines[since:]]
+
+
+def test_semver_range_and_limit_pick_exactly_the_expected_tags(two_registries, dh_vars):
+    """A source holding releases, pre-releases and other tags: tag_semver copies exactly the releases in range (read
+    back by the oracle, byte for byte), tag_limit the newest of them; a new repository gets no HEAD at all."""
+    workdir = two_registries
+    repo = PREFIX + "releases"
+    base = api.tar_layer("base", "base %s\n" % dh_vars["dh_marker"])
+    for tag in RELEASES:
+        api.push_image(SRC, repo, tag, [base, api.tar_layer("file", "%s %s\n" % (tag, dh_vars["dh_marker"]))])
+    args = {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/semver/%s" % (DEST, repo), "tag_semver": ">=1.2,<3"}
+    seen = len(requests_seen(PREFIX + "sync-dest", 0))
+
+    first = run_sync(workdir, args)
+    expected = ["1.2.0", "1.2.5", "v1.4.1", "2.0.0"]  # version order; no pre-release, no "latest", "1.2-alpine"...
+    assert first["changed"] and [i["dest"].rsplit(":", 1)[1] for i in first["images"]] == expected, first
+    assert first["tag_selection"] == {"listed": 11, "not_matching_pattern": 0, "not_versions": 4, "outside_range": 3, "chosen": 4}
+    source, dest = oracle.Registry(SRC), oracle.Registry(DEST)
+    assert sorted(dest.tags("semver/" + repo)) == sorted(expected)
+    for tag in expected:
+        oracle.assert_same_tag(source, dest, repo, tag, "semver/" + repo)
+    asked = requests_seen(PREFIX + "sync-dest", seen)
+    assert not [r for r in asked if r.startswith("HEAD")], asked  # the repository was new: nothing to ask
+    assert len([r for r in asked if r.startswith("PUT") and "/manifests/" in r]) == 4
+    assert len([r for r in asked if r.startswith("POST")]) == 9  # four configs, four own layers, the shared base once
+    assert not run_sync(workdir, args)["changed"]
+
+    limited = run_sync(workdir, dict(args, dest_repository="%s/newest/%s" % (DEST, repo), tag_limit=2))
+    assert [i["dest"].rsplit(":", 1)[1] for i in limited["images"]] == ["v1.4.1", "2.0.0"], limited
+    assert limited["tag_selection"]["over_limit"] == 2
+    assert sorted(dest.tags("newest/" + repo)) == ["2.0.0", "v1.4.1"]
