@@ -294,34 +294,36 @@ def summarise(cells: list[dict]) -> dict:
 
 def report(summary: dict) -> str:
     table = summary["table"]
+    methods = [m for m in ("image_sync", "module only", "skopeo sync", "baseline") if m in table]  # also for --report
     lines = ["| layout | N | method | first copy (s) | re-run (s) | first: skopeo's time / this | re-run: this / skopeo's |"
-             " CPU per tag, first copy (ms): this process / source registry / destination registry | peak RSS (MiB) |",
-             "|---|---:|---|---:|---:|---:|---:|---|---:|"]
+             " command CPU per tag (ms), first / re-run | registries' CPU per tag (ms), first: source / destination |"
+             " peak RSS (MiB) |",
+             "|---|---:|---|---:|---:|---:|---:|---|---|---:|"]
     for layout in LAYOUTS:
         for n in SIZES:
             skopeo = table.get("skopeo sync", {}).get(layout, {}).get(str(n))
-            for method in METHODS:
+            for method in methods:
                 cell = table.get(method, {}).get(layout, {}).get(str(n))
                 if not cell:
                     continue
                 first_ratio = "%.2f" % (skopeo["first"] / cell["first"]) if skopeo else "-"
                 rerun_ratio = "%.2f" % (cell["rerun"] / skopeo["rerun"]) if skopeo else "-"
-                lines.append("| %s | %d | %s | %.2f | %.2f | %s | %s | %.1f / %.1f / %.1f | %s |" % (
+                lines.append("| %s | %d | %s | %.2f | %.2f | %s | %s | %.1f / %.1f | %.1f / %.1f | %s |" % (
                     layout, n, method, cell["first"], cell["rerun"], first_ratio, rerun_ratio,
-                    1000 * cell["first_cpu"] / n, 1000 * cell["first_src_cpu"] / n, 1000 * cell["first_dest_cpu"] / n,
-                    cell["rss_mib"] or "-"))
+                    1000 * cell["first_cpu"] / n, 1000 * cell["rerun_cpu"] / n,
+                    1000 * cell["first_src_cpu"] / n, 1000 * cell["first_dest_cpu"] / n, cell["rss_mib"] or "-"))
     lines += ["", "Requests per tag (both registries), first copy / re-run:", ""]
     for layout in LAYOUTS:
         n = max(SIZES)
-        header = "| %s, N=%d | %s |" % (layout, n, " | ".join(m for m in METHODS if table.get(m, {}).get(layout, {}).get(str(n))))
-        present = [m for m in METHODS if table.get(m, {}).get(layout, {}).get(str(n))]
+        header = "| %s, N=%d | %s |" % (layout, n, " | ".join(m for m in methods if table.get(m, {}).get(layout, {}).get(str(n))))
+        present = [m for m in methods if table.get(m, {}).get(layout, {}).get(str(n))]
         lines += [header, "|---|" + "---:|" * len(present)]
         for k in [*KINDS, "total"]:
             row = []
             for method in present:
                 cell = table[method][layout][str(n)]
-                first = sum(cell["first_requests"].values()) if k == "total" else cell["first_requests"][k]
-                again = sum(cell["rerun_requests"].values()) if k == "total" else cell["rerun_requests"][k]
+                first = sum(cell["first_requests"].values()) if k == "total" else cell["first_requests"].get(k, 0)
+                again = sum(cell["rerun_requests"].values()) if k == "total" else cell["rerun_requests"].get(k, 0)
                 row.append("%.2f / %.2f" % (first / n, again / n) if first or again else "-")
             if k == "total" or any(r != "-" for r in row):
                 lines.append("| %s | %s |" % ("**total**" if k == "total" else k, " | ".join(row)))
