@@ -328,8 +328,8 @@ def report(summary: dict) -> str:
             if k == "total" or any(r != "-" for r in row):
                 lines.append("| %s | %s |" % ("**total**" if k == "total" else k, " | ".join(row)))
         lines.append("")
-    lines.append("load averages (1, 5, 15 min): %s" % "; ".join("%s %s" % (label, ", ".join("%.1f" % v for v in values))
-                                                            for label, values in summary.get("load", [])))
+    loads = ["%s %s" % (label, ", ".join("%.1f" % v for v in values)) for label, values in summary.get("load", [])]
+    lines.append("load averages (1, 5, 15 min): %s" % "; ".join(loads))
     lines.append("%s; workers %d; registries with GOGC=%s; %s cores; %d s in all" % (
         summary.get("skopeo"), summary.get("workers", 0), summary.get("gogc"), summary.get("cpus"), summary.get("elapsed_seconds", 0)))
     return "\n".join(lines) + "\n"

@@ -354,7 +354,8 @@ class Transport:
         elif self._basic:
             sent["Authorization"] = self._basic_header
         timeout = self._fast_timeout if read_timeout is None else urllib3.Timeout(connect=self.timeout, read=read_timeout)
-        answer = pool.urlopen(
+        # RequestMethods.request: without fields, the request goes straight to the pool's own call, body and all.
+        answer = pool.request(
             method, path, body=body, headers=sent, retries=False, redirect=False, timeout=timeout,
             preload_content=not stream, assert_same_host=False,
         )

@@ -59,7 +59,7 @@ options:
         V(>=1.2,<2) or V(~=1.4) (version specifiers separated by commas, as pip takes them - PEP 440 - parsed and
         compared by the Python library C(packaging)).
       - V(1.2), V(v1.2.3) and V(1.2.3-rc1) are versions (the last a pre-release); V(latest) or V(1.2-alpine) are not,
-        and are skipped and counted (RV(tag_selection.not_versions)). Pre-releases are left out unless the range
+        and are skipped and counted (C(not_versions) in RV(tag_selection)). Pre-releases are left out unless the range
         names one itself (V(>=2.0rc1)).
       - With O(tag_pattern) as well, a tag must match both.
     type: str
