@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
@@ -285,3 +290,61 @@ class FakeRegistry:
         assert digest(data) == blob
         self.writes.append(("blob", repo, blob))
         self.blobs.setdefault(repo, {})[blob] = data
+
+
+# -- HTTP servers on loopback for the fast path's tests ---------------------------------------------------------------
+class LoopbackServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (a free port) answering with ``handler``; ``seen`` for the requests, ``lock``."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.seen: list[tuple] = []
+        self.lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1:%d" % self.server_address[1]
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 (connections kept), no log lines; ``_send`` one answer (no body after a HEAD)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def http_servers(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """``start(tls=None, **options)``: a ``make(**options)`` server (a ThreadingHTTPServer on 127.0.0.1) serving in a
+    thread, with TLS when ``tls`` holds ``cert`` and ``key`` files; every one shut down at the end."""
+    servers: list[Any] = []
+
+    def start(tls: dict | None = None, **options: Any) -> Any:
+        server = make(**options)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls["cert"], tls["key"])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()

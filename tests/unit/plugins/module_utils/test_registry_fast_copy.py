@@ -6,57 +6,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import Manifest, RegistryClient
+from ansible_collections.dockhand.registry.tests.support.unit import LoopbackServer, QuietHandler, http_servers
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 BASIC = "Basic " + base64.b64encode(b"bob:pw").decode()
 
 
-class Store(ThreadingHTTPServer):
+class Store(LoopbackServer):
     """Blobs and manifests in memory; ``auth`` basic or None; every request (method, path, client port) in ``seen``."""
 
-    daemon_threads = True
-
     def __init__(self, auth: bool = False) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.auth = auth
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, bytes] = {}
-        self.seen: list[tuple[str, str, int]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return "127.0.0.1:%d" % self.server_address[1]
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(QuietHandler):
     server: Store
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
 
     def _allowed(self) -> bool:
         with self.server.lock:
             self.server.seen.append((self.command, self.path, self.client_address[1]))
         if self.server.auth and self.headers.get("Authorization") != BASIC:
-            self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'}, head=self.command == "HEAD")
+            self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'})
             return False
         return True
 
@@ -64,9 +42,9 @@ class Handler(BaseHTTPRequestHandler):
         if not self._allowed():
             return
         if self.path == "/v2/app/blobs/sha256:" + "7" * 64:
-            return self._send(307, b"", {"Location": "http://elsewhere.invalid/x"}, head=True)
+            return self._send(307, b"", {"Location": "http://elsewhere.invalid/x"})
         digest = self.path.rsplit("/", 1)[1]
-        self._send(200 if digest in self.server.blobs else 404, b"", head=True)
+        self._send(200 if digest in self.server.blobs else 404, b"")
 
     def do_GET(self) -> None:
         if not self._allowed():
@@ -107,18 +85,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def store():
-    servers: list[Store] = []
-
-    def start(**options) -> Store:
-        server = Store(**options)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with http_servers(Store) as start:
+        yield start
 
 
 def test_blob_streams_from_one_registry_into_another_over_reused_connections(store):
