@@ -286,6 +286,13 @@ def summarise(cells: list[dict]) -> dict:
                     cell[phase + "_dest_cpu"] = round(statistics.median(r["registry_cpu"]["dest"] for r in runs), 2)
                     # Request counts are the same every run (the median guards against a retried request).
                     cell[phase + "_requests"] = {k: statistics.median(r["requests"].get(k, 0) for r in runs) for k in KINDS}
+                # Each round's ratio to skopeo sync's run of the same round (the two ran minutes apart at most: under a
+                # changing load, more telling than the ratio of the medians).
+                theirs = {c["rep"]: c for c in cells if c["method"] == "skopeo sync" and c["layout"] == layout and c["n"] == n}
+                pairs = [(c, theirs[c["rep"]]) for c in mine if c["rep"] in theirs]
+                if pairs:
+                    cell["first_ratio"] = round(statistics.median(s["first"]["seconds"] / c["first"]["seconds"] for c, s in pairs), 2)
+                    cell["rerun_ratio"] = round(statistics.median(c["rerun"]["seconds"] / s["rerun"]["seconds"] for c, s in pairs), 2)
                 rss = [r["rss_kib"] for c in mine for r in (c["first"], c["rerun"]) if r["rss_kib"]]
                 cell["rss_mib"] = round(max(rss) / 1024, 1) if rss else None
                 table.setdefault(method, {}).setdefault(layout, {})[str(n)] = cell
@@ -295,7 +302,8 @@ def summarise(cells: list[dict]) -> dict:
 def report(summary: dict) -> str:
     table = summary["table"]
     methods = [m for m in ("image_sync", "module only", "skopeo sync", "baseline") if m in table]  # also for --report
-    lines = ["| layout | N | method | first copy (s) | re-run (s) | first: skopeo's time / this | re-run: this / skopeo's |"
+    lines = ["| layout | N | method | first copy (s) | re-run (s) | first: skopeo's time / this (rounds) |"
+             " re-run: this / skopeo's (rounds) |"
              " command CPU per tag (ms), first / re-run | registries' CPU per tag (ms), first: source / destination |"
              " peak RSS (MiB) |",
              "|---|---:|---|---:|---:|---:|---:|---|---|---:|"]
@@ -306,8 +314,8 @@ def report(summary: dict) -> str:
                 cell = table.get(method, {}).get(layout, {}).get(str(n))
                 if not cell:
                     continue
-                first_ratio = "%.2f" % (skopeo["first"] / cell["first"]) if skopeo else "-"
-                rerun_ratio = "%.2f" % (cell["rerun"] / skopeo["rerun"]) if skopeo else "-"
+                first_ratio = "%.2f (%s)" % (skopeo["first"] / cell["first"], cell.get("first_ratio", "-")) if skopeo else "-"
+                rerun_ratio = "%.2f (%s)" % (cell["rerun"] / skopeo["rerun"], cell.get("rerun_ratio", "-")) if skopeo else "-"
                 lines.append("| %s | %d | %s | %.2f | %.2f | %s | %s | %.1f / %.1f | %.1f / %.1f | %s |" % (
                     layout, n, method, cell["first"], cell["rerun"], first_ratio, rerun_ratio,
                     1000 * cell["first_cpu"] / n, 1000 * cell["rerun_cpu"] / n,
