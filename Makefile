@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: site test setup setup-dev engine unit integration molecule lint bench clean
+.PHONY: site test setup setup-dev engine unit integration molecule lint bench mutants clean
 
 ## site: deploy the registry on localhost:5000 and publish the demo image (sets everything up first)
 site: setup
@@ -14,10 +14,7 @@ site: setup
 
 ## test: lint, unit, integration and molecule tests, on a real engine and registry
 test: setup-dev engine
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory integration
-	$(MAKE) --no-print-directory molecule
+	scripts/test-stages lint unit integration molecule
 
 setup:
 	scripts/bootstrap requirements.txt
@@ -33,7 +30,7 @@ unit: setup-dev
 	python -m pytest -q tests/unit
 
 integration: setup-dev engine
-	DH_FLEET_TESTS=$${DH_FLEET_TESTS:-1} python -m pytest -q tests/integration
+	DH_FLEET_TESTS=$${DH_FLEET_TESTS:-1} python -m pytest -q --durations=15 tests/integration
 
 molecule: setup-dev engine
 	scripts/molecule-all
@@ -43,6 +40,11 @@ lint: setup-dev
 
 bench: setup-dev engine
 	scripts/bench
+
+## mutants: mutation testing of the critical paths with mutmut (not part of `make test`; docs/development.md)
+mutants: setup-dev
+	scripts/bootstrap requirements-dev.txt requirements-mutants.txt
+	scripts/mutants
 
 clean:
 	rm -rf $(VENV) tests/output

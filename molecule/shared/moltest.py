@@ -4,8 +4,8 @@
 
 A scenario's ``tests/conftest.py`` puts this directory on ``sys.path`` and imports the fixtures it uses. The tests
 run on the host under test itself (verifier option ``connection: local``), so they may talk HTTP to the registry
-directly, through the test support package (tests/support, which reads the registry with the collection's own
-RegistryClient); everything else goes through testinfra's ``host``.
+directly, through the tests' oracle (tests/support/oracle.py, which shares no code with the collection); everything
+else goes through testinfra's ``host``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from support import registry as support_registry
+from support import oracle
 
 
 def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
@@ -29,25 +29,13 @@ def scenario_vars(scenario_dir: Path) -> dict[str, Any]:
         return yaml.safe_load(stream)["all"]["vars"]
 
 
-class Registry:
-    """The registry at ``address`` as the tests ask it (plain HTTP, no auth): support.registry underneath."""
+class Registry(oracle.Registry):
+    """The registry at ``address`` as the tests ask it (plain HTTP, no auth): the tests' oracle (tests/support/oracle.py),
+    which shares no code with the collection: ``catalog()``, ``tags(repo)``, ``digest(repo, tag)`` (read by GET, its
+    digest checked against the bytes), ``snapshot()``, ``verify_tag_whole(repo, tag)``."""
 
     def __init__(self, address: str) -> None:
-        self.client = support_registry.client(address)
-        self.address = address
-
-    def catalog(self) -> list[str]:
-        return self.client.catalog()
-
-    def tags(self, repository: str) -> list[str]:
-        return self.client.tags(repository)
-
-    def digest(self, repository: str, tag: str) -> str | None:
-        return self.client.manifest_digest(repository, tag)
-
-    def snapshot(self) -> dict[str, dict[str, str | None]]:
-        """``{repository: {tag: digest}}`` for everything the registry holds."""
-        return support_registry.snapshot(self.address)
+        super().__init__(address, scheme="http")
 
 
 def expected_content(images: list[dict[str, Any]]) -> dict[str, set[str]]:

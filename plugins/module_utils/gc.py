@@ -13,6 +13,15 @@ A backend knows how to switch one kind of deployment and where to run the comman
 data kept, the command run with ``docker exec``). A Swarm service is one more backend
 (every replica read-only together: a rolling service update of the environment, the collection
 once every task runs it, with ``docker exec`` in this node's task).
+
+What goes is decided here, never by the binary's ``--delete-untagged`` (distribution 2.8 marks only the manifests a
+tag names: the platform images of an index go with it). With the storage readable from this host (module_utils/
+storage.py): in the read-only window, the manifests no tag reaches (with ``delete_untagged``), dangling tags, old
+upload sessions and repositories left with nothing are removed from the storage, then ``registry garbage-collect``
+runs WITHOUT ``--delete-untagged``: it marks every remaining manifest and what it references, and sweeps the rest.
+No registry accepts a write in the window (every replica is read-only and answers first), so the plan made there
+is the storage as it stays until the sweep ends: a push can only come before the window (and is then seen) or after
+it (and then finds the registry it expects, or is refused and retried: never accepted and lost).
 """
 
 from __future__ import annotations
@@ -27,14 +36,24 @@ from typing import Any, Protocol
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
-from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET, env_dict, spec_from_container
+from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
+    Plan,
+    Storage,
+    StorageError,
+    driver_from_env,
+    enumerated,
+    host_path,
+    root_directory,
+    same_storage,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 READONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 READONLY_VALUE = '{"enabled": true}'
 DEFAULT_CONFIG = "/etc/docker/registry/config.yml"
-BLOBS = os.path.join("docker", "registry", "v2", "blobs")
+UPLOADS_OLDER_THAN_MINUTES = 60
 
 _SUMMARY_RE = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
 _ELIGIBLE_RE = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
@@ -58,9 +77,12 @@ class Backend(Protocol):
 
     def set_read_only(self, read_only: bool) -> None: ...
 
-    def garbage_collect(self, dry_run: bool, delete_untagged: bool) -> tuple[int, str]: ...
+    def garbage_collect(self, dry_run: bool) -> tuple[int, str]: ...
 
     def data_path(self) -> str | None: ...
+
+    # Why the registry's storage cannot be read from this host (None: data_path() is it).
+    def storage_problem(self) -> str | None: ...
 
 
 class ContainerBackend:
@@ -113,19 +135,28 @@ class ContainerBackend:
         configs = [a for a in args if a.endswith((".yml", ".yaml"))]
         return "registry", (configs[-1] if configs else DEFAULT_CONFIG)
 
-    def garbage_collect(self, dry_run: bool, delete_untagged: bool) -> tuple[int, str]:
+    def garbage_collect(self, dry_run: bool) -> tuple[int, str]:
+        """The registry's own collection, never with ``--delete-untagged`` (2.8 drops an index's platform images)."""
         binary, config = self._command()
-        command = [binary, "garbage-collect"]
-        command += ["--dry-run"] if dry_run else []
-        command += ["--delete-untagged"] if delete_untagged else []
-        return self.engine.exec_run(self.name, [*command, config])
+        return self.engine.exec_run(self.name, [binary, "garbage-collect", *(["--dry-run"] if dry_run else []), config])
+
+    def _env(self) -> dict[str, str]:
+        return env_dict((self._inspect().get("Config") or {}).get("Env"))
 
     def data_path(self) -> str | None:
+        """The registry's root directory as this host sees it: through the bind mount or volume holding it."""
         if not self.engine.local:
             return None
-        for mount in self._inspect().get("Mounts") or []:
-            if mount.get("Destination") == DATA_TARGET:
-                return mount.get("Source")
+        return host_path(self._inspect().get("Mounts") or [], root_directory(self._env()))
+
+    def storage_problem(self) -> str | None:
+        if not self.engine.local:
+            return "its engine is not this host's (docker_host)"
+        driver = driver_from_env(self._env())
+        if driver:
+            return "it stores with the %s driver" % driver
+        if self.data_path() is None:
+            return "its storage (%s in the container) is on no bind mount or volume" % root_directory(self._env())
         return None
 
 
@@ -271,8 +302,8 @@ class ServiceBackend:
             "service %s has no running task on this node (%s): run registry_gc on a manager that runs one of its replicas" % (self.name, self._node_id)
         )
 
-    def garbage_collect(self, dry_run: bool, delete_untagged: bool) -> tuple[int, str]:
-        return self._local_task().garbage_collect(dry_run, delete_untagged)
+    def garbage_collect(self, dry_run: bool) -> tuple[int, str]:
+        return self._local_task().garbage_collect(dry_run)
 
     def data_path(self) -> str | None:
         """The shared storage as this node mounts it (a bind path; a volume's directory), when the engine is local."""
@@ -280,42 +311,21 @@ class ServiceBackend:
             return None
         return self._local_task().data_path()
 
-
-def blob_usage(data_path: str | None) -> dict[str, int] | None:
-    """Blobs and bytes under the registry's storage (None when the storage is not on this host)."""
-    if not data_path:
-        return None
-    blobs = count = 0
-    root = os.path.join(data_path, BLOBS)
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            try:
-                size = os.lstat(path).st_size
-            except OSError:
-                continue
-            count += size
-            blobs += name == "data"
-    return {"blobs": blobs, "bytes": count}
-
-
-def blob_size(data_path: str | None, digest: str) -> int:
-    if not data_path:
-        return 0
-    algorithm, _sep, hexdigest = digest.partition(":")
-    try:
-        return os.path.getsize(os.path.join(data_path, BLOBS, algorithm, hexdigest[:2], hexdigest, "data"))
-    except OSError:
-        return 0
+    def storage_problem(self) -> str | None:
+        if not self.engine.local:
+            return "its engine is not this host's (docker_host)"
+        return self._local_task().storage_problem()
 
 
 def parse_output(output: str) -> dict[str, Any]:
+    """The counts and the blobs of a ``registry garbage-collect`` run, and what it enumerated."""
     summary = _SUMMARY_RE.search(output)
     return {
         "marked": int(summary.group(1)) if summary else 0,
         "eligible_blobs": int(summary.group(2)) if summary else 0,
         "eligible_manifests": int(summary.group(3)) if summary else 0,
         "digests": sorted(set(_ELIGIBLE_RE.findall(output))),
+        "enumerated": enumerated(output),
     }
 
 
@@ -323,14 +333,85 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise GcInterrupted("interrupted by signal %d" % signum)
 
 
-def _collect(backend: Backend, dry_run: bool, delete_untagged: bool) -> dict[str, Any]:
-    code, output = backend.garbage_collect(dry_run, delete_untagged)
+def _collect(backend: Backend, dry_run: bool) -> dict[str, Any]:
+    code, output = backend.garbage_collect(dry_run)
     if code != 0:
         if _EMPTY_RE.search(output):  # a registry that never stored a repository
             return parse_output("")
         lines = [line for line in output.splitlines() if line.strip()]
         raise GcError("registry garbage-collect failed (exit %d): %s" % (code, one_line(lines[-1] if lines else "no output")[:300]))
     return parse_output(output)
+
+
+def _refusal(backend: Backend, why: str) -> GcError:
+    return GcError(
+        "delete_untagged needs the registry's storage on this host (the filesystem driver on a bind mount or volume of a "
+        "local engine) to compute what the tags reach, and the %s cannot be read here: %s. Run registry_gc on the "
+        "registry's host, or without delete_untagged (which keeps every manifest)" % (backend.description, why)
+    )
+
+
+def _storage(backend: Backend, delete_untagged: bool) -> Storage | None:
+    """The registry's storage as this host sees it, or None (refused with delete_untagged, which needs it)."""
+    why = backend.storage_problem()
+    path = backend.data_path() if why is None else None
+    if path is not None:
+        storage = Storage(path)
+        writable = storage.repositories_root if os.path.isdir(storage.repositories_root) else path
+        if os.access(writable, os.W_OK):
+            return storage
+        why = "this user cannot write %s (run the module as root: become)" % writable
+    if delete_untagged:
+        raise _refusal(backend, why or "no data path")
+    return None
+
+
+def _read(backend: Backend, call: Any, *args: Any) -> Any:
+    """``call(*args)`` on the storage; its errors as one line naming the registry."""
+    try:
+        return call(*args)
+    except StorageError as exc:
+        raise GcError("%s: %s" % (backend.description, exc)) from None
+
+
+def _plan(backend: Backend, storage: Storage | None, delete_untagged: bool, older: float, found: dict[str, Any]) -> tuple[Plan, dict[str, int] | None]:
+    """What goes, and the bytes of each blob that goes (None: the storage is not readable here; then the registry's
+    dry run says which blobs go, and nothing else does)."""
+    if storage is None:
+        return Plan(blobs=found["digests"]), None
+    plan = _read(backend, storage.plan, delete_untagged, older)
+    return plan, {d: storage.blob_size(d) or 0 for d in plan.blobs}
+
+
+def _summary(plan: Plan, removed: list[str], sizes: dict[str, int] | None) -> dict[str, Any]:
+    return {
+        "removed": removed,
+        "blobs_removed": len(removed),
+        "bytes_removed": sum(sizes.get(d, 0) for d in removed) if sizes is not None else None,
+        "manifests": ["%s@%s" % entry for entry in plan.manifests],
+        "manifests_removed": len(plan.manifests),
+        "repositories_removed": list(plan.repositories),
+        "dangling_tags_removed": ["%s:%s" % entry for entry in plan.dangling],
+        "uploads_removed": len(plan.uploads),
+        "upload_bytes_removed": sum(u.bytes for u in plan.uploads),
+    }
+
+
+def _actions(plan: Plan, removed: list[str], sizes: dict[str, int] | None, would: bool) -> list[str]:
+    verb = "would remove" if would else "remove"
+    actions = []
+    if plan.manifests:
+        shown = ", ".join("%s@%s" % m for m in plan.manifests[:5]) + (", ..." if len(plan.manifests) > 5 else "")
+        actions.append("%s %d manifests no tag reaches: %s" % (verb, len(plan.manifests), shown))
+    if plan.dangling:
+        actions.append("%s %d dangling tags (their manifest is gone): %s" % (verb, len(plan.dangling), ", ".join("%s:%s" % t for t in plan.dangling)))
+    if plan.uploads:
+        actions.append("%s %d abandoned upload sessions (%d bytes)" % (verb, len(plan.uploads), sum(u.bytes for u in plan.uploads)))
+    if plan.repositories:
+        actions.append("%s %d repositories left with nothing: %s" % (verb, len(plan.repositories), ", ".join(plan.repositories)))
+    size = " (%d bytes)" % sum(sizes.get(d, 0) for d in removed) if sizes is not None else ""
+    actions.append("garbage-collect: %d blobs%s %s" % (len(removed), size, "would be removed" if would else "removed"))
+    return actions
 
 
 def backend_for(engine_of: Callable[[], EngineClient], name: str, service: str | None, wait_timeout: int) -> Backend:
@@ -353,42 +434,51 @@ def collect(
     wait_timeout: int,
     check_mode: bool = False,
     delete_untagged: bool = False,
+    uploads_older_than_minutes: int = UPLOADS_OLDER_THAN_MINUTES,
 ) -> dict[str, Any]:
     """registry_gc's run: :func:`backend_for`, :func:`run_gc`, and the storage's usage before and after as the diff."""
-    result = run_gc(backend_for(engine_of, name, service, wait_timeout), check_mode, delete_untagged)
+    result = run_gc(backend_for(engine_of, name, service, wait_timeout), check_mode, delete_untagged, uploads_older_than_minutes)
     result["diff"] = {"before": result["before"], "after": result["after"]}
     return result
 
 
-def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = False) -> dict[str, Any]:
+def run_gc(
+    backend: Backend, check_mode: bool = False, delete_untagged: bool = False, uploads_older_than_minutes: int = UPLOADS_OLDER_THAN_MINUTES
+) -> dict[str, Any]:
+    """One collection. The counts are what this run removed (in check mode, would remove); ``before``/``after`` are the
+    storage's usage (null when the storage is not readable here)."""
+    if uploads_older_than_minutes < 0:
+        raise GcError("uploads_older_than_minutes %r must be 0 or more" % uploads_older_than_minutes)
+    older = uploads_older_than_minutes * 60.0
     actions: list[str] = []
+    warnings: list[str] = []
     result: dict[str, Any] = {"changed": False, "actions": actions}
     if backend.is_read_only():
         actions.append("make the %s read-write again (left read-only by an interrupted run)" % backend.description)
         if not check_mode:
             backend.set_read_only(False)
-    data_path = backend.data_path()
-    before = blob_usage(data_path)
-    flag = " --delete-untagged" if delete_untagged else ""
-    # A dry run first, on the registry as it runs: with nothing to remove, no read-only window at all.
-    found = _collect(backend, True, delete_untagged)
-    if check_mode or not (found["digests"] or found["eligible_manifests"]):
-        sizes = sum(blob_size(data_path, d) for d in found["digests"])
-        if found["digests"] and check_mode:
-            actions.append("garbage-collect%s the %s while read-only: %d blobs (%d bytes) would be removed"
-                           % (flag, backend.description, len(found["digests"]), sizes))
-        result.update(
-            changed=bool(actions),
-            blobs_removed=len(found["digests"]) if check_mode else 0,
-            bytes_removed=(sizes if check_mode else 0) if data_path else None,
-            removed=found["digests"] if check_mode else [],
-            manifests_removed=found["eligible_manifests"],
-            read_only_seconds=0.0,
-            gc_seconds=0.0,
-            before=before,
-            after=before,
-        )
-        return _with_warnings(result, backend)
+    storage = _storage(backend, delete_untagged)
+    before = _read(backend, storage.usage) if storage else None
+    listed = _read(backend, storage.listing) if storage else set()
+    # A dry run first, on the registry as it runs: with nothing to remove, no read-only window at all. What it
+    # enumerates proves that the storage read here is the one the registry reads.
+    found = _collect(backend, True)
+    if storage is not None:
+        problem = same_storage(listed, found["enumerated"], _read(backend, storage.listing))
+        if problem:
+            why = "its storage is not %s as this host sees it: %s" % (storage.data_path, problem)
+            if delete_untagged:
+                raise _refusal(backend, why)
+            warnings.append("%s: %s; only the registry's own collection ran" % (backend.description, why))
+            storage = before = None
+    plan, sizes = _plan(backend, storage, delete_untagged, older, found)
+    warnings += plan.broken
+    if check_mode or plan.empty():
+        if check_mode and not plan.empty():
+            actions += _actions(plan, plan.blobs, sizes, would=True)
+        result.update(_summary(plan, plan.blobs, sizes) if check_mode else _summary(Plan(), [], sizes))
+        result.update(changed=bool(actions), read_only_seconds=0.0, gc_seconds=0.0, before=before, after=before)
+        return _with_warnings(result, backend, warnings)
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
@@ -398,7 +488,11 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
         at = len(actions)
         backend.set_read_only(True)
         ready = time.monotonic()
-        found = _collect(backend, False, delete_untagged)
+        if storage is not None:
+            # The plan again, from the storage as no registry writes it any more: this is what goes.
+            plan, sizes = _plan(backend, storage, delete_untagged, older, found)
+            _read(backend, storage.apply, plan)
+        found = _collect(backend, False)
         gc_seconds = time.monotonic() - ready
     finally:
         try:
@@ -407,27 +501,31 @@ def run_gc(backend: Backend, check_mode: bool = False, delete_untagged: bool = F
             signal.signal(signal.SIGTERM, previous)
         actions.append("switch the %s back to read-write" % backend.description)
     window = time.monotonic() - started
-    after = blob_usage(data_path)
-    removed = len(found["digests"])
-    if before is not None and after is not None:
-        removed = max(before["blobs"] - after["blobs"], 0)
-    actions.insert(at, "garbage-collect%s: %d blobs removed" % (flag, removed))
+    removed = found["digests"]
+    if storage is None:
+        plan = Plan()
+    else:
+        removed = [d for d in removed if storage.blob_size(d) is None]
+        unforeseen = [d for d in removed if d not in (sizes or {})]
+        if unforeseen:
+            warnings.append(
+                "garbage-collect removed %d blobs the plan did not foresee (their bytes are not counted), e.g. %s" % (len(unforeseen), unforeseen[0])
+            )
+    actions[at:at] = _actions(plan, removed, sizes, would=False)
+    result.update(_summary(plan, removed, sizes))
     result.update(
         changed=True,
-        blobs_removed=removed,
-        bytes_removed=(before["bytes"] - after["bytes"]) if before is not None and after is not None else None,
-        removed=found["digests"],
-        manifests_removed=found["eligible_manifests"],
         read_only_seconds=round(window, 3),
         gc_seconds=round(gc_seconds, 3),
         before=before,
-        after=after,
+        after=_read(backend, storage.usage) if storage else None,
     )
-    return _with_warnings(result, backend)
+    return _with_warnings(result, backend, warnings)
 
 
-def _with_warnings(result: dict[str, Any], backend: Backend) -> dict[str, Any]:
-    """The backend's warnings (e.g. a swap that could not hold new connections) in the result."""
-    if backend.warnings:
-        result["warnings"] = list(backend.warnings)
+def _with_warnings(result: dict[str, Any], backend: Backend, warnings: list[str] | None = None) -> dict[str, Any]:
+    """The backend's warnings (e.g. a swap that could not hold new connections) and the run's, in the result."""
+    every = list(backend.warnings) + [w for w in warnings or [] if w not in backend.warnings]
+    if every:
+        result["warnings"] = every
     return result

@@ -3,7 +3,10 @@
 The GC switches the registry container to read-only and back, each a swap (stop, create, start): distribution
 reads its configuration only at start. While a swap runs, new connections to the port are held (hold.py) and the
 old registry drains what is in flight, so no pull is refused. Four ``docker pull`` loops run through the whole GC
-(and a pull of a 20 MB layer starts right before it); the test counts every pull and every failure.
+(and a pull of a 20 MB layer starts right before it); the test counts every pull and every failure. Every pull of the
+loops downloads its layer (each loop pulls its own image by digest and removes it after each pull: support.pulls), a
+retry the engine did on its own counts as a failure, and each switch (read from the engine's events) must have been
+overlapped by a pull.
 
 Then the case of a run killed in the middle of a swap: its hold rule is left in the host's ``raw`` table. The
 next registry_container run lets connections through again (changed, and said), the run after is unchanged.
@@ -20,6 +23,7 @@ import time
 import pytest
 
 from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
+from support.pulls import PullLoops
 from support.registry import client
 from support.runner import run_module
 
@@ -46,9 +50,9 @@ def _container_args(workdir) -> dict:
     }
 
 
-def _image(workdir, tag: str, size: int) -> str:
-    ref = "%s/%sgcloop:%s" % (ADDRESS, PREFIX, tag)
-    context = workdir / ("ctx-" + tag)
+def _image(workdir, tag: str, size: int, repository: str = PREFIX + "gcloop") -> str:
+    ref = "%s/%s:%s" % (ADDRESS, repository, tag)
+    context = workdir / ("ctx-%s-%s" % (repository, tag))
     context.mkdir()
     (context / "Dockerfile").write_text("FROM scratch\nLABEL %s=%s\nCOPY m /m\n" % (TEST_LABEL, PREFIX))
     (context / "m").write_bytes(os.urandom(size))
@@ -74,12 +78,19 @@ def test_no_pull_fails_during_gc(workdir):
     deleted = run_module("registry_prune", {"registry": ADDRESS, "rules": [{"keep_last": 0, "keep_tags": ["small", "big"]}]})
     assert deleted.get("changed"), deleted
     docker("rmi", big)
+    # One image per loop (its own 2 MB layer), pulled by digest and removed after every pull: each pull downloads.
+    loop_refs = []
+    for number in range(LOOPS):
+        ref = _image(workdir, "1", 2 << 20, "%sgcpull%d" % (PREFIX, number))
+        loop_refs.append("%s@%s" % (ref.rsplit(":", 1)[0], client(ADDRESS).digest("%sgcpull%d" % (PREFIX, number), "1")))
+    held = client(ADDRESS).snapshot()
 
     stop = threading.Event()
     results: list = []
     threads = [threading.Thread(target=_pull_loop, args=(small, stop, results)) for _loop in range(LOOPS)]
     for thread in threads:
         thread.start()
+    downloads = PullLoops(loop_refs, max_seconds=180).start()
     time.sleep(1)
     big_pull = subprocess.Popen(["docker", "pull", "-q", big], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     gc = run_module("registry_gc", {"name": NAME, "wait_timeout": 30})
@@ -87,6 +98,7 @@ def test_no_pull_fails_during_gc(workdir):
     stop.set()
     for thread in threads:
         thread.join()
+    figures = downloads.finish().summary(NAME)
     big_output = big_pull.communicate(timeout=120)[0]
 
     failures = [r for r in results if r[0] != 0]
@@ -94,12 +106,25 @@ def test_no_pull_fails_during_gc(workdir):
     print("GC %s: read-only %s s, %s blobs; pulls %d, failed %d, slowest %.2f s; warnings %s"
           % (gc.get("changed"), gc.get("read_only_seconds"), gc.get("blobs_removed"), len(results), len(failures),
              slowest, gc.get("warnings")))
+    print("FIGURES pulls that download: %s" % {k: v for k, v in figures.items() if k != "failed"})
     assert gc.get("changed") and gc["blobs_removed"] >= 1, gc
     assert "warnings" not in gc, gc["warnings"]
     assert len(results) >= 2 * LOOPS
     assert failures == []
     assert big_pull.returncode == 0, big_output
     assert sorted(client(ADDRESS).tags(PREFIX + "gcloop")) == ["big", "small"]
+    # The pulls that download: none failed or was retried by the engine, each downloaded its layer, and each of the
+    # GC's two switches (container down until the next one started, from the engine's events) had a pull in flight.
+    assert figures["failed_count"] == 0 and figures["retries"] == 0, figures["failed"]
+    assert figures["pulls"] >= 2 * LOOPS and figures["without_download"] == 0, figures
+    assert len(figures["switches"]) == 2, figures["switches"]
+    assert figures["switches_without_pull"] == [], figures
+    # Nothing a tag reaches was collected: every tag still whole (manifests byte for byte, blobs digest-checked).
+    registry = client(ADDRESS)
+    assert registry.snapshot() == held
+    for repository, tags in held.items():
+        for tag, digest in tags.items():
+            registry.verify_tag_whole(repository, tag, digest)
     # The registry is read-write again: a push works.
     docker("tag", small, small.rsplit(":", 1)[0] + ":after")
     docker("push", "-q", small.rsplit(":", 1)[0] + ":after")

@@ -11,7 +11,13 @@ pushed through n1, two tags deleted (manifest DELETE), then:
   the registry's read-only answer; a pull loop through the nodes runs throughout and no pull fails: the switches
   are the service's own rolling update (one task at a time, stop-first with host-mode ports), so one node at most
   is down at any moment and the loop (a client that tries the next node, as a health-checking load balancer does)
-  reroutes; reroutes and each node's outage spans are printed;
+  reroutes (only a refused connection is rerouted: a pull a node dropped after it began is a failure); every
+  pull downloads the blobs; each node's two switches (from the engines' records) were overlapped by a pull;
+  reroutes and each node's outage spans are printed; site.yml's -vvv output holds neither join token nor the
+  registry's HTTP secret, in any encoding;
+- in the same GC (delete_untagged): a multi-platform image (an OCI index whose platform images have no tag) kept by
+  registry_prune while an older one goes: the older index's platform images go, the kept one reads whole, byte for
+  byte, through every node (skopeo and sha256 of the raw bytes).
 - afterwards read-write on every node, the service spec (its UpdateConfig too) exactly as registry_service made it (site.yml with
   registry_gc_on_run: changed=0 on every host);
 - a run killed in the window (SIGKILL of the module process on n1) leaves the service read-only; the next
@@ -24,6 +30,8 @@ port 5000 in the nodes' own network namespaces (no port of this machine).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import signal
@@ -37,9 +45,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support import fleet
 from support.isolation import DATA_ROOT, PREFIX
-from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_playbook
+from support.runner import ROOT, VENV_BIN, ansible_env, recaps, run_module, run_playbook
+from support.secrets import find
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots three fleet nodes)")
 
@@ -88,8 +98,13 @@ def cluster():
     hatest.FLEET_DIR = FLEET_DIR
     try:
         fleet.up(FLEET_PREFIX, FLEET_DIR, [("n1", "bookworm", True), ("n2", "bookworm", True), ("n3", "trixie", True)], shared=[str(SHARED)])
-        done = site({})
+        done = site({}, verbose=True)
         assert done.returncode == 0, done.stdout[-3000:]
+        # The swarm's join tokens and the registry's HTTP secret never show in the -vvv output, in any form.
+        secrets = {"worker join token": hatest.on("n1", "docker swarm join-token -q worker").strip(),
+                   "manager join token": hatest.on("n1", "docker swarm join-token -q manager").strip(),
+                   "registry http secret": hatest.on("n1", "cat /etc/gcsvc/http-secret").strip()}  # fmt: skip
+        assert all(secrets.values()) and find(secrets, done.stdout + done.stderr) == []
         yield
     finally:
         hatest.FLEET_DIR = previous
@@ -97,8 +112,9 @@ def cluster():
         subprocess.run(["rm", "-rf", str(SHARED)], check=False)
 
 
-def site(extra: dict, timeout: int = 900) -> subprocess.CompletedProcess:
-    return run_playbook(ROOT / "site.yml", extra, inventory=DATA_ROOT / "svc-hosts.yml", args=("-i", str(FLEET_DIR / "inventory.yml")), timeout=timeout)
+def site(extra: dict, timeout: int = 900, verbose: bool = False) -> subprocess.CompletedProcess:
+    args = ("-i", str(FLEET_DIR / "inventory.yml")) + (("-vvv",) if verbose else ())
+    return run_playbook(ROOT / "site.yml", extra, inventory=DATA_ROOT / "svc-hosts.yml", args=args, timeout=timeout)
 
 
 def gc_playbook() -> Path:
@@ -184,6 +200,41 @@ def outages(moments: list[float]) -> str:
     return ", ".join("%.1f-%.1f s" % (a, b) for a, b in spans) or "never"
 
 
+def raw(node: str, reference: str) -> bytes:
+    done = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s:%d/%s" % (hatest.address(node), PORT, reference)],
+                          capture_output=True, check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, (node, reference, done.stderr.decode()[-500:])
+    return done.stdout
+
+
+def prune_multi_platform(salt: str) -> tuple[str, list[str]]:
+    """Two multi-platform images of gc/multi through n1 (OCI indexes whose platform images have no tag), registry_prune
+    keeping the newest; the kept index's digest and the platform manifests of the other one (left without a tag)."""
+    through_n1 = "%s:%d" % (hatest.address("n1"), PORT)
+    old = api.push_index(through_n1, "gc/multi", "1.0", salt + " old")
+    kept = api.push_index(through_n1, "gc/multi", "2.0", salt + " new")
+    old_children = [c["digest"] for c in json.loads(raw("n1", "gc/multi@" + old))["manifests"]]
+    pruned = run_module("registry_prune", {"registry": through_n1, "registry_scheme": "http", "rules": [{"repository": "gc/multi", "keep_last": 1}]})
+    assert pruned["changed"] and [d["tags"] for d in pruned["deleted"]] == [["1.0"]], pruned
+    return kept, old_children
+
+
+def read_whole_through_every_node(digest: str) -> None:
+    """gc/multi:2.0 through each node: the index and each platform manifest byte for byte (sha256 of the raw bytes),
+    and ``skopeo copy --all`` of everything through n3."""
+    for node in NODES:
+        index = raw(node, "gc/multi:2.0")
+        assert "sha256:" + hashlib.sha256(index).hexdigest() == digest, node
+        for child in json.loads(index)["manifests"]:
+            assert "sha256:" + hashlib.sha256(raw(node, "gc/multi@" + child["digest"])).hexdigest() == child["digest"], (node, child)
+    copy = DATA_ROOT / "svc-multi-copy"
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    copied = subprocess.run(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "docker://%s:%d/gc/multi:2.0" % (hatest.address("n3"), PORT),
+                             "dir:%s" % copy], capture_output=True, check=False, timeout=120)  # fmt: skip
+    subprocess.run(["rm", "-rf", str(copy)], check=False)
+    assert copied.returncode == 0, copied.stderr.decode()[-500:]
+
+
 class Watch:
     """From this machine, while a GC runs: the moment blobs leave the shared storage, and blob upload answers
     through every node (bounded: 300 s)."""
@@ -222,6 +273,8 @@ class Watch:
 
 def test_gc_of_a_service_every_replica_read_only_together(cluster):
     digest = push_and_delete(["1", "2", "3", "4"], ["1", "2"], salt=os.urandom(8).hex())
+    # And a multi-platform image kept by the prune, another one deleted: its platform images are left without a tag.
+    kept_index, old_children = prune_multi_platform(os.urandom(8).hex())
     before_spec = service_spec()
     blobs = blob_files()
 
@@ -248,6 +301,10 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert result["changed"] and result["blobs_removed"] == check["blobs_removed"] and result["bytes_removed"] > 0, result
     assert result["after"]["blobs"] == blobs - result["blobs_removed"] == blob_files()
     assert result["actions"][0] == "switch the registry service %s to read-only" % SERVICE
+    # delete_untagged on the service: the deleted index's platform images went (computed from the shared storage as
+    # n1 mounts it), the kept index reads whole through every node.
+    assert sorted(result["manifests"]) == sorted("gc/multi@" + d for d in old_children) == sorted(check["manifests"]), result
+    read_whole_through_every_node(kept_index)
 
     # Every replica read-only during the collection. The collection ran inside [dropped_at - gc_seconds - margin,
     # dropped_at] (gc_seconds counts from the end of the switch to the end of the exec; the blobs go near its end):
@@ -281,6 +338,19 @@ def test_gc_of_a_service_every_replica_read_only_together(cluster):
     assert not [e for e in loop.errors if e != "no node answered"], loop.errors[:5]
     assert loop.failed == 0, (loop.figures(), outages(loop.affected_at), per_node)
     assert loop.ended_by == "stop" and loop.total > 0
+    # Each switch of each node (a task container finished, the next one started: the engines' own records) in the
+    # GC's span was overlapped by a pull, and both switches went through every node.
+    switches = []
+    for node in NODES:
+        mine = sorted((r for r in rows if r["node"] == node), key=lambda r: r["started"])
+        switches += [(node, old["finished"], new["started"]) for old, new in itertools.pairwise(mine)
+                     if old["finished"] is not None and started - 1 <= old["finished"] and new["started"] <= ended + 1]  # fmt: skip
+    pulls = [(loop.started_wall + a, loop.started_wall + b) for a, b, _node, outcome in loop.pulls if outcome == "ok"]
+    uncovered = [s for s in switches if not any(a <= s[2] and b >= s[1] for a, b in pulls)]
+    print("FIGURES switches (node, down, up s after the module started): %s"
+          % [(n, round(d - started, 2), round(u - started, 2)) for n, d, u in switches])  # fmt: skip
+    assert sorted(n for n, _d, _u in switches) == sorted(NODES * 2), switches
+    assert uncovered == [], uncovered
 
     # Afterwards: read-write on every node, the service spec as registry_service made it (changed=0 from site.yml).
     statuses = {node: upload_status(node) for node in NODES}

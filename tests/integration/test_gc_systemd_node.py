@@ -2,16 +2,18 @@
 tests/support/fleet.py), over SSH.
 
 The scheduled GC: the registry role with retention (keep 1) and registry_gc_schedule installs
-dockhand-registry-gc-<name>.service and .timer; three images pushed on the node, a second role run deletes two tags;
-starting the service runs the read-only GC on the node's system Python (Debian's python3-docker 5.0.3, no Ansible),
-its JSON line lands in the journal, the registry is read-write afterwards, and two pull loops on the node through the
-GC see no failure.
+dockhand-registry-gc-<name>.service and .timer; three images pushed on the node, a third role run deletes two tags and
+sets the timer's calendar a few seconds ahead; the timer fires and its service runs the read-only GC on the node's
+system Python (Debian's python3-docker 5.0.3, no Ansible), its JSON line lands in the journal, the registry is
+read-write afterwards, and two pull loops on the node through the GC see no failure. Its effect is read by the tests'
+oracle (standard library only) run on the node's own Python: the deleted images' layers and configs are gone, the kept
+tag is whole.
 
 The scheduled replication: a second registry on the node replicates from an upstream registry (also on the node)
 holding releases, pre-releases and other tags, with a version range, and from an upstream that is down, every 15
 seconds (a systemd timer); the state file says what each run copied and that the down source failed; a new release
 pushed upstream is copied by the next run; registry_info reads the state back; the role in check mode shows what the
-next run would copy. Content is compared with the upstream's by the oracle (tests/support/oracle.py).
+next run would copy. Content is compared with the upstream's by the oracle (tests/support/oracle.py, from this machine).
 Slow (a node boots, the registry image is copied into it): run with DH_FLEET_TESTS=1.
 """
 
@@ -26,9 +28,10 @@ import time
 import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
-from support import oracle
+from support import ROOT
 from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE, path
+from support.oracle import Registry, assert_same_tag
 from support.runner import VENV_BIN, ansible_env, role_playbook, run_playbook
 
 pytestmark = pytest.mark.skipif(os.environ.get("DH_FLEET_TESTS") != "1", reason="needs DH_FLEET_TESTS=1 (boots a fleet node)")
@@ -46,6 +49,12 @@ def node(container: str, script: str) -> str:
     done = subprocess.run(["docker", "exec", container, "bash", "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def oracle(container: str, *args: str) -> object:
+    """The tests' oracle (standard library only) run on the node's own Python against its registry (on loopback)."""
+    out = node(container, "python3 /root/oracle.py %s localhost:5000 %s" % (args[0], " ".join(args[1:])))
+    return out.strip() if args[0] == "digest" else json.loads(out)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +85,14 @@ def test_systemd_timer_runs_the_read_only_gc(node_dir, systemd_node):
     node(container, "set -e; for v in 1 2 3; do mkdir -p /tmp/c$v; printf 'FROM scratch\\nCOPY m /m\\n' > /tmp/c$v/Dockerfile;"
                     " head -c 30000 /dev/urandom > /tmp/c$v/m; docker build -q -t localhost:5000/app:$v /tmp/c$v >/dev/null;"
                     " docker push -q localhost:5000/app:$v >/dev/null; done")
-    done = run_playbook(playbook, {}, inventory=fleet_node.inventory)
+    subprocess.run(["docker", "cp", str(ROOT / "tests" / "support" / "oracle.py"), container + ":/root/oracle.py"], check=True)
+    digests = {tag: oracle(container, "digest", "app:" + tag) for tag in "123"}
+    layers = {tag: set(oracle(container, "reachable", "app:" + tag)["blobs"]) for tag in "123"}
+    # The timer fires a few seconds after this run (node clock), not by a manual start of its service.
+    fire_at = node(container, "date -d '+60 seconds' '+%Y-%m-%d %H:%M:%S'").strip()
+    third = role_playbook(node_dir / "gc3.yml", "n1", "registry",
+                          dict(REGISTRY_VARS, registry_image=REGISTRY_IMAGE, registry_gc_on_calendar=fire_at))  # fmt: skip
+    done = run_playbook(third, {}, inventory=fleet_node.inventory)
     assert done.returncode == 0, done.stdout[-3000:]
     assert json.loads(node(container, "curl -s localhost:5000/v2/app/tags/list"))["tags"] == ["3"]
     assert "dockhand-registry-gc-opsreg.timer" in node(container, "systemctl list-timers --all")
@@ -84,7 +100,10 @@ def test_systemd_timer_runs_the_read_only_gc(node_dir, systemd_node):
     node(container, "rm -f /tmp/stop-pulls /tmp/pulls-*; for l in 1 2; do (ok=0; bad=0;"
                     " while [ ! -e /tmp/stop-pulls ]; do if docker pull -q localhost:5000/app:3 >/dev/null 2>>/tmp/pull-errors;"
                     " then ok=$((ok+1)); else bad=$((bad+1)); fi; done; echo $ok $bad > /tmp/pulls-$l) >/dev/null 2>&1 & done")
-    node(container, "sleep 1; systemctl start dockhand-registry-gc-opsreg.service; sleep 1; touch /tmp/stop-pulls")
+    node(container, "for i in $(seq 300); do journalctl -u dockhand-registry-gc-opsreg.service --no-pager -o cat | grep -q '^{'"
+                    " && break; sleep 0.5; done; sleep 1; touch /tmp/stop-pulls")
+    fired = node(container, "systemctl show -p LastTriggerUSec dockhand-registry-gc-opsreg.timer").strip()
+    assert fired and "n/a" not in fired, "the timer never fired: %s" % fired
     counts = node(container, "for i in $(seq 100); do [ -e /tmp/pulls-1 ] && [ -e /tmp/pulls-2 ] && break; sleep 0.2; done;"
                              " cat /tmp/pulls-1 /tmp/pulls-2; cat /tmp/pull-errors 2>/dev/null || true")
     lines = counts.splitlines()
@@ -100,6 +119,11 @@ def test_systemd_timer_runs_the_read_only_gc(node_dir, systemd_node):
     assert pulled > 0 and failed == 0, counts
     env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
     assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    # The effect, read by the oracle: only app:3 is left, whole; the deleted images' own layers are gone.
+    assert oracle(container, "state") == {"catalog": ["app"], "digests": {"app:3": digests["3"]}}
+    assert oracle(container, "verify", "app:3")["app:3"]["digest"] == digests["3"]
+    gone = sorted((layers["1"] | layers["2"]) - layers["3"])
+    assert gone and set(oracle(container, "blobs", "app", *gone).values()) == {None}, gone
 
 
 RELEASES = ["1.0.0", "1.2.0", "1.2.5", "1.3.0-rc1", "v1.4.1", "2.0.0", "latest", "1.2-alpine", "nightly"]
@@ -157,11 +181,11 @@ def test_systemd_timer_replicates_a_version_range_and_records_each_source(node_d
     assert sorted(ref.split("@")[0].rsplit(":", 1)[1] for ref in up["copied"]) == sorted(IN_RANGE), up
     assert up["repositories"]["team/app"] == {"listed": 9, "not_matching_pattern": 0, "not_versions": 3, "outside_range": 2, "chosen": 4}
     assert down["error"] == "registry localhost:5002 is unreachable: Connection refused" and down["last_success"] is None, down
-    source = oracle.Registry(upstream, scheme="http")
-    mirror = oracle.Registry("%s:5003" % systemd_node.address, scheme="http")
+    source = Registry(upstream, scheme="http")
+    mirror = Registry("%s:5003" % systemd_node.address, scheme="http")
     assert sorted(mirror.tags("mirror/team/app")) == sorted(IN_RANGE)
     for tag in IN_RANGE:
-        oracle.assert_same_tag(source, mirror, "team/app", tag, "mirror/team/app")
+        assert_same_tag(source, mirror, "team/app", tag, "mirror/team/app")
     journal = node(container, "journalctl -u dockhand-registry-replication-mirror.service --no-pager -o cat")
     line = json.loads([entry for entry in journal.splitlines() if entry.startswith("{")][-1])
     assert line["failed"] and [s["name"] for s in line["sources"]] == ["upstream", "down"], line
@@ -175,7 +199,7 @@ def test_systemd_timer_replicates_a_version_range_and_records_each_source(node_d
     print("replication run after the push: started %s (pushed %s), %s s" % (state["started"], pushed, state["duration_seconds"]))
     assert up["copied"] == ["127.0.0.1:5003/mirror/team/app:1.5.0@%s" % digest] and up["tags_present"] == 4, up
     assert up["last_success"] == up["finished"] and state["sources"][1]["last_success"] is None
-    oracle.assert_same_tag(source, mirror, "team/app", "1.5.0", "mirror/team/app")
+    assert_same_tag(source, mirror, "team/app", "1.5.0", "mirror/team/app")
 
     # registry_info on the node reads the state back by itself (a registry on that host).
     info = subprocess.run(

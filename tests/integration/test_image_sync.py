@@ -19,8 +19,10 @@ import pytest
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support import ROOT, oracle
 from support.isolation import PREFIX, REGISTRY_IMAGE, port
+from support.oracle import assert_same_tag
 from support.registry import client, wait_v2
 from support.runner import ansible_env, recap, run_playbook
+from support.secrets import find
 
 from .conftest import docker
 
@@ -37,8 +39,10 @@ def start_registry(name: str, port: int, data: Path) -> str:
     return PREFIX + name
 
 
-def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None) -> dict:
-    """One image_sync task through ansible-playbook; its registered result (failed runs too)."""
+def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | None = None, env: dict | None = None,
+             log: list | None = None) -> dict:
+    """One image_sync task through ansible-playbook; its registered result (failed runs too). With ``log``, run with
+    ``-vvv`` and append the whole output to it."""
     out = workdir / "result.json"
     out.unlink(missing_ok=True)
     playbook = workdir / "sync.yml"
@@ -65,7 +69,9 @@ def run_sync(workdir: Path, args: dict, check_mode: bool = False, python: str | 
     extra: dict = {"sync_args": args}
     if python:
         extra["ansible_python_interpreter"] = python
-    done = run_playbook(playbook, extra, env=ansible_env(**(env or {})), timeout=300)
+    done = run_playbook(playbook, extra, env=ansible_env(**(env or {})), timeout=300, args=("-vvv",) if log is not None else ())
+    if log is not None:
+        log.append(done.stdout + done.stderr)
     assert out.exists(), done.stdout[-3000:] + done.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -89,10 +95,12 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     source_digest = api.push_index(SRC, repo, "1.0", dh_vars["dh_marker"])
     args = {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/mirror/%s" % (DEST, repo), "tags": ["1.0"]}
 
+    before = client(DEST).snapshot(), client(SRC).snapshot()
     check = run_sync(workdir, args, check_mode=True)
     assert check["changed"] and check["synced"] == ["%s/mirror/%s:1.0" % (DEST, repo)], check
     assert check["actions"][0].startswith("would copy"), check
-    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") is None, "check mode wrote to the destination"
+    assert client(DEST).digest("mirror/" + repo, "1.0") is None, "check mode wrote to the destination"
+    assert (client(DEST).snapshot(), client(SRC).snapshot()) == before, "check mode changed a registry"
 
     first = run_sync(workdir, args)
     assert first["changed"] and not first.get("failed"), first
@@ -101,8 +109,11 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     assert item["platforms"] == ["linux/amd64", "linux/arm64"], item
     assert item["blobs"]["copied"] == 4, item  # two configs + two layers
     assert first["diff"]["before"].strip().endswith("(absent)") and source_digest in first["diff"]["after"], first
-    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") == source_digest
+    assert client(DEST).digest("mirror/" + repo, "1.0") == source_digest
     assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo)), "skopeo inspect --raw differs"
+    # The index, both children and all four blobs, downloaded from the destination and digest-checked.
+    whole = assert_same_tag(client(SRC), client(DEST), repo, "1.0", "mirror/" + repo)
+    assert len(whole.manifests) == 3 and len(whole.blobs) == 4, whole.digests()
 
     again = run_sync(workdir, args)
     assert not again["changed"] and again["images"][0]["action"] == "present", again
@@ -111,8 +122,9 @@ def test_index_copy_is_digest_true_and_idempotent(two_registries, dh_vars):
     assert moved != source_digest
     third = run_sync(workdir, args)
     assert third["changed"] and third["images"][0]["digest"] == moved and third["images"][0]["digest_before"] == source_digest, third
-    assert client(DEST).manifest_digest("mirror/" + repo, "1.0") == moved
+    assert client(DEST).digest("mirror/" + repo, "1.0") == moved
     assert raw("%s/%s:1.0" % (SRC, repo)) == raw("%s/mirror/%s:1.0" % (DEST, repo))
+    assert_same_tag(client(SRC), client(DEST), repo, "1.0", "mirror/" + repo)
     assert not run_sync(workdir, args)["changed"]
 
 
@@ -129,6 +141,8 @@ def test_pattern_platforms_mounts_and_failures(two_registries, dh_vars):
     first = run_sync(workdir, args)
     assert [i["dest"] for i in first["images"]] == ["%s/%s:t00%d" % (DEST, repo, n) for n in range(4)], first
     assert [i["digest"] for i in first["images"]] == digests[:4]
+    for number in range(4):
+        assert_same_tag(client(SRC), client(DEST), repo, "t00%d" % number)
     assert not run_sync(workdir, args)["changed"]
 
     # Same registry, another repository: blobs are mounted, not copied; only one platform: a new index.
@@ -147,6 +161,8 @@ def test_pattern_platforms_mounts_and_failures(two_registries, dh_vars):
     assert arm["changed"] and not item["digest_preserved"] and item["platforms"] == ["linux/arm64"], arm
     assert item["blobs"] == {"copied": 0, "mounted": 2, "present": 0}, item
     assert json.loads(raw("%s/%sarm:1" % (DEST, PREFIX)))["manifests"][0]["platform"]["architecture"] == "arm64"
+    subset = client(DEST).verify_tag_whole(PREFIX + "arm", "1", digest=item["digest"])
+    assert len(subset.manifests) == 2 and len(subset.blobs) == 2, subset.digests()
 
     # A missing tag fails alone; the other tag of the list is copied and reported.
     mixed = run_sync(
@@ -160,7 +176,7 @@ def test_pattern_platforms_mounts_and_failures(two_registries, dh_vars):
     )
     assert mixed.get("failed") and "1 of 2 tags" in mixed["msg"] and ":nope" in mixed["msg"], mixed
     assert mixed["results"][0]["changed"] and mixed["results"][1]["failed"], mixed
-    assert client(DEST).manifest_digest(repo, "t004") == digests[4]
+    assert client(DEST).digest(repo, "t004") == digests[4]
 
 
 def test_big_layer_streams_in_bounded_memory(two_registries):
@@ -176,6 +192,9 @@ def test_big_layer_streams_in_bounded_memory(two_registries):
     )
     assert result["changed"] and result["images"][0]["digest"] == digest, result
     assert result["images"][0]["bytes_copied"] >= 256 << 20
+    # The 256 MiB layer read back from the destination by the oracle (streamed) and digest-checked.
+    copied = assert_same_tag(client(SRC), client(DEST), PREFIX + "big", "1")
+    assert copied.blob_bytes >= 256 << 20, copied.blob_bytes
     # One line per module process, in task order (pipelining: no file name on the command line): the first is image_sync.
     peak = int(log.read_text().splitlines()[0].split()[0])
     print("image_sync peak RSS for a 256 MiB layer: %.1f MiB" % (peak / 1024))
@@ -216,9 +235,10 @@ def test_pull_through_cache(workdir, dh_vars):
 
     done = run_playbook(play, cache_vars)
     assert done.returncode == 0 and recap(done.stdout)["changed"] > 0, done.stdout[-3000:]
-    done = run_playbook(play, cache_vars)
+    done = run_playbook(play, cache_vars, args=("-vvv",))
     assert done.returncode == 0 and recap(done.stdout)["changed"] == 0, done.stdout[-3000:]
     assert "s3cret" not in done.stdout and "s3cret" not in docker("inspect", PREFIX + "cache")
+    assert find({"registry_proxy.password": cache_vars["registry_proxy"]["password"]}, done.stdout + done.stderr) == []
     assert oct((workdir / "etc" / "config.yml").stat().st_mode & 0o777) == "0o600"
 
     cached = "localhost:%d/%s" % (CACHE_PORT, repo)
@@ -259,7 +279,8 @@ def test_publish_role_sync_list(two_registries, dh_vars):
     }
     first = run_playbook(play, role_vars)
     assert first.returncode == 0 and recap(first.stdout)["changed"] == 1, first.stdout[-3000:]
-    assert client(DEST).manifest_digest("prod/" + repo, "2.0") == digest
+    assert client(DEST).digest("prod/" + repo, "2.0") == digest
+    assert_same_tag(client(SRC), client(DEST), repo, "2.0", "prod/" + repo)
     again = run_playbook(play, role_vars)
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
 
@@ -296,10 +317,15 @@ def test_credentials_on_each_side(workdir, dh_vars):
     }
     refused = run_sync(workdir, args)
     assert refused.get("failed") and "registry %s refused the login of user 'bob'" % DEST in refused["msg"], refused
-    assert client(DEST, username=users["dest"][0], password=users["dest"][1]).manifest_digest(repo, "t000") is None
+    assert client(DEST, username=users["dest"][0], password=users["dest"][1]).digest(repo, "t000") is None
     args["dest_password"] = users["dest"][1]
-    done = run_sync(workdir, args)
+    verbose: list = []
+    done = run_sync(workdir, args, log=verbose)
+    # Neither password in the -vvv output, in any form (literal, base64, URL-encoded).
+    assert find({"src_password": users["src"][1], "dest_password": users["dest"][1]}, verbose[0]) == []
     assert done["changed"] and done["images"][0]["digest"] == digest, done
+    assert_same_tag(client(SRC, username=users["src"][0], password=users["src"][1]),
+                    client(DEST, username=users["dest"][0], password=users["dest"][1]), repo, "t000")  # fmt: skip
     assert users["src"][1] not in json.dumps(done) and users["dest"][1] not in json.dumps(done)
     assert not run_sync(workdir, args)["changed"]
 
@@ -348,6 +374,7 @@ def test_tls_destination_with_its_own_ca(workdir, dh_vars):
     args["dest_registry_ca_cert"] = str(certs / "server.crt")
     done = run_sync(workdir, args)
     assert done["changed"] and done["images"][0]["digest"] == digest, done
+    assert_same_tag(client(SRC), client(DEST, scheme="https", cafile=str(certs / "server.crt")), repo, "1")
     assert not run_sync(workdir, args)["changed"]
 
 

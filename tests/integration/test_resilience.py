@@ -33,7 +33,7 @@ from support import ROOT
 from support.engine import SHARED_DOCKER_HOST, PrivateEngine, ensure_registry_image
 from support.isolation import bridge, path, port, subnet
 from support.registry import tag_digests, verify_pullable, wait_v2
-from support.runner import failure_messages, recap, run_playbook, start_playbook
+from support.runner import assert_clear, failure_messages, recap, run_playbook, start_playbook
 
 from .reliability_support import REL, garbage_collect_dry_run
 
@@ -205,6 +205,7 @@ def test_push_interrupted_by_registry_stop(engine, state, capsys):
     assert code != 0, "the push completed before the registry was stopped (raise DH_REL_BIG_MB):\n" + output[-3000:]
     failure = [msg for msg in failure_messages(output) if f"{REL}-big" in msg]
     assert failure, "the failed run does not name the image:\n" + output[-3000:]
+    assert_clear(failure[0], output)
     assert f"{REL}-big:1" not in state["digests"]
     started = time.monotonic()
     rerun = site(engine, variables)
@@ -243,6 +244,7 @@ def test_two_site_runs_at_once(engine, state, capsys):
             continue
         messages = failure_messages(output)
         assert messages, "run %d failed without a message:\n%s" % (i, output[-3000:])
+        assert_clear(messages[0], output)
         outcomes.append("run %d failed: %s" % (i, messages[0]))
     assert 0 in codes, "both concurrent runs failed: %s" % outcomes
     gc = garbage_collect_dry_run(api, NAME)

@@ -69,6 +69,11 @@ def _one_line(result: dict, *values: str) -> str:
         ({"registry_drain_timeout": 601}, "registry_drain_timeout 601 must be 0-600 seconds"),
         ({"registry_go_gc_percent": -1}, "registry_go_gc_percent -1 must be 0 or more"),
         ({"registry_data_path": "/etc"}, "registry_data_path /etc must be an absolute path other than a system directory"),
+        ({"registry_gc_on_run": True, "registry_env": {"REGISTRY_STORAGE": "s3", "REGISTRY_STORAGE_S3_REGION": "eu-west-1"}},
+         "registry_gc_delete_untagged needs the filesystem storage driver (what the tags reach is read from the storage), and "
+         "registry_env sets REGISTRY_STORAGE: set registry_gc_delete_untagged: false"),
+        ({"registry_gc_schedule": True, "registry_env": {"REGISTRY_STORAGE_AZURE_ACCOUNTNAME": "a"}}, "registry_env sets REGISTRY_STORAGE_AZURE_ACCOUNTNAME"),
+        ({"registry_gc_uploads_older_than_minutes": -1}, "registry_gc_uploads_older_than_minutes -1 must be 0 or more"),
     ],
 )
 def test_role_validates_everything_before_anything_changes(work, tmp_path, overrides, named):

@@ -56,7 +56,7 @@ def test_site_twice(workdir):
     assert check["changed"] == 0, "site.yml --check on a converged host reports changed=%d" % check["changed"]
 
     # The registry serves the demo image with the digest the engine recorded for it.
-    served = client("127.0.0.1:%d" % port(0)).manifest_digest(image, "1.0")
+    served = client("127.0.0.1:%d" % port(0)).digest(image, "1.0")
     assert served
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", "%s/%s:1.0" % (registry, image)))
     assert "%s/%s@%s" % (registry, image, served) in digests

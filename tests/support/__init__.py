@@ -5,10 +5,13 @@ benchmarks).
 - :mod:`support.runner`     run a playbook or a module the way users do, read its result (PLAY RECAP, failures)
 - :mod:`support.oracle`     the tests' oracle: a tiny registry reader sharing no code with the collection (standard
                             library only; digest-checks every manifest and blob it reads; ``oracle.py state`` CLI)
-- :mod:`support.registry`   read a registry through the collection's own RegistryClient; readiness wait
+- :mod:`support.registry`   the oracle as the tests use it (``client``, ``tag_digests``, ``verify_pullable``); readiness wait
+- :mod:`support.state`      engine (docker CLI), registries (oracle) and files of a run, read independently
+- :mod:`support.pulls`      pull loops of plain ``docker pull`` that download layers every time; switches from events
+- :mod:`support.secrets`    secret search in literal, base64 and URL-encoded forms
 - :mod:`support.engine`     the registry-image bootstrap; a private dockerd (unix socket, or TCP with TLS)
 - :mod:`support.fleet`      Debian test hosts over SSH (standard library only)
-- :mod:`support.unit`       unit-test stand-ins (scripted registry session) and the one-line-failure check of a
+- :mod:`support.unit`       unit-test stand-ins (scripted registry session, a registry in memory) and the one-line-failure check of a
                             module's ``main()`` (imported as ``ansible_collections.dockhand.registry.tests.support.unit``)
 
 Import it as ``support`` with ``tests/`` on ``sys.path`` (pytest puts it there for tests/integration; the

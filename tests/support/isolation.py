@@ -20,6 +20,7 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +21 | test_container_crash_and_lock |
 | +25..+28 | test_image_sync (source, destination, upstream, cache) |
 | +30 | test_installed_collection |
+| +34 | test_gc_index |
 | +40 | test_engine_tls (the private engine's TLS port) |
 | +42, +43 | test_remote_engine_readiness (SSH-forwarded engine, registry) |
 

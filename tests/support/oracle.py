@@ -17,6 +17,7 @@ Plain HTTP for loopback addresses, HTTPS otherwise (a CA file optional); HTTP ba
     python tests/support/oracle.py digest <host:port> <repo>:<tag>      # the tag's digest, or an empty line
     python tests/support/oracle.py verify <host:port> <repo>:<tag>...   # every manifest and blob each tag reaches
     python tests/support/oracle.py reachable <host:port> <repo>:<tag>   # {"manifests": [...], "blobs": [...]}
+    python tests/support/oracle.py blobs <host:port> <repo> <digest>... # {digest: size, or null when absent}
     options: --scheme http|https, --cacert FILE, --user NAME (password from the environment: DH_ORACLE_PASSWORD)
 """
 
@@ -232,7 +233,7 @@ class Registry:
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """``Docker-Content-Digest`` of a HEAD on the manifest (all four Accept types), ``None`` when absent."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
-        status, headers, _ = self._read("HEAD", path, {"Accept": ACCEPT})
+        status, headers, _body = self._read("HEAD", path, {"Accept": ACCEPT})
         if status == 404:
             return None
         if status != 200:
@@ -248,7 +249,7 @@ class Registry:
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The size (Content-Length) of a blob, ``None`` when absent."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        status, headers, _ = self._read("HEAD", path)
+        status, headers, _body = self._read("HEAD", path)
         if status == 404:
             return None
         if status != 200:
@@ -386,9 +387,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scheme", choices=("http", "https"))
     parser.add_argument("--cacert")
     parser.add_argument("--user", help="basic auth user (password from DH_ORACLE_PASSWORD)")
-    parser.add_argument("command", choices=("state", "digest", "verify", "reachable"))
+    parser.add_argument("command", choices=("state", "digest", "verify", "reachable", "blobs"))
     parser.add_argument("address")
-    parser.add_argument("references", nargs="*", metavar="repo:tag")
+    parser.add_argument("references", nargs="*", metavar="repo:tag", help="(blobs: <repo> <digest>...)")
     args = parser.parse_args(argv)
     registry = Registry(args.address, scheme=args.scheme, username=args.user, password=os.environ.get("DH_ORACLE_PASSWORD"), cafile=args.cacert)
     try:
@@ -396,6 +397,9 @@ def main(argv: list[str]) -> int:
             print(json.dumps(registry.state(), sort_keys=True))
         elif args.command == "digest":
             print(registry.digest(*_split(args.references[0])) or "")
+        elif args.command == "blobs":
+            repository, digests = args.references[0], args.references[1:]
+            print(json.dumps({digest: registry.head_blob(repository, digest) for digest in digests}, sort_keys=True))
         elif args.command == "reachable":
             reached = registry.reachable(*_split(args.references[0]))
             print(json.dumps({"root": reached.root, "manifests": sorted(reached.manifests), "blobs": sorted(reached.blobs)}))

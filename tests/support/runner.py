@@ -152,3 +152,16 @@ def failure_messages(output: str) -> list[str]:
                 messages.append(text)
                 break
     return messages
+
+
+UNCLEAR = ("MODULE FAILURE", "Traceback (most recent call last)", "module_stderr", "See stdout/stderr", 'File "/')
+
+
+def assert_clear(message: str, output: str = "") -> str:
+    """A failure a user can act on: one line, and neither the message nor the run's output is a crash (a ``MODULE
+    FAILURE``, a Python traceback). Returns the message."""
+    assert message and "\n" not in message.strip(), "not one line: %r" % message
+    for marker in UNCLEAR:
+        assert marker not in message, "a crash, not a clear message: %r" % message[:500]
+        assert marker not in output, "the run crashed (%s):\n%s" % (marker, output[-3000:])
+    return message

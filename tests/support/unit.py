@@ -23,6 +23,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     RegistryClient,
     RegistryReadOnly,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
 
 
 class FakeResponse:
@@ -154,6 +155,8 @@ class MemoryRegistry:
             return Answer(202)
         if digest not in self.manifests:
             return Answer(404)
+        if self.manifests[digest]["mediaType"] not in (kwargs.get("headers") or {}).get("Accept", ""):
+            return Answer(404)  # distribution 2.8 serves an OCI manifest only to a client that accepts its type
         return Answer(200, self.manifests[digest], {"Docker-Content-Digest": digest})
 
     def get(self, url, **kwargs):
@@ -256,12 +259,27 @@ class FakeRegistry:
         return found.digest if found else None
 
     def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
+        """Store the bytes as distribution does: refused (400) when a digest reference is not the bytes' digest, when
+        an index names a child manifest the repository does not hold, or an image a blob it does not hold; the
+        digest answered is the bytes' own, whatever the client believes."""
         if self.read_only:
             raise RegistryReadOnly("registry %s refuses writes" % self.registry)
+        stored = digest(manifest.data)
+        if ref.startswith("sha256:") and ref != stored:
+            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s@%s: the bytes hash to %s" % (self.registry, repo, ref, stored))
+        body = json.loads(manifest.data)
+        held = self.manifests.get(repo, {})
+        for child in body.get("manifests") or []:
+            if child["digest"] not in held:
+                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: child manifest %s is unknown" % (self.registry, repo, child["digest"]))
+        for blob in ([body["config"]] if "config" in body else []) + list(body.get("layers") or []):
+            if blob["digest"] not in self.blobs.get(repo, {}) and not blob.get("urls"):
+                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: blob %s is unknown" % (self.registry, repo, blob["digest"]))
         self.writes.append(("manifest", repo, ref))
-        self.manifests.setdefault(repo, {})[ref] = manifest
-        self.manifests[repo][manifest.digest] = manifest
-        return manifest.digest
+        kept = Manifest(manifest.data, manifest.media_type, stored)
+        self.manifests.setdefault(repo, {})[ref] = kept
+        self.manifests[repo][stored] = kept
+        return stored
 
     def has_blob(self, repo: str, blob: str) -> bool:
         self.calls.append(("blob head", repo, blob))
@@ -280,6 +298,8 @@ class FakeRegistry:
         return BlobStream(FakeBlobResponse(self.blobs[repo][blob]), size)
 
     def upload_blob(self, repo: str, location: str, blob: str, stream: BlobStream) -> None:
+        if location != "upload:" + repo:
+            raise RegistryError("HTTP 404 BLOB_UPLOAD_UNKNOWN: %s/%s: no upload at %r" % (self.registry, repo, location))
         pieces = []
         while True:
             piece = stream.read(7)
@@ -287,7 +307,8 @@ class FakeRegistry:
                 break
             pieces.append(piece)
         data = b"".join(pieces)
-        assert digest(data) == blob
+        if digest(data) != blob:
+            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s: the upload hashes to %s, not %s" % (self.registry, repo, digest(data), blob))
         self.writes.append(("blob", repo, blob))
         self.blobs.setdefault(repo, {})[blob] = data
 

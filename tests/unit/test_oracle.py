@@ -235,7 +235,7 @@ def test_catalog_and_tags_read_every_page_through_the_link_header(serve):
     registry = oracle.Registry(serve(fake))
     assert registry.catalog(page=3) == sorted(["many"] + ["repo%d" % n for n in range(7)])
     assert registry.tags("many", page=4) == ["t%02d" % n for n in range(11)]
-    listed = [path for method, path, _ in fake.requests if "tags/list" in path]
+    listed = [path for _method, path, _headers in fake.requests if "tags/list" in path]
     assert listed == ["/v2/many/tags/list?n=4", "/v2/many/tags/list?last=t03&n=4", "/v2/many/tags/list?last=t07&n=4"]
     assert registry.tags("gone") == []
     fake.faults.add("one-page-tags")  # distribution 2.8: tags/list ignores n (one page, no Link)
@@ -318,7 +318,7 @@ def test_reachable_walks_an_index_of_indexes_to_every_manifest_and_blob(serve):
     assert set(reached.manifests) == set(fake.manifests["multi"]) - {fake.tags["multi"]["oci"]}
     assert set(reached.blobs) == set(fake.blobs["multi"])  # three configs and three distinct layers
     assert len(reached.blobs) == 6
-    assert not [path for method, path, _ in fake.requests if method == "GET" and "/blobs/" in path]  # HEAD only
+    assert not [path for method, path, _headers in fake.requests if method == "GET" and "/blobs/" in path]  # HEAD only
     whole = registry.verify_tag_whole("multi", "nested", digest=reached.root)
     assert whole.digests() == reached.digests()
     assert whole.blob_bytes == sum(len(data) for data in fake.blobs["multi"].values())
@@ -373,7 +373,7 @@ def test_a_redirected_blob_is_followed_and_checked(serve):
     fake.faults.add("redirect-blobs")
     reached = oracle.Registry(serve(fake)).verify_tag_whole("app", "oci")
     assert len(reached.blobs) == 3
-    assert [path for method, path, _ in fake.requests if path.startswith("/storage/")]
+    assert [path for _method, path, _headers in fake.requests if path.startswith("/storage/")]
 
 
 def test_a_256_mib_layer_streams_in_constant_memory(serve):
@@ -454,6 +454,9 @@ def test_the_command_line(serve, capsys, monkeypatch):
     assert verified["multi:oci"]["manifests"] == 3 and verified["app:oci"]["blobs"] == 3
     assert oracle.main(["reachable", address, "multi:list"]) == 0
     assert json.loads(capsys.readouterr().out)["root"] == fake.tags["multi"]["list"]
+    layer = json.loads(fake.manifests["app"][fake.tags["app"]["oci"]][0])["layers"][0]
+    assert oracle.main(["blobs", address, "app", layer["digest"], sha(b"never")]) == 0
+    assert json.loads(capsys.readouterr().out) == {layer["digest"]: layer["size"], sha(b"never"): None}
     fake.credentials = ("bob", "pw")
     assert oracle.main(["state", address]) == 1
     assert "credentials needed" in capsys.readouterr().err

@@ -69,8 +69,10 @@ def test_the_distribution_package_must_not_start_a_second_registry():
     service = host.service("docker-registry")
     assert not service.is_running
     assert not service.is_enabled
-    # The registry was built from the package's binary all the same.
-    assert host.file("/var/lib/dockhand/registry-image/package/root/usr/bin/docker-registry").exists
+    # The registry was built from the package's binary all the same: it is there, executable, and is distribution's.
+    binary = host.file("/var/lib/dockhand/registry-image/package/root/usr/bin/docker-registry")
+    assert binary.exists and binary.mode & 0o111, "the unpacked docker-registry binary is missing or not executable"
+    assert "distribution" in host.check_output("%s --version" % binary.path)
     # Only the registry container (through docker-proxy) listens on 5000.
     listeners = host.check_output("ss -Hltnp 'sport = :5000'")
     assert listeners, "nothing listens on 5000"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+import urllib3
 
 FLEET_DIR = Path("/tmp/dh-ha/fleet")
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
@@ -86,11 +87,22 @@ def http_pull(session: requests.Session, base: str, repository: str, digest: str
         assert "sha256:" + hashlib.sha256(got.content).hexdigest() == blob["digest"], "blob digest mismatch"
 
 
+def refused(exc: Exception) -> bool:
+    """The node never accepted the connection (refused, unreachable, connect timeout): what a health-checking load
+    balancer routes around. Anything else (a connection reset or closed mid-answer, a read timeout) dropped a pull."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    return isinstance(getattr(reason, "reason", reason), (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
 @dataclass
 class PullLoop:
     """Pulls round-robin through the nodes, as a client behind a load balancer that health-checks /v2/ would: a node
     that does not accept the connection is left out (the pull goes to the next node, counted as ``rerouted``) until
-    it answers /v2/ again. A pull fails when a node that answered gives a wrong answer, or no node answers."""
+    it answers /v2/ again. A pull fails when a node that answered gives a wrong answer, when a node drops a pull it
+    began to serve (counted as ``dropped`` too: never a reroute), or when no node answers. Each pull opens its own
+    connections, and is recorded in ``pulls`` as (start, end, node that served it or "", outcome), seconds since start."""
 
     nodes: list[str]
     port: int
@@ -102,9 +114,12 @@ class PullLoop:
     total: int = 0
     failed: int = 0
     rerouted: int = 0
+    dropped: int = 0
+    pulls: list[tuple[float, float, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     affected_at: list[float] = field(default_factory=list)
     started: float = 0.0
+    started_wall: float = 0.0  # time.time() at ``started``: pulls[i][0] + started_wall is a pull's wall-clock start
     ended_by: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -113,6 +128,7 @@ class PullLoop:
         bases = {node: "http://%s:%d" % (address(node), self.port) for node in self.nodes}
         down: dict[str, float] = {}
         self.started = time.monotonic()
+        self.started_wall = time.time()
         turn = 0
         while self.total < self.max_pulls and time.monotonic() - self.started < self.max_seconds and not self.stop.is_set():
             for node, since in list(down.items()):
@@ -128,19 +144,32 @@ class PullLoop:
             turn += 1
             self.total += 1
             done = False
+            began = time.monotonic() - self.started
+            served = ""
             for attempt, node in enumerate(order):
+                pull_session = requests.Session()
                 try:
-                    http_pull(session, bases[node], self.repository, self.digest)
+                    http_pull(pull_session, bases[node], self.repository, self.digest)
                     done = True
+                    served = node
                     if attempt:
                         self.rerouted += 1
                         self.affected_at.append(time.monotonic() - self.started)
                     break
-                except (requests.ConnectionError, requests.Timeout):
+                except (requests.ConnectionError, requests.Timeout) as exc:
                     down[node] = time.monotonic()
+                    if not refused(exc):
+                        self.dropped += 1
+                        self.errors.append("%s dropped the pull: %s" % (node, exc))
+                        break
                 except (AssertionError, requests.RequestException, ValueError, KeyError) as exc:
+                    if isinstance(exc, requests.exceptions.ChunkedEncodingError):  # the body cut short
+                        self.dropped += 1
                     self.errors.append("%s: %s" % (node, exc))
                     break
+                finally:
+                    pull_session.close()
+            self.pulls.append((began, time.monotonic() - self.started, served, "ok" if done else "failed"))
             if not done:
                 self.failed += 1
                 self.affected_at.append(time.monotonic() - self.started)
@@ -151,4 +180,5 @@ class PullLoop:
 
     def figures(self) -> dict:
         seconds = round(time.monotonic() - self.started, 1)
-        return {"total": self.total, "failed": self.failed, "rerouted": self.rerouted, "seconds": seconds, "ended_by": self.ended_by}
+        return {"total": self.total, "failed": self.failed, "rerouted": self.rerouted, "dropped": self.dropped, "seconds": seconds,
+                "ended_by": self.ended_by}  # fmt: skip

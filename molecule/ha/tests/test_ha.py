@@ -135,10 +135,14 @@ def test_node_failure_other_nodes_serve_and_the_node_catches_up(mol_vars):
     time.sleep(2)
     stopped_at = time.monotonic() - loop.started
     subprocess.run(["docker", "stop", "-t", "20", container], check=True, capture_output=True, timeout=60)
+    down_at = time.monotonic() - loop.started  # n3 is down from here to the end of the loop (started again below)
     puller.join(timeout=60)
     affected = [t - stopped_at for t in loop.affected_at if t >= stopped_at]
     print("FIGURES node loss: %s, last affected pull %.1f s after the stop" % (loop.figures(), max(affected) if affected else 0.0))
     assert loop.failed == 0, loop.errors[:5]
+    # Pulls went on while n3 was down, served by the other nodes (and none by n3).
+    while_down = [p for p in loop.pulls if p[0] >= down_at]
+    assert while_down and all(p[3] == "ok" and p[2] in ("n1", "n2") for p in while_down), (down_at, loop.pulls[-5:])
     try:
         # A new push through a surviving node, pulled through the other survivor.
         digest, image_id = build_and_push("n1", port, "ha/alpha", "2.0", "alpha 2.0")

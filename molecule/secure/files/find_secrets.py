@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Search logs for the passwords of a YAML secrets file; print only their names, never their values.
+"""Search logs for the passwords of a YAML secrets file, as literal, base64 (also inside a longer base64 text) and
+URL-encoded forms (tests/support/secrets.py); print only their names, never their values.
 
 Usage: find_secrets.py SECRETS_YAML LOG [LOG...]. Exit 0 when no password occurs in any log, 1 when one does,
 2 when a file cannot be read or a log is empty (an empty log would prove nothing).
@@ -8,13 +9,17 @@ Usage: find_secrets.py SECRETS_YAML LOG [LOG...]. Exit 0 when no password occurs
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from support.secrets import find
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
-        print(__doc__.strip().splitlines()[2])
+        print(next(line for line in __doc__.splitlines() if line.startswith("Usage")))
         return 2
     with open(argv[1], encoding="utf-8") as stream:
         secrets = {str(k): str(v) for k, v in (yaml.safe_load(stream) or {}).items() if v}
@@ -30,11 +35,11 @@ def main(argv: list[str]) -> int:
             print("log %s is empty" % path)
             return 2
         total += text.count("\n")
-        found += ["%s in %s" % (name, path) for name, value in secrets.items() if value in text]
+        found += ["%s in %s" % (where, path) for where in find(secrets, text)]
     if found:
         print("PASSWORDS FOUND: %s" % ", ".join(found))
         return 1
-    print("none of %d passwords found in %d lines of %s" % (len(secrets), total, ", ".join(argv[2:])))
+    print("none of %d passwords found (literal, base64, URL-encoded) in %d lines of %s" % (len(secrets), total, ", ".join(argv[2:])))
     return 0
 
 

@@ -5,7 +5,7 @@ as the registry_gc module, from the collection's own module_utils copied next to
 on stdout (the journal, or syslog through logger), exit 1 on failure.
 
 Usage: python3 dockhand_registry_gc.py (--name CONTAINER | --service SERVICE) [--delete-untagged] [--docker-host URL]
-       [--wait-timeout S]
+       [--wait-timeout S] [--uploads-older-than-minutes M]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import ( 
     one_line,
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient  # noqa: E402
-from ansible_collections.dockhand.registry.plugins.module_utils.gc import backend_for, run_gc  # noqa: E402
+from ansible_collections.dockhand.registry.plugins.module_utils.gc import UPLOADS_OLDER_THAN_MINUTES, backend_for, run_gc  # noqa: E402
 
 
 def main() -> int:
@@ -38,10 +38,12 @@ def main() -> int:
     parser.add_argument("--delete-untagged", action="store_true")
     parser.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST))
     parser.add_argument("--wait-timeout", type=int, default=60, help="seconds per switch (with --service: per task of the rolling update)")
+    parser.add_argument("--uploads-older-than-minutes", type=int, default=UPLOADS_OLDER_THAN_MINUTES,
+                        help="remove upload sessions nothing was written to for this long (0: every one)")
     args = parser.parse_args()
     try:
         backend = backend_for(lambda: EngineClient(args.docker_host, DEFAULT_DOCKER_TIMEOUT), args.name, args.service, args.wait_timeout)
-        result = run_gc(backend, False, args.delete_untagged)
+        result = run_gc(backend, False, args.delete_untagged, args.uploads_older_than_minutes)
     except DockhandError as exc:
         print(json.dumps({"failed": True, "msg": one_line(exc)}), flush=True)
         return 1

@@ -166,7 +166,7 @@ def test_back_to_read_write_is_one_more_rolling_update_and_restores_the_spec_exa
 
 def test_the_collection_starts_only_when_every_task_is_read_only():
     swarm = FakeSwarm(outputs=[(0, DRY), (0, DRY)], every=3)
-    result = run_gc(ServiceBackend(swarm, "reg", wait_timeout=5), delete_untagged=True)
+    result = run_gc(ServiceBackend(swarm, "reg", wait_timeout=5))
     assert result["changed"] and result["removed"] == ["sha256:" + "a" * 64]
     assert result["actions"][0] == "switch the registry service reg to read-only"
     # mixed read-only/read-write replicas were seen during the rollout, but the collection (the second exec, in the
@@ -223,16 +223,25 @@ def test_not_a_manager_or_no_service():
 
 def test_gc_runs_in_this_nodes_task_with_its_config():
     swarm = FakeSwarm(outputs=[(0, NOTHING)])
-    code, _output = ServiceBackend(swarm, "reg").garbage_collect(True, True)
+    code, _output = ServiceBackend(swarm, "reg").garbage_collect(True)
     assert code == 0
-    assert swarm.execs == [("c-n1-0", ["registry", "garbage-collect", "--dry-run", "--delete-untagged", "/run/secrets/dockhand-registry.yml"], [])]
+    # never --delete-untagged: distribution 2.8 would drop the platform images of every index
+    assert swarm.execs == [("c-n1-0", ["registry", "garbage-collect", "--dry-run", "/run/secrets/dockhand-registry.yml"], [])]
+
+
+def test_delete_untagged_needs_the_storage_on_this_host():
+    swarm = FakeSwarm(outputs=[(0, DRY)])  # a remote engine: the storage is not readable here
+    with pytest.raises(GcError) as failed:
+        run_gc(ServiceBackend(swarm, "reg"), delete_untagged=True)
+    assert "\n" not in str(failed.value) and "registry service reg cannot be read here: its engine is not this host's" in str(failed.value)
+    assert swarm.updates == [] and swarm.execs == []
 
 
 def test_no_task_on_this_node_is_one_line():
     swarm = FakeSwarm()
     swarm.swarm_state = lambda: {"LocalNodeState": "active", "NodeID": "n9", "ControlAvailable": True}
     with pytest.raises(GcError, match=r"service reg has no running task on this node .n9.: run registry_gc on a manager"):
-        ServiceBackend(swarm, "reg").garbage_collect(True, False)
+        ServiceBackend(swarm, "reg").garbage_collect(True)
 
 
 def test_check_mode_switches_nothing():

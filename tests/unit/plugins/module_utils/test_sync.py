@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import InvalidReference
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import BlobStream, Manifest
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import BlobStream, Manifest, RegistryError
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import SyncError, sync_images
 from ansible_collections.dockhand.registry.tests.support.unit import OCI_MANIFEST, FakeBlobResponse, FakeRegistry, digest
 
