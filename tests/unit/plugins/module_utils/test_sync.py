@@ -136,6 +136,26 @@ def test_blob_stream_reads_in_bounded_pieces():
     assert len(stream.read(10**9)) == 1000 and stream.read(10) == b"" and stream.sent == 1000
 
 
+def test_the_fake_refuses_what_distribution_refuses(dest):
+    """The in-memory registry is no more lenient than distribution: an index whose children are missing, an image
+    whose blobs are missing, a digest reference that is not the bytes' digest, an upload that is not its digest."""
+    child = {"mediaType": OCI_MANIFEST, "digest": digest(b"absent"), "size": 6}
+    index = Manifest(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]}).encode(), OCI_INDEX, "x")
+    with pytest.raises(RegistryError, match=r"child manifest .* is unknown"):
+        dest.put_manifest("app", "t", index)
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(b"layer"), "size": 5}
+    body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": dest.add_blob("app", b"{}"), "layers": [layer]}
+    image = Manifest(json.dumps(body).encode(), OCI_MANIFEST, "x")
+    with pytest.raises(RegistryError, match=r"blob .* is unknown"):
+        dest.put_manifest("app", "t", image)
+    dest.add_blob("app", b"layer")
+    with pytest.raises(RegistryError, match="DIGEST_INVALID"):
+        dest.put_manifest("app", digest(b"other bytes"), image)
+    assert dest.put_manifest("app", "t", image) == digest(image.data)  # the bytes' digest, not the client's claim
+    with pytest.raises(RegistryError, match="DIGEST_INVALID"):
+        dest.upload_blob("app", "upload:app", digest(b"claimed"), BlobStream(FakeBlobResponse(b"sent"), 4))
+    assert dest.writes == [("manifest", "app", "t")]
+
 def family(src: FakeRegistry, refs: list[tuple[str, str]], first: int = 0) -> None:
     """Images sharing one base layer, each with its own layer and configuration."""
     for number, (repo, tag) in enumerate(refs, first):
