@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, one_line, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, check_workers, one_line, write_atomic
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry, validate_repository
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import Item, Syncer, parse_platform
@@ -204,7 +204,7 @@ def replicate(params: dict[str, Any], check_mode: bool = False, make_client: Any
     registry_replication): every source, then the state file (not in check mode). Raises ReplicationError, with
     every source's record, when a source failed. ``make_client``: what makes a registry's client (tests)."""
     dest_registry = validate_registry(str(params.get("registry") or ""))
-    workers = int(params.get("workers") or 4)
+    workers = check_workers(int(params.get("workers") or 4))
     timeout = float(params.get("registry_timeout") or 30)
     sources = parse_sources(params.get("sources") or [])
     scheme = params.get("registry_scheme") or "auto"

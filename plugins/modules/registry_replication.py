@@ -179,7 +179,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_ARGSPEC, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.common import check_workers, one_line
+from ansible_collections.dockhand.registry.plugins.module_utils.common import one_line
 from ansible_collections.dockhand.registry.plugins.module_utils.replication import ReplicationError, replicate
 from ansible_collections.dockhand.registry.plugins.module_utils.tag_select import PACKAGING_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
@@ -218,7 +218,6 @@ def main() -> None:
     needs_packaging = any(s.get("tag_semver") or s.get("tag_limit") for s in p["sources"])
 
     def action() -> dict:
-        check_workers(p["workers"])
         try:
             return replicate(p, check_mode=module.check_mode)
         except ReplicationError as exc:
