@@ -98,49 +98,58 @@ def read_credentials(path: str, registry: str) -> tuple[str, str]:
 
 
 def parse_sources(sources: list[dict]) -> list[Source]:
-    """Every source checked (references, tag options, platforms, credentials files) before anything is asked."""
+    """Every source checked (references, tag options, platforms, credentials files) before anything is asked; an
+    error names the source (``replication source 2 (hub): ...``)."""
     parsed: list[Source] = []
     names: set[str] = set()
     for number, entry in enumerate(sources or [], 1):
         if not isinstance(entry, dict):
             raise DockhandError("replication source %d must be a dict, got %r" % (number, entry))
         label = "replication source %d (%s)" % (number, entry.get("name") or entry.get("registry"))
-        unknown = sorted(set(entry) - SOURCE_KEYS)
-        if unknown:
-            raise DockhandError("%s: unknown keys %s (known: %s)" % (label, ", ".join(unknown), ", ".join(sorted(SOURCE_KEYS))))
-        registry = validate_registry(str(entry.get("registry") or ""))
-        name = str(entry.get("name") or registry)
-        if name in names:
-            raise DockhandError("%s: the name %s is given twice: give each source its own name" % (label, name))
-        names.add(name)
-        repositories = entry.get("repositories")
-        if not repositories or not isinstance(repositories, list):
-            raise DockhandError("%s: give repositories, a list of repository names" % label)
-        for repository in repositories:
-            validate_repository(str(repository))
-        prefix = str(entry.get("dest_prefix") or "")
-        if prefix.strip("/"):
-            validate_repository(prefix.strip("/"))
-        options = {key: entry.get(key) for key in ("tag_pattern", "tag_semver", "tag_limit")}
-        if all(value is None for value in options.values()):
-            raise DockhandError("%s: give tag_pattern, tag_semver or tag_limit (which tags to copy)" % label)
-        TagSelector.build(**options)
-        platforms = entry.get("platforms") or None
-        for platform in platforms or []:
-            parse_platform(platform)
-        username, password = entry.get("username"), entry.get("password")
-        if entry.get("credentials_file"):
-            if username:
-                raise DockhandError("%s: give username/password or credentials_file, not both" % label)
-            username, password = read_credentials(str(entry["credentials_file"]), registry)
-        scheme = entry.get("registry_scheme") or "auto"
-        if scheme not in ("auto", "https", "http"):
-            raise DockhandError("%s: registry_scheme must be auto, https or http, got %r" % (label, scheme))
-        parsed.append(Source(
-            name, registry, [str(r) for r in repositories], prefix, options, platforms, username, password,
-            None if scheme == "auto" else scheme, entry.get("registry_ca_cert"), entry.get("registry_validate_certs", True) is not False,
-        ))  # fmt: skip
+        try:
+            source = _parse_source(entry)
+        except DockhandError as exc:
+            message = str(exc)
+            raise type(exc)(message if message.startswith(label) else "%s: %s" % (label, message)) from None
+        if source.name in names:
+            raise DockhandError("%s: the name %s is given twice: give each source its own name" % (label, source.name))
+        names.add(source.name)
+        parsed.append(source)
     return parsed
+
+
+def _parse_source(entry: dict) -> Source:
+    unknown = sorted(set(entry) - SOURCE_KEYS)
+    if unknown:
+        raise DockhandError("unknown keys %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(SOURCE_KEYS))))
+    registry = validate_registry(str(entry.get("registry") or ""))
+    repositories = entry.get("repositories")
+    if not repositories or not isinstance(repositories, list):
+        raise DockhandError("give repositories, a list of repository names")
+    for repository in repositories:
+        validate_repository(str(repository))
+    prefix = str(entry.get("dest_prefix") or "")
+    if prefix.strip("/"):
+        validate_repository(prefix.strip("/"))
+    options = {key: entry.get(key) for key in ("tag_pattern", "tag_semver", "tag_limit")}
+    if all(value is None for value in options.values()):
+        raise DockhandError("give tag_pattern, tag_semver or tag_limit (which tags to copy)")
+    TagSelector.build(**options)
+    platforms = entry.get("platforms") or None
+    for platform in platforms or []:
+        parse_platform(platform)
+    username, password = entry.get("username"), entry.get("password")
+    if entry.get("credentials_file"):
+        if username:
+            raise DockhandError("give username/password or credentials_file, not both")
+        username, password = read_credentials(str(entry["credentials_file"]), registry)
+    scheme = entry.get("registry_scheme") or "auto"
+    if scheme not in ("auto", "https", "http"):
+        raise DockhandError("registry_scheme must be auto, https or http, got %r" % (scheme,))
+    return Source(
+        str(entry.get("name") or registry), registry, [str(r) for r in repositories], prefix, options, platforms, username, password,
+        None if scheme == "auto" else scheme, entry.get("registry_ca_cert"), entry.get("registry_validate_certs", True) is not False,
+    )  # fmt: skip
 
 
 def _client_factory(make_client: Any, registry: str, username: str | None, password: str | None, scheme: str | None,
