@@ -156,6 +156,7 @@ def test_the_fake_refuses_what_distribution_refuses(dest):
         dest.upload_blob("app", "upload:app", digest(b"claimed"), BlobStream(FakeBlobResponse(b"sent"), 4))
     assert dest.writes == [("manifest", "app", "t")]
 
+
 def family(src: FakeRegistry, refs: list[tuple[str, str]], first: int = 0) -> None:
     """Images sharing one base layer, each with its own layer and configuration."""
     for number, (repo, tag) in enumerate(refs, first):
