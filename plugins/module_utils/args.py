@@ -73,6 +73,44 @@ REGISTRY_API_ARGSPEC: dict = dict(
     workers={"type": "int", "default": 16},
 )
 
+# The registry configuration every configuring module builds (registry_config, registry_service; doc fragment
+# registry_config): registry_config.settings_from_params reads them.
+CONFIG_ARGSPEC: dict = {
+    "log_level": {"type": "str", "choices": ["error", "warn", "info", "debug"], "default": "info"},
+    "log_formatter": {"type": "str", "choices": ["text", "json", "logstash"], "default": "text"},
+    "storage_redirect_disable": {"type": "bool", "default": False},
+    "delete_enabled": {"type": "bool", "default": False},
+    "blob_cache": {
+        "type": "dict",
+        "options": {
+            "type": {"type": "str", "choices": ["none", "inmemory", "redis"], "required": True},
+            "addr": {"type": "str"},
+            "password": {"type": "str", "no_log": True},
+            "db": {"type": "int"},
+        },
+    },
+    "metrics": {"type": "bool", "default": False},
+    "metrics_path": {"type": "str", "default": "/metrics"},
+    "notifications": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str"},
+            "url": {"type": "str", "required": True},
+            "headers": {"type": "dict", "default": {}, "no_log": True},
+            "timeout": {"type": "str"},
+            "threshold": {"type": "int"},
+            "backoff": {"type": "str"},
+            "ignored_media_types": {"type": "list", "elements": "str", "default": []},
+            "ignored_actions": {"type": "list", "elements": "str", "default": [], "choices": ["pull", "push", "mount", "delete"]},
+            "disabled": {"type": "bool", "default": False},
+        },
+    },
+    "config": {"type": "dict", "default": {}},
+    "secret_config": {"type": "dict", "default": {}, "no_log": True},
+}
+
 # image_sync's registry options, once per side (``src_``, ``dest_``, as skopeo's --src-*/--dest-* flags): the
 # REGISTRY_ARGSPEC options but registry_timeout, which both sides share.
 SYNC_SIDES_ARGSPEC: dict = {

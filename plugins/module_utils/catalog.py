@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import INDEX_MEDIA_TYPES, RegistryClient, client_from_params
+from ansible_collections.dockhand.registry.plugins.module_utils.storage import Storage, StorageError
 
 _DIGITS_RE = re.compile(r"(\d+)")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -244,7 +246,7 @@ def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
     client = client_from_params(params)
     held = read_catalog(client, params["repositories"], params["tags"], params["details"], params["created"])
     repositories = held["repositories"]
-    return {
+    result = {
         "changed": False,
         "actions": [],
         "registry": client.registry,
@@ -255,3 +257,16 @@ def catalog_info(params: dict[str, Any]) -> dict[str, Any]:
             "digests": len({(r["name"], t.get("digest")) for r in repositories for t in r["tags"] if t.get("digest")}),
         },
     }
+    if params.get("data_path"):
+        result["storage"] = storage_use(params["data_path"])
+    return result
+
+
+def storage_use(data_path: str) -> dict[str, Any]:
+    """registry_info's ``storage``: read from the filesystem driver's files under ``data_path`` (storage.py)."""
+    if not os.path.isdir(data_path):
+        raise DockhandError("data_path %s is not a directory on this host" % data_path)
+    try:
+        return Storage(data_path).report()
+    except StorageError as exc:
+        raise DockhandError("cannot read the storage at %s: %s" % (data_path, exc)) from None

@@ -79,6 +79,17 @@ def write_atomic(path: str, data: bytes, mode: int) -> None:
     fsync_directory(directory)
 
 
+def read_optional(path: str, error: type[DockhandError] = DockhandError) -> bytes | None:
+    """The content of the file ``path``; None when there is none; ``error`` naming it when it cannot be read."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise error("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+
+
 def fsync_directory(directory: str) -> None:
     """Flush a directory's entries (a rename in it) to disk."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

@@ -30,6 +30,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.container_spec i
     DRAIN_ENV,
     MANAGED_LABEL,
     REGISTRY_PORT,
+    STOP_MARGIN,
     InvalidSpec,
     RegistrySpec,
     config_digest,
@@ -46,7 +47,6 @@ from ansible_collections.dockhand.registry.plugins.module_utils.transport import
 _SECRET_KEY_RE = re.compile(r"SECRET|PASSWORD|PASSWD|KEY|TOKEN|AUTHORIZATION|CREDENTIAL", re.IGNORECASE)
 BACKUP_SUFFIX = "-dockhand-old"
 _ANONYMOUS_VOLUME_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
-STOP_MARGIN = 5
 
 
 def port_problem(address: str, port: int) -> str | None:
@@ -162,7 +162,7 @@ class RegistryContainer:
 
     @property
     def scheme(self) -> str:
-        return "https" if self.spec.all_env.get("REGISTRY_HTTP_TLS_CERTIFICATE") else "http"
+        return "https" if self.spec.tls_on else "http"
 
     @property
     def secret_keys(self) -> frozenset[str]:
@@ -195,7 +195,7 @@ class RegistryContainer:
             name=name,
             image=spec.image or image_id,
             env=spec.all_env,
-            port_bindings={REGISTRY_PORT: (spec.bind_address, spec.port)},
+            port_bindings=spec.port_bindings,
             mounts=mounts,
             restart_policy={"Name": spec.restart_policy, "MaximumRetryCount": spec.restart_retries},
             labels=dict({MANAGED_LABEL: "true"}, **({CONFIG_LABEL: digest} if digest else {})),
@@ -203,6 +203,7 @@ class RegistryContainer:
             cap_drop=list(spec.cap_drop),
             cap_add=list(spec.capabilities),
             security_opt=list(spec.security_opts),
+            stop_timeout=spec.stop_timeout,
         )
 
     def _wait(self, container_id: str, timeout: float, still_running: Callable[[], bool] | None = None) -> None:
@@ -228,9 +229,13 @@ class RegistryContainer:
         return True
 
     def _stop(self, container: dict[str, Any]) -> None:
-        """Stop a registry, leaving it the time to drain the requests in flight (its own http.draintimeout)."""
-        env = env_dict((container.get("Config") or {}).get("Env"))
-        self.engine.stop(container["Id"], timeout=max(drain_seconds(env.get(DRAIN_ENV, "")), 0) + STOP_MARGIN)
+        """Stop a registry, leaving it the time to drain the requests in flight (its own http.draintimeout): the stop
+        timeout the container carries, else (a container made before it carried one) its environment's drain."""
+        config = container.get("Config") or {}
+        timeout = config.get("StopTimeout")
+        if not isinstance(timeout, int) or timeout < 0:
+            timeout = max(drain_seconds(env_dict(config.get("Env")).get(DRAIN_ENV, "")), 0) + STOP_MARGIN
+        self.engine.stop(container["Id"], timeout=timeout)
 
     def _start_and_wait(self, container_id: str) -> None:
         restarts = (self.engine.container(container_id) or {}).get("RestartCount") or 0
@@ -339,12 +344,16 @@ class RegistryContainer:
         spec = self.spec
         if spec.state != "started" or not self.engine.local:
             return
-        if have and have["state"] == "running" and have["ports"] == want["ports"]:
-            return
-        # Checked before anything is stopped: a taken port must not cost the running registry its uptime.
-        problem = port_problem(spec.bind_address, spec.port)
-        if problem:
-            raise InvalidSpec("port %d on %s cannot be published: %s" % (spec.port, spec.bind_address, problem))
+        held = set(have["ports"]) if have and have["state"] == "running" else set()
+        # Checked before anything is stopped: a taken port must not cost the running registry its uptime. A port the
+        # running registry holds already is free once it stops.
+        for target, (address, port) in sorted(spec.port_bindings.items()):
+            if "%s:%d->%s" % (address, port, target) in held or any(h.split("->")[0] == "%s:%d" % (address, port) for h in held):
+                continue
+            problem = port_problem(address, port)
+            if problem:
+                what = "port" if target == REGISTRY_PORT else "metrics_port"
+                raise InvalidSpec("%s %d on %s cannot be published: %s" % (what, port, address, problem))
 
     # -- step 3: update in place (restart policy, start, stop) ---------------------------
     def _update_in_place(self, old: dict[str, Any], have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any] | None:
@@ -446,7 +455,7 @@ class RegistryContainer:
 
     # -- the one entry point --------------------------------------------------------
     def converge(self) -> dict[str, Any]:
-        self.spec.validate()
+        self.spec.validate(self.check_mode)
         if self.check_mode:
             return self._converge()
         # Two runs on one host must not swap the same container at once: the second waits, then finds it done.

@@ -14,6 +14,7 @@ spec is container.py's RegistryContainer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -22,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import CONFIG_TARGET, DEBUG_PORT
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import read as read_config
 
 REGISTRY_PORT = "5000/tcp"
+METRICS_PORT = "%d/tcp" % DEBUG_PORT
 DATA_TARGET = "/var/lib/registry"
 MANAGED_LABEL = "io.dockhand.registry.managed"
 CONFIG_LABEL = "io.dockhand.registry.config-digest"
@@ -35,6 +39,8 @@ CONFIG_MAX_BYTES = 16 * 1024 * 1024
 DRAIN_ENV = "REGISTRY_HTTP_DRAINTIMEOUT"
 DEFAULT_DRAIN_TIMEOUT = 10
 MAX_DRAIN_TIMEOUT = 600
+# Seconds the engine waits after the drain before it kills a stopping registry.
+STOP_MARGIN = 5
 _DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?", re.ASCII)
 # The engine's own pattern for container and volume names (one character is a valid name), matched in full.
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)
@@ -71,16 +77,48 @@ class RegistrySpec:
     # cutting them. 0 leaves the registry's own default (none: cut). An env/secret_env value of its own wins.
     # (The module's and the role's default is DEFAULT_DRAIN_TIMEOUT.)
     drain_timeout: int = 0
+    # The registry's debug server (Prometheus metrics at /metrics, port 5001 inside) published on this host port
+    # and address; 0: not published.
+    metrics_port: int = 0
+    metrics_bind_address: str = "127.0.0.1"
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
+        """The registry configuration file bind-mounted at CONFIG_TARGET, as a mapping ({} when there is none or it
+        cannot be read: the image's own then, and only the environment says more)."""
+        for mount in self.mounts:
+            if mount.get("target") == CONFIG_TARGET and mount.get("type", "bind") == "bind" and mount.get("source"):
+                return read_config(mount["source"]) or {}
+        return {}
 
     @property
     def all_env(self) -> dict[str, str]:
         env = dict(self.env, **self.secret_env)
-        if self.drain_timeout and DRAIN_ENV not in env:
+        if self.drain_timeout and DRAIN_ENV not in env and not (self.config.get("http") or {}).get("draintimeout"):
             env[DRAIN_ENV] = "%ds" % self.drain_timeout
         return env
 
-    def validate(self) -> None:
-        """Raise InvalidSpec naming the first bad value; touches nothing."""
+    @property
+    def tls_on(self) -> bool:
+        """The registry serves HTTPS (its configuration file or its environment names a certificate)."""
+        tls = (self.config.get("http") or {}).get("tls") or {}
+        return bool(self.all_env.get("REGISTRY_HTTP_TLS_CERTIFICATE") or tls.get("certificate") or tls.get("letsencrypt"))
+
+    @property
+    def auth_on(self) -> bool:
+        """The registry asks for credentials (its configuration file or its environment sets an auth provider)."""
+        return bool(self.all_env.get("REGISTRY_AUTH") or self.config.get("auth"))
+
+    @property
+    def stop_timeout(self) -> int:
+        """Seconds a stop waits before the kill: the registry's drain (environment, else configuration file) and a
+        margin; kept on the container, so that any ``docker stop`` gives it that time."""
+        drain = self.all_env.get(DRAIN_ENV) or str((self.config.get("http") or {}).get("draintimeout") or "")
+        return max(drain_seconds(drain), 0) + STOP_MARGIN
+
+    def validate(self, check_mode: bool = False) -> None:
+        """Raise InvalidSpec naming the first bad value; touches nothing. In check mode, when a task before this one
+        would write the mounted files (``config_changed``), a mount source that is not there yet is expected."""
         if not _NAME_RE.fullmatch(self.name or ""):
             raise InvalidSpec("invalid container name %r" % self.name)
         if self.state == "absent":
@@ -98,6 +136,7 @@ class RegistrySpec:
         drain = self.all_env.get(DRAIN_ENV)
         if drain is not None and drain_seconds(drain) < 0:
             raise InvalidSpec("%s %r is not a duration such as 10s or 1m" % (DRAIN_ENV, drain))
+        self._validate_metrics()
         if not isinstance(self.wait_timeout, int) or self.wait_timeout <= 0:
             # 0 or less would roll back every create: the registry never gets the time to answer.
             raise InvalidSpec("wait_timeout %r must be more than 0 seconds" % (self.wait_timeout,))
@@ -145,9 +184,41 @@ class RegistrySpec:
                 raise InvalidSpec("mount target %r must be an absolute path" % mount.get("target"))
             if mount.get("target") == DATA_TARGET:
                 raise InvalidSpec("mount target %s is the data mount: use data_path or volume" % DATA_TARGET)
-            if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or ""):
+            missing_ok = check_mode and self.config_changed
+            if mount.get("type", "bind") == "bind" and not os.path.exists(mount.get("source") or "") and not missing_ok:
                 # The engine would refuse it only at create time, after a recreate stopped the old container.
                 raise InvalidSpec("mount source %r does not exist" % mount.get("source"))
+
+    def _validate_metrics(self) -> None:
+        if not self.metrics_port:
+            return
+        if not isinstance(self.metrics_port, int) or not 0 < self.metrics_port < 65536:
+            raise InvalidSpec("metrics_port %r is out of range (1-65535)" % (self.metrics_port,))
+        try:
+            address = ipaddress.ip_address(self.metrics_bind_address)
+        except ValueError:
+            raise InvalidSpec("metrics_bind_address %r is not an IP address" % (self.metrics_bind_address,)) from None
+        public = ipaddress.ip_address(self.bind_address)
+        if self.metrics_port == self.port and (address == public or address.is_unspecified or public.is_unspecified):
+            # Never the metrics next to the registry's own port by accident: one would take the other's place.
+            raise InvalidSpec(
+                "metrics_port %d is the registry's port %d on %s: give the metrics a port of their own"
+                % (self.metrics_port, self.port, self.metrics_bind_address)
+            )
+        debug = str(((self.config.get("http") or {}).get("debug") or {}).get("addr") or "")
+        if self.config and not debug.endswith(":%d" % DEBUG_PORT):
+            raise InvalidSpec(
+                "metrics_port %d publishes the debug server, but the configuration sets http.debug.addr %r, not :%d"
+                % (self.metrics_port, debug, DEBUG_PORT)
+            )
+
+    @property
+    def port_bindings(self) -> dict[str, tuple[str, int]]:
+        """Container port -> (host address, host port): the registry's, and the metrics' when published."""
+        bindings = {REGISTRY_PORT: (self.bind_address, self.port)}
+        if self.metrics_port:
+            bindings[METRICS_PORT] = (self.metrics_bind_address, self.metrics_port)
+        return bindings
 
 
 # Host directories never to mount read-write into a network-facing container as its data directory. The registry
@@ -208,9 +279,9 @@ def exposure_warnings(spec: RegistrySpec) -> list[str]:
         return []
     where = "registry %s is published on %s:%d, beyond loopback," % (spec.name, spec.bind_address, spec.port)
     warnings = []
-    if not spec.all_env.get("REGISTRY_AUTH"):
+    if not spec.auth_on:
         warnings.append("%s without authentication: anyone who reaches it can push and pull" % where)
-    if not spec.all_env.get("REGISTRY_HTTP_TLS_CERTIFICATE"):
+    if not spec.tls_on:
         warnings.append("%s without TLS: credentials and images travel in clear text" % where)
     return warnings
 
@@ -319,7 +390,7 @@ def desired_view(spec: RegistrySpec, image: dict[str, Any], digest: str | None =
     return {
         "image": spec.image,
         "image_id": image["Id"],
-        "ports": ["%s:%d->%s" % (spec.bind_address, spec.port, REGISTRY_PORT)],
+        "ports": sorted("%s:%d->%s" % (address, port, target) for target, (address, port) in spec.port_bindings.items()),
         "mounts": sorted(mounts),
         "env": {k: v for k, v in spec.all_env.items() if image_env.get(k) != v},
         "restart_policy": _policy(spec.restart_policy, spec.restart_retries),
@@ -362,6 +433,7 @@ def spec_from_container(container: dict[str, Any], image_env: dict[str, str], im
     with one setting changed, such as the read-only switch of a garbage collection)."""
     host = container.get("HostConfig") or {}
     bindings = (host.get("PortBindings") or {}).get(REGISTRY_PORT) or [{}]
+    metrics = (host.get("PortBindings") or {}).get(METRICS_PORT) or [{}]
     data_path = volume = None
     mounts = []
     for mount in container.get("Mounts") or []:
@@ -387,6 +459,8 @@ def spec_from_container(container: dict[str, Any], image_env: dict[str, str], im
         state="started",
         port=int(bindings[0].get("HostPort") or 5000),
         bind_address=bindings[0].get("HostIp") or "0.0.0.0",
+        metrics_port=int(metrics[0].get("HostPort") or 0),
+        metrics_bind_address=metrics[0].get("HostIp") or "0.0.0.0",
         data_path=data_path,
         volume=volume,
         env=dict(view["env"]),

@@ -297,7 +297,12 @@ class EngineClient:
         cap_drop: list[str] | None = None,
         cap_add: list[str] | None = None,
         security_opt: list[str] | None = None,
+        tmpfs: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        stop_timeout: int | None = None,
     ) -> str:
+        """``docker container create``; ``stop_timeout``: the seconds ``docker stop`` (any caller's) waits before
+        SIGKILL; ``tmpfs``: in-memory mounts (path -> options)."""
         try:
             host_config = self.api.create_host_config(
                 port_bindings={port: (ip, host_port) for port, (ip, host_port) in port_bindings.items()},
@@ -309,14 +314,18 @@ class EngineClient:
                 cap_drop=cap_drop or None,
                 cap_add=cap_add or None,
                 security_opt=security_opt or None,
+                tmpfs=tmpfs or None,
             )
             created = self.api.create_container(
                 image,
+                command=command or None,
                 name=name,
                 environment=env,
-                ports=list(port_bindings),
+                # (number, protocol): the SDK would read "5001/tcp" as port "5001/tcp" of protocol tcp.
+                ports=[(int(port.split("/")[0]), port.split("/")[1] if "/" in port else "tcp") for port in port_bindings],
                 host_config=host_config,
                 labels=labels or {},
+                stop_timeout=stop_timeout,
             )
         except DockerException as exc:
             raise EngineError("cannot create container %s: %s" % (name, _explain(exc))) from None

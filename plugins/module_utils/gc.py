@@ -38,7 +38,10 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import Do
 from ansible_collections.dockhand.registry.plugins.module_utils.container import RegistryContainer
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import env_dict, spec_from_container
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import CONFIG_TARGET, STORAGE_LABEL, storage_driver
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import read as read_config
 from ansible_collections.dockhand.registry.plugins.module_utils.storage import (
+    ROOT_ENV,
     Plan,
     Storage,
     StorageError,
@@ -143,20 +146,48 @@ class ContainerBackend:
     def _env(self) -> dict[str, str]:
         return env_dict((self._inspect().get("Config") or {}).get("Env"))
 
+    def _config(self) -> dict[str, Any]:
+        """The configuration file bind-mounted at CONFIG_TARGET ({} when there is none: the image's own)."""
+        for mount in self._inspect().get("Mounts") or []:
+            if mount.get("Destination") == CONFIG_TARGET and mount.get("Type") == "bind" and mount.get("Source"):
+                return read_config(mount["Source"]) or {}
+        return {}
+
+    def _root(self) -> str:
+        """storage.filesystem.rootdirectory in the container: the environment's, else the configuration file's."""
+        env = self._env()
+        configured = ((self._config().get("storage") or {}).get("filesystem") or {}).get("rootdirectory")
+        return root_directory(env) if env.get(ROOT_ENV) or not configured else root_directory({ROOT_ENV: configured})
+
+    def _driver(self) -> str | None:
+        """The storage driver when not filesystem: the environment's (it wins), else the configuration file's, else
+        the label a service task carries (its configuration is a Swarm secret)."""
+        env = self._env()
+        driver = driver_from_env(env)
+        if driver or env.get("REGISTRY_STORAGE"):
+            return driver
+        configured = storage_driver(self._config())
+        if configured and configured != "filesystem":
+            return "%s (storage.%s in its configuration file)" % (configured, configured)
+        labelled = ((self._inspect().get("Config") or {}).get("Labels") or {}).get(STORAGE_LABEL)
+        if labelled and labelled != "filesystem":
+            return "%s (storage.%s in its configuration)" % (labelled, labelled)
+        return None
+
     def data_path(self) -> str | None:
         """The registry's root directory as this host sees it: through the bind mount or volume holding it."""
         if not self.engine.local:
             return None
-        return host_path(self._inspect().get("Mounts") or [], root_directory(self._env()))
+        return host_path(self._inspect().get("Mounts") or [], self._root())
 
     def storage_problem(self) -> str | None:
         if not self.engine.local:
             return "its engine is not this host's (docker_host)"
-        driver = driver_from_env(self._env())
+        driver = self._driver()
         if driver:
             return "it stores with the %s driver" % driver
         if self.data_path() is None:
-            return "its storage (%s in the container) is on no bind mount or volume" % root_directory(self._env())
+            return "its storage (%s in the container) is on no bind mount or volume" % self._root()
         return None
 
 

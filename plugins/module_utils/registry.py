@@ -127,6 +127,11 @@ class RegistryClient(Transport):
             response = self.get(url, scope)
             if response.status_code == 404:
                 return items
+            if response.status_code == 400 and "PAGINATION_NUMBER_INVALID" in response.text and "n=" in url:
+                # The registry pages by fewer (catalog.maxentries below PAGE_SIZE): ask for its own page size, and
+                # follow its Link header from there.
+                url = re.sub(r"([?&])n=\d+&?", r"\1", url).rstrip("?&")
+                continue
             self._check(response, "GET " + path)
             items.extend(response.json().get(key) or [])
             match = _LINK_NEXT_RE.search(response.headers.get("Link", ""))

@@ -353,6 +353,46 @@ class Storage:
         uploads = [u for repo in self.repositories() for u in repo.uploads]
         return {"blobs": len(blobs), "bytes": sum(blobs.values()), "uploads": len(uploads), "upload_bytes": sum(u.bytes for u in uploads)}
 
+    def layers(self, repo: Repository) -> set[str]:
+        """The blobs ``repo`` links in its _layers (layers and configurations it serves)."""
+        found = set()
+        root = os.path.join(repo.path, "_layers")
+        for algorithm in _listdir(root):
+            for hexdigest in _listdir(os.path.join(root, algorithm)):
+                digest = _digest(_read(os.path.join(root, algorithm, hexdigest, "link")))
+                if digest == "%s:%s" % (algorithm, hexdigest):
+                    found.add(digest)
+        return found
+
+    def report(self) -> dict[str, Any]:
+        """Storage use as registry_info reports it: blobs and their bytes (each blob once), upload sessions and
+        theirs, and per repository the blobs it links (a blob two repositories share counts in both: layers,
+        configurations and its manifests), its manifests, tags and upload sessions."""
+        sizes = self.blobs()
+        repositories = []
+        for repo in self.repositories():
+            linked = self.layers(repo) | repo.revisions
+            repositories.append(
+                {
+                    "name": repo.name,
+                    "blobs": len(linked),
+                    "blob_bytes": sum(sizes.get(d, 0) for d in linked),
+                    "manifests": len(repo.revisions),
+                    "tags": len(repo.tags),
+                    "uploads": len(repo.uploads),
+                    "upload_bytes": sum(u.bytes for u in repo.uploads),
+                }
+            )
+        return {
+            "driver": "filesystem",
+            "data_path": self.data_path,
+            "blobs": len(sizes),
+            "blob_bytes": sum(sizes.values()),
+            "uploads": sum(r["uploads"] for r in repositories),
+            "upload_bytes": sum(r["upload_bytes"] for r in repositories),
+            "repositories": repositories,
+        }
+
 
 def unreferenced(storage: Storage, kept: set[str]) -> list[str]:
     """The blobs ``registry garbage-collect`` sweeps when ``kept`` are the revisions left (of every repository): every

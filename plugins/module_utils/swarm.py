@@ -8,8 +8,8 @@ what changed. All engine calls go through :class:`EngineClient`, all registry HT
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import secrets as token_source
 import time
@@ -20,6 +20,16 @@ from typing import Any
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, write_atomic
 from ansible_collections.dockhand.registry.plugins.module_utils.container_spec import DATA_TARGET
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import EngineClient, EngineError
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import (
+    DEBUG_PORT,
+    STORAGE_LABEL,
+    ConfigSettings,
+    TrialFile,
+    build,
+    render,
+    storage_driver,
+    trial_start,
+)
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryUnreachable, wait_ready
 
 LABEL_SERVICE = "io.dockhand.registry.service"
@@ -185,6 +195,14 @@ class ServiceSpec:
     update_monitor: float = 5
     stop_grace_period: float = 15
     wait_timeout: int = 300
+    # The configuration's other settings (logs, blob cache, metrics, notifications, the user's mappings); the paths,
+    # the drain, the secret and the read-only switch come from the fields above (registry_config() below).
+    settings: ConfigSettings = field(default_factory=lambda: ConfigSettings(blob_cache="none"))
+    # Where each node running a task publishes the debug server (metrics), in host mode, when settings.metrics.
+    metrics_port: int = DEBUG_PORT
+    # Start the registry on a new configuration in a throwaway container on this manager before the service changes.
+    try_config: bool = True
+    validate_timeout: int = 30
 
     def validate(self) -> None:
         if self.state == "absent":
@@ -211,6 +229,14 @@ class ServiceSpec:
         for key in self.env:
             if key.upper() == "REGISTRY_HTTP_SECRET":
                 raise SwarmError("env REGISTRY_HTTP_SECRET would show in docker service inspect: use http_secret")
+        if self.settings.metrics and not 1 <= self.metrics_port <= 65535:
+            raise SwarmError("metrics_port %s is not between 1 and 65535" % self.metrics_port)
+        if self.settings.metrics and self.metrics_port == self.port:
+            raise SwarmError("metrics_port %d is the registry's port: give the metrics a port of their own" % self.port)
+        if self.try_config and self.validate_timeout < 1:
+            raise SwarmError("validate_timeout %s must be 1 second or more" % self.validate_timeout)
+        # Every configuration check (conflicts, unknown keys, types) before the engine is asked anything.
+        registry_config(self, "(the shared secret)")
 
     @property
     def order(self) -> str:
@@ -229,30 +255,25 @@ def _digest(data: bytes) -> str:
 
 
 def registry_config(spec: ServiceSpec, http_secret: str) -> bytes:
-    """The registry's configuration (JSON is YAML), with the shared ``http.secret``; kept as a Swarm secret."""
-    http: dict[str, Any] = {
-        "addr": ":5000",
-        "secret": http_secret,
-        "headers": {"X-Content-Type-Options": ["nosniff"]},
+    """The registry's configuration (JSON is YAML), with the shared ``http.secret``; kept as a Swarm secret. Built by
+    the one builder of every mode (registry_config.build): the settings, then the user's mappings on top, checked
+    (ConfigError, one line). No in-memory blob descriptor cache unless asked: with replicas on shared storage it would
+    go stale after a delete through another replica (settings.blob_cache, default none; redis shares one)."""
+    return render(build(_settings(spec, http_secret)), header=False)
+
+
+def _settings(spec: ServiceSpec, http_secret: str) -> ConfigSettings:
+    return dataclasses.replace(
+        spec.settings,
+        htpasswd=SECRET_DIR + "htpasswd" if spec.htpasswd else None,
+        auth_realm=spec.auth_realm,
+        tls_cert=SECRET_DIR + "server.crt" if spec.tls_cert else None,
+        tls_key=SECRET_DIR + "server.key" if spec.tls_cert else None,
         # On SIGTERM (rolling update, drain), finish the requests in flight before exiting.
-        "draintimeout": "%ds" % max(int(spec.stop_grace_period) - 3, 1),
-    }
-    if spec.tls_cert:
-        http["tls"] = {"certificate": SECRET_DIR + "server.crt", "key": SECRET_DIR + "server.key"}
-    storage: dict[str, Any] = {"filesystem": {"rootdirectory": DATA_TARGET}}
-    # No in-memory blob descriptor cache: with replicas on shared storage it would go stale after a delete elsewhere.
-    if spec.read_only:
-        storage["maintenance"] = {"readonly": {"enabled": True}}
-    config: dict[str, Any] = {
-        "version": "0.1",
-        "log": {"fields": {"service": "registry"}},
-        "storage": storage,
-        "http": http,
-        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
-    }
-    if spec.htpasswd:
-        config["auth"] = {"htpasswd": {"realm": spec.auth_realm, "path": SECRET_DIR + "htpasswd"}}
-    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+        drain_timeout=max(int(spec.stop_grace_period) - 3, 1),
+        http_secret=http_secret,
+        read_only=spec.read_only,
+    )
 
 
 def _image_name(image: str) -> str:
@@ -350,8 +371,24 @@ class RegistryService:
         kinds = {CONFIG_FILE: "config", "htpasswd": "htpasswd", "server.crt": "tls-cert", "server.key": "tls-key"}
         return {target: ("%s-%s-%s" % (self.spec.name, kinds[target], _digest(data)[:12]), data) for target, data in files.items()}
 
+    def _try(self, wanted: dict[str, tuple[str, bytes]]) -> None:
+        """Start the registry on a new configuration in a throwaway container on this manager (the files mounted where
+        the task finds its secrets), before any secret is created or the service changed."""
+        spec = self.spec
+        if not spec.try_config or self.check_mode:
+            return
+        if self.engine.image(spec.image) is None:
+            raise SwarmError("registry image %s is not on this manager: it cannot try the configuration" % spec.image)
+        files = [TrialFile(SECRET_DIR + target, data=data) for target, (_name, data) in sorted(wanted.items())]
+        seconds = trial_start(
+            self.engine, spec.image, spec.name, files, dict(spec.env), ["serve", SECRET_DIR + CONFIG_FILE], spec.validate_timeout
+        )
+        self.actions.append("try the new configuration: the registry started on it (listening after %.1fs)" % seconds)
+
     def _secret_refs(self, wanted: dict[str, tuple[str, bytes]]) -> list[dict[str, Any]]:
         existing = {s["Spec"]["Name"]: s["ID"] for s in self.engine.secrets("%s=%s" % (LABEL_SERVICE, self.spec.name))}
+        if wanted[CONFIG_FILE][0] not in existing:
+            self._try(wanted)
         refs = []
         for target, (name, data) in sorted(wanted.items()):
             secret_id = existing.get(name)
@@ -382,7 +419,12 @@ class RegistryService:
             "StopGracePeriod": int(spec.stop_grace_period * NANO),
             # The image each node runs is the one it holds under that tag; its ID on this manager, as a label,
             # makes a rebuilt image a spec change (rolled out like any other).
-            "Labels": {LABEL_IMAGE: image["Id"]} if image else {},
+            "Labels": dict(
+                {LABEL_IMAGE: image["Id"]} if image else {},
+                # What the garbage collection reads to know whether the storage is files it can read (the
+                # configuration itself is a secret no one outside a task reads).
+                **{STORAGE_LABEL: storage_driver(build(_settings(spec, "-"))) or ""},
+            ),
         }
         placement: dict[str, Any] = {"Constraints": list(spec.constraints)}
         if spec.mode == "replicated" and spec.max_replicas_per_node:
@@ -396,6 +438,11 @@ class RegistryService:
             "Order": spec.order,
         }
         rollback = dict(update, FailureAction="pause")
+        ports = [{"Protocol": "tcp", "TargetPort": 5000, "PublishedPort": spec.port, "PublishMode": spec.publish_mode}]
+        if spec.settings.metrics:
+            # Host mode on every node running a task: Prometheus scrapes each replica at its node's address (the
+            # routing mesh would hand each scrape to any replica). Swarm binds it on every address of the node.
+            ports.append({"Protocol": "tcp", "TargetPort": DEBUG_PORT, "PublishedPort": spec.metrics_port, "PublishMode": "host"})
         return {
             "Name": spec.name,
             "Labels": {LABEL_SERVICE: spec.name},
@@ -407,7 +454,7 @@ class RegistryService:
             "Mode": {"Global": {}} if spec.mode == "global" else {"Replicated": {"Replicas": spec.replicas}},
             "UpdateConfig": update,
             "RollbackConfig": rollback,
-            "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 5000, "PublishedPort": spec.port, "PublishMode": spec.publish_mode}]},
+            "EndpointSpec": {"Ports": ports},
         }
 
     def converge(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import re
 import traceback
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, host_lock, read_optional, write_atomic
 
 try:
     from cryptography import x509
@@ -83,13 +83,7 @@ def cert_sans(cert: Any) -> list[Any]:
 
 
 def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as stream:
-            return stream.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise TlsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    return read_optional(path, TlsError)
 
 
 def _load(path: str, required: bool, what: str, parse: Any, form: str) -> Any:

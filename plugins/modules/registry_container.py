@@ -19,7 +19,9 @@ description:
     volume the image declares, which a recreate would silently replace by an empty one.
   - With O(state=started), waits until the registry is ready. With a local engine (a C(unix://) O(docker_host)) the
     published port is on the module host, so the module probes it there - C(GET /v2/) answering 200, or 401 with
-    authentication on, over HTTPS when O(env) sets C(REGISTRY_HTTP_TLS_CERTIFICATE). With a remote engine the
+    authentication on, over HTTPS when the registry serves it (its configuration file, mounted at
+    C(/etc/docker/registry/config.yml) through O(mounts), names a certificate in C(http.tls), or O(env) sets
+    C(REGISTRY_HTTP_TLS_CERTIFICATE)). With a remote engine the
     module host may not reach the published address (a loopback O(bind_address) never is), so readiness is asked
     of the engine instead - the port is published and the registry logged C(listening on) since its start - and no
     request leaves the module host.
@@ -29,7 +31,11 @@ description:
   - Changes of one container are serialised on the module host by a lock (a file under C(/run/lock)); a second
     run waits for the first, then finds nothing to do.
   - Warns when the registry is published beyond loopback (O(bind_address)) without authentication
-    (C(REGISTRY_AUTH) in O(env)) or without TLS (C(REGISTRY_HTTP_TLS_CERTIFICATE) in O(env)).
+    (C(auth) in its configuration file, or C(REGISTRY_AUTH) in O(env)) or without TLS (C(http.tls) in its
+    configuration file, or C(REGISTRY_HTTP_TLS_CERTIFICATE) in O(env)).
+  - The registry's configuration file (written by M(dockhand.registry.registry_config)) is one of O(mounts), read-only
+    at C(/etc/docker/registry/config.yml). It is hashed with the other read-only mounts, so a new configuration
+    restarts the registry (see O(config_digest)).
 author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
@@ -60,6 +66,22 @@ options:
     default: 5000
   bind_address:
     description: Host address the port is published on. V(0.0.0.0) publishes it on every interface.
+    type: str
+    default: 127.0.0.1
+  metrics_port:
+    description:
+      - Host port on which the registry's debug server (port 5001 in the container, C(http.debug.addr) in its
+        configuration, with Prometheus metrics at C(/metrics) when C(http.debug.prometheus.enabled)) is published;
+        V(0) publishes nothing.
+      - A debug server listening on loopback inside the container could not be reached from the host at all; it
+        listens on the container's own address, and this port publishes it on O(metrics_bind_address) only.
+      - Refused when it is O(port) on the same (or a wildcard) address. With a mounted configuration file, that file
+        must set C(http.debug.addr) to C(:5001).
+    type: int
+    default: 0
+  metrics_bind_address:
+    description: Host address O(metrics_port) is published on; keep it private (loopback, or an address only the
+      monitoring network reaches). Independent of O(bind_address).
     type: str
     default: 127.0.0.1
   data_path:
@@ -146,9 +168,11 @@ options:
     description:
       - Seconds a stopping registry gives the requests in flight to finish (the registry's C(http.draintimeout), set
         as C(REGISTRY_HTTP_DRAINTIMEOUT)). A swap (recreate) stops the old registry this way, so a pull in flight
-        completes instead of being cut; the engine's stop timeout is this plus 5 seconds.
+        completes instead of being cut; the container's stop timeout (what any C(docker stop) waits before the kill)
+        is the drain plus 5 seconds.
       - V(0) leaves the registry's own behaviour (requests in flight are cut). A C(REGISTRY_HTTP_DRAINTIMEOUT) in
-        O(env) or O(secret_env) wins over this option.
+        O(env) or O(secret_env), or C(http.draintimeout) in the mounted configuration file, wins over this option
+        (the file's value is not repeated in the environment).
       - During a swap on this host, when the module runs as root and C(iptables) is there, new connections to the
         port are held (their first packet dropped, so the client retries after a second) until the new registry
         listens. A client sees a slower connect instead of a refused one. Without root or C(iptables) the module
@@ -237,7 +261,7 @@ container:
     name: registry
     image: registry:2
     image_id: sha256:3c4578a8dcb960ad772fddb090492b9ca50d61afc5b3fe51215332d69310aa01
-    ports: ["127.0.0.1:5000->5000/tcp"]
+    ports: ["127.0.0.1:5000->5000/tcp", "127.0.0.1:5001->5001/tcp"]
     mounts: ["bind:/var/lib/dockhand/registry->/var/lib/registry"]
     env: {}
     restart_policy: always
@@ -270,6 +294,8 @@ def main() -> None:
         image=dict(type="str"),
         port=dict(type="int", default=5000),
         bind_address=dict(type="str", default="127.0.0.1"),
+        metrics_port=dict(type="int", default=0),
+        metrics_bind_address=dict(type="str", default="127.0.0.1"),
         data_path=dict(type="path"),
         volume=dict(type="str"),
         env=dict(type="dict", default={}),
@@ -313,7 +339,8 @@ def main() -> None:
         secret_env=env_strings(p["secret_env"]),
         config_digest=p["config_digest"] or "",
         **pick(
-            p, "name", "image", "state", "port", "bind_address", "data_path", "volume", "restart_policy",
+            p, "name", "image", "state", "port", "bind_address", "metrics_port", "metrics_bind_address", "data_path",
+            "volume", "restart_policy",
             "restart_retries", "mounts", "wait_timeout", "drain_timeout", "config_changed", "read_only", "cap_drop",
             "capabilities", "security_opts",
         ),
@@ -322,7 +349,7 @@ def main() -> None:
         module.warn(warning)
 
     def action() -> dict:
-        spec.validate()
+        spec.validate(module.check_mode)
         engine = EngineClient.from_params(p)
         return RegistryContainer(engine, spec, module.check_mode, docker_host=p["docker_host"] or "").converge()
 

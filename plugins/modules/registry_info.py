@@ -13,6 +13,9 @@ description:
     platforms of an image index, the total size (configuration plus layers, for an index the sum over its platform
     images) and the created time (from the image configuration; for an index the newest of its platform images).
   - Many requests run at the same time on one pool of connections (O(workers)).
+  - With O(data_path), also the storage use read from the registry's files on this host (filesystem storage driver
+    only) - bytes of blobs, bytes in upload sessions, and per repository the blobs it links, its manifests, tags and
+    upload sessions.
   - Read-only; in check mode it returns the same.
 author:
   - dockhand.registry contributors (@dockhand)
@@ -53,6 +56,12 @@ options:
         C(/var/lib/dockhand/replication/) is found by itself; for any other address, none is read.
     type: path
     version_added: 0.3.0
+  data_path:
+    description:
+      - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's
+        C(registry_data_path); for a named volume its C(Mountpoint)), for storage use read from its files. Only for the
+        C(filesystem) storage driver; S3, Azure or GCS storage is not readable here.
+    type: path
 attributes:
   diff_mode:
     support: none
@@ -65,6 +74,16 @@ EXAMPLES = r"""
   dockhand.registry.registry_info:
     registry: localhost:5000
   register: held
+
+- name: What the registry holds and the storage it uses
+  dockhand.registry.registry_info:
+    registry: localhost:5000
+    data_path: /var/lib/dockhand/registry
+    details: false
+  register: held
+- name: Show the bytes per repository
+  ansible.builtin.debug:
+    msg: "{{ held.storage.repositories | items2dict(key_name='name', value_name='blob_bytes') }}"
 
 - name: Release tags of the team's repositories, over HTTPS with a private CA
   dockhand.registry.registry_info:
@@ -115,6 +134,23 @@ replication:
     sources:
       - {name: hub, ok: true, tags_copied: 1, tags_present: 11, tags_failed: 0, error: null}
       - {name: partner, ok: false, tags_copied: 0, error: "registry partner.example.com is unreachable: Connection refused"}
+storage:
+  description:
+    - Storage use read from O(data_path) - C(blobs) and C(blob_bytes) (every blob once), C(uploads) and C(upload_bytes)
+      (upload sessions an interrupted push left), and C(repositories), each with C(name), C(blobs) and C(blob_bytes)
+      (the blobs it links; a blob shared by repositories counts in each), C(manifests), C(tags), C(uploads) and
+      C(upload_bytes).
+  returned: when O(data_path) is set
+  type: dict
+  sample:
+    driver: filesystem
+    data_path: /var/lib/dockhand/registry
+    blobs: 7
+    blob_bytes: 3187203
+    uploads: 1
+    upload_bytes: 524288
+    repositories:
+      - {name: team/app, blobs: 5, blob_bytes: 3181874, manifests: 2, tags: 2, uploads: 1, upload_bytes: 524288}
 actions:
   description: Always empty (the module changes nothing).
   returned: always
@@ -140,6 +176,7 @@ def main() -> None:
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
             replication_state=dict(type="path"),
+            data_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )

@@ -20,7 +20,11 @@ description:
   - The registry's C(http.secret), which lets one replica finish an upload another started, is generated once (kept
     in O(http_secret_path) on this manager, or given as O(http_secret)) and reaches the replicas only inside the
     registry's configuration, kept as a B(Swarm secret) (the configuration holds the secret, so it is not a Swarm
-    config). The htpasswd file and the TLS certificate and key become Swarm secrets too. Secret names carry the
+    config). The configuration is built as M(dockhand.registry.registry_config) builds it (logs, blob cache, metrics,
+    notifications, and O(config) / O(secret_config) deep-merged on top, refused in one line when they conflict with
+    another option, name an unknown key or hold a wrong type); a new one is first tried by the registry binary in a
+    throwaway container on this manager (O(validate)). The htpasswd file and the TLS certificate and key become Swarm
+    secrets too. Secret names carry the
     digest of their content, so a rotated file is a new secret and a changed service spec, rolled out like any other
     change; secrets no longer used are removed afterwards.
   - Compares the wanted spec with the running service (image and its ID on this manager, arguments, environment,
@@ -31,6 +35,7 @@ author:
   - dockhand.registry contributors (@dockhand)
 extends_documentation_fragment:
   - dockhand.registry.docker
+  - dockhand.registry.registry_config
   - dockhand.registry.docker.attributes
 options:
   name:
@@ -88,9 +93,28 @@ options:
     type: dict
     default: {}
   env:
-    description: Extra configuration as C(REGISTRY_<PATH>) variables (not C(REGISTRY_HTTP_SECRET), see O(http_secret)).
+    description:
+      - Environment of the tasks, for example C(GOGC); C(REGISTRY_<PATH>) variables override the configuration (not
+        C(REGISTRY_HTTP_SECRET), see O(http_secret)). Prefer O(config) for registry settings.
     type: dict
     default: {}
+  metrics_port:
+    description:
+      - With O(metrics), the port each node that runs a task publishes the debug server (metrics at C(/metrics)) on,
+        in C(host) mode, so that Prometheus scrapes each replica at its node's address. Swarm publishes it on every
+        address of the node - keep it behind the node's firewall. Refused when it is O(port).
+    type: int
+    default: 5001
+  validate:
+    description:
+      - Start the registry on a new configuration in a throwaway container on this manager before any secret is
+        created or the service changes (the registry must log C(listening on) within O(validate_timeout)).
+    type: bool
+    default: true
+  validate_timeout:
+    description: Seconds the trial registry has to log C(listening on).
+    type: int
+    default: 30
   read_only:
     description:
       - Put every replica in read-only mode (C(storage.maintenance.readonly)); pulls work, pushes are refused. A
@@ -189,9 +213,10 @@ update_order:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
+from ansible_collections.dockhand.registry.plugins.module_utils.args import CONFIG_ARGSPEC, DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import settings_from_params
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
@@ -200,6 +225,10 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             DOCKER_ARGSPEC,
+            **CONFIG_ARGSPEC,
+            metrics_port=dict(type="int", default=5001),
+            validate=dict(type="bool", default=True),
+            validate_timeout=dict(type="int", default=30),
             name=dict(type="str", default="registry"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             image=dict(type="str"),
@@ -261,6 +290,10 @@ def main() -> None:
         update_monitor=p["update_monitor"],
         stop_grace_period=p["stop_grace_period"],
         wait_timeout=p["wait_timeout"],
+        settings=settings_from_params(p, blob_cache_default="none"),
+        metrics_port=p["metrics_port"],
+        try_config=p["validate"],
+        validate_timeout=p["validate_timeout"],
     )
 
     def action() -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -29,6 +30,7 @@ import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
 from support import ROOT
+from support.effective import effective
 from support.fleet import registry_node
 from support.isolation import PREFIX, REGISTRY_IMAGE, path
 from support.oracle import Registry, assert_same_tag
@@ -118,7 +120,10 @@ def test_systemd_timer_runs_the_read_only_gc(node_dir, systemd_node):
     assert "warnings" not in result, result["warnings"]
     assert pulled > 0 and failed == 0, counts
     env = node(container, "docker inspect --format '{{json .Config.Env}}' opsreg")
-    assert "MAINTENANCE" not in env and "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    inspected = json.loads(node(container, "docker inspect opsreg"))[0]
+    settings = effective(inspected, lambda path: node(container, "cat %s" % shlex.quote(path)))
+    assert "MAINTENANCE" not in env and settings["storage.delete.enabled"] == "true"
+    assert "storage.maintenance.readonly.enabled" not in settings
     # The effect, read by the oracle: only app:3 is left, whole; the deleted images' own layers are gone.
     assert oracle(container, "state") == {"catalog": ["app"], "digests": {"app:3": digests["3"]}}
     assert oracle(container, "verify", "app:3")["app:3"]["digest"] == digests["3"]

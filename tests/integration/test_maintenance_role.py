@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from support import ROOT
+from support.effective import effective
 from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
 from support.registry import client
 from support.runner import recap, run_playbook
@@ -63,8 +64,8 @@ def test_site_retention_gc_and_cron(workdir):
                 pytest.fail("site.yml failed (rc %d):\n%s" % (done.returncode, output[-4000:]), pytrace=False)
             runs.append(recap(output))
         assert runs[0]["changed"] > 0 and runs[1]["changed"] == 0, runs
-        env = json.loads(docker("container", "inspect", "--format", "{{json .Config.Env}}", name))
-        assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+        # Deletes on (storage.delete.enabled: the configuration file, once the environment).
+        assert effective(json.loads(docker("container", "inspect", name))[0])["storage.delete.enabled"] == "true"
         tags = client(registry).tags(repo)
         assert tags == ["3"]
 

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from support import ROOT
+from support.effective import effective
 from support.isolation import PREFIX, REGISTRY_IMAGE, TEST_LABEL, port
 from support.registry import client
 from support.runner import recap, run_playbook
@@ -61,9 +62,11 @@ def test_site_twice(workdir):
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", "%s/%s:1.0" % (registry, image)))
     assert "%s/%s@%s" % (registry, image, served) in digests
     assert docker("inspect", "-f", "{{.State.Running}}", PREFIX + "site").strip() == "true"
-    # The role's runtime settings: the registry drains on stop, and runs with the role's Go GC target.
-    env = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", PREFIX + "site"))
-    assert "REGISTRY_HTTP_DRAINTIMEOUT=10s" in env and "GOGC=200" in env, env
+    # The role's runtime settings: the registry drains on stop (its configuration file, once the environment), and
+    # runs with the role's Go GC target.
+    container = json.loads(docker("inspect", PREFIX + "site"))[0]
+    env = container["Config"]["Env"]
+    assert effective(container)["http.draintimeout"] == "10s" and "GOGC=200" in env, env
 
     # The summary at the end, without -v: address, what the registry holds, what this run published.
     digest = served

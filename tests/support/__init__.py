@@ -11,6 +11,8 @@ benchmarks).
 - :mod:`support.secrets`    secret search in literal, base64 and URL-encoded forms
 - :mod:`support.engine`     the registry-image bootstrap; a private dockerd (unix socket, or TCP with TLS)
 - :mod:`support.fleet`      Debian test hosts over SSH (standard library only)
+- :mod:`support.effective`  the configuration a registry container runs with (mounted file, then REGISTRY_* env)
+- :mod:`support.prometheus` a real Prometheus (Debian's package) scraping a file_sd target file; its query API
 - :mod:`support.unit`       unit-test stand-ins (scripted registry session, a registry in memory) and the one-line-failure check of a
                             module's ``main()`` (imported as ``ansible_collections.dockhand.registry.tests.support.unit``)
 

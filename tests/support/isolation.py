@@ -23,6 +23,7 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +34 | test_gc_index |
 | +40 | test_engine_tls (the private engine's TLS port) |
 | +42, +43 | test_remote_engine_readiness (SSH-forwarded engine, registry) |
+| +44..+49 | test_registry_configuration (registry, metrics, event receiver, Prometheus, plain registry, lost endpoint) |
 
 The Molecule scenarios run one at a time (scripts/molecule-all) and their inventories hold literal values (their
 tests read them), so they cannot take a prefix from the environment. Their names and ports come from this file

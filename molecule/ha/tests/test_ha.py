@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import requests
+from hafrontend import finish, holders, process_ids, start_client_loops, task_window, wait_marked
 from hatest import PullLoop, address, build_and_push, on, pull_by_digest
 
 from support.runner import recaps, run_playbook
@@ -93,7 +94,7 @@ def test_blob_upload_started_on_one_node_finishes_on_another(mol_vars):
 
 def _converge(extra: dict) -> subprocess.CompletedProcess:
     return run_playbook(SCENARIO / "converge.yml", extra, inventory=SCENARIO / "inventory" / "hosts.yml",
-                        args=("-i", "/tmp/dh-ha/fleet/inventory.yml"))
+                        args=("-i", "/tmp/dh-ha/fleet/inventory.yml", "-i", "/tmp/dh-ha/fleet/frontend.yml"))
 
 
 def _changed(output: str) -> int:
@@ -101,27 +102,36 @@ def _changed(output: str) -> int:
 
 
 def test_rolling_update_under_a_pull_loop_has_no_failed_pull(mol_vars):
-    """Change an env value: the swarm replaces the tasks one at a time while a bounded pull loop runs."""
+    """Change an env value: the swarm replaces the tasks one at a time while a bounded pull loop runs. A frontend
+    setting changes too (HAProxy and keepalived reload), while the client pulls and pushes through the virtual IP."""
     env = dict(mol_vars["registry_env"], REGISTRY_LOG_LEVEL="debug")
-    loop = PullLoop(NODES, mol_vars["registry_port"], "ha/alpha", STATE["digest"], max_pulls=300, max_seconds=120)
+    loop = PullLoop(NODES, mol_vars["registry_port"], "ha/alpha", STATE["digest"], max_pulls=600, max_seconds=240)
     puller = threading.Thread(target=loop.run)
+    frontend_before = (holders(), {node: process_ids(node) for node in NODES})
+    phase = start_client_loops("rolling update", mol_vars)
     puller.start()
     time.sleep(2)
     started = time.monotonic()
-    converge = _converge({"registry_env": env})
+    since = time.time()
+    converge = _converge({"registry_env": env, "frontend_check_fall": 3})
     update_seconds = time.monotonic() - started
     time.sleep(2)
     loop.stop.set()
     puller.join(timeout=30)
+    phase.window = task_window("n1", mol_vars["registry_service_name"], since)
+    finish(phase)
     print("FIGURES rolling update: %s, converge %.0f s" % (loop.figures(), update_seconds))
     assert converge.returncode == 0, converge.stdout[-3000:]
+    phase.check()
+    # Reloaded, not restarted (same main processes), and the address stayed where it was.
+    assert (holders(), {node: process_ids(node) for node in NODES}) == frontend_before
     # The loop covered the whole update (it was stopped after the converge, not by its bounds).
     assert loop.ended_by == "stop", loop.figures()
     assert loop.failed == 0, loop.errors[:5]
     assert loop.total > 0
     spec = json.loads(on("n1", "docker service inspect %s" % mol_vars["registry_service_name"]))[0]["Spec"]
     assert "REGISTRY_LOG_LEVEL=debug" in spec["TaskTemplate"]["ContainerSpec"]["Env"]
-    again = _converge({"registry_env": env})
+    again = _converge({"registry_env": env, "frontend_check_fall": 3})
     assert again.returncode == 0, again.stdout[-3000:]
     assert _changed(again.stdout) == 0, again.stdout[-3000:]
 
@@ -131,12 +141,18 @@ def test_node_failure_other_nodes_serve_and_the_node_catches_up(mol_vars):
     container = json.loads(Path("/tmp/dh-ha/fleet/fleet.json").read_text())["hosts"]["n3"]["container"]
     loop = PullLoop(NODES, port, "ha/alpha", STATE["digest"], max_pulls=300, max_seconds=20)
     puller = threading.Thread(target=loop.run)
+    (holder,) = holders()
+    assert holder != "n3", "n3 holds the virtual IP: this phase is about another node"
+    phase = start_client_loops("another node stopped", mol_vars)
     puller.start()
     time.sleep(2)
     stopped_at = time.monotonic() - loop.started
+    stop_epoch = time.time()
     subprocess.run(["docker", "stop", "-t", "20", container], check=True, capture_output=True, timeout=60)
     down_at = time.monotonic() - loop.started  # n3 is down from here to the end of the loop (started again below)
+    phase.window = (stop_epoch, wait_marked(holder, "n3", "DOWN"))
     puller.join(timeout=60)
+    finish(phase)
     affected = [t - stopped_at for t in loop.affected_at if t >= stopped_at]
     print("FIGURES node loss: %s, last affected pull %.1f s after the stop" % (loop.figures(), max(affected) if affected else 0.0))
     assert loop.failed == 0, loop.errors[:5]
@@ -163,3 +179,4 @@ def test_node_failure_other_nodes_serve_and_the_node_catches_up(mol_vars):
     assert back is not None, "n3 does not answer /v2/ 180 s after its start"
     print("FIGURES node back: answered /v2/ %.0f s after docker start" % (back - deadline + 180))
     assert pull_by_digest("n3", port, "ha/alpha", digest) == image_id
+    phase.check()

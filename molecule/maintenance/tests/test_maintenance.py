@@ -9,6 +9,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from support.effective import effective
+
 
 def test_retention_kept_two_newest_and_latest(registry):
     assert sorted(registry.tags("mol/app")) == ["3", "4", "latest"]
@@ -17,7 +19,8 @@ def test_retention_kept_two_newest_and_latest(registry):
 
 def test_deletes_enabled_and_read_write(container):
     env = container["Config"]["Env"]
-    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in env
+    # storage.delete.enabled: in the registry's configuration file (the environment holds only overrides).
+    assert effective(container)["storage.delete.enabled"] == "true"
     assert not any(e.startswith("REGISTRY_STORAGE_MAINTENANCE_READONLY=") for e in env)
     assert container["State"]["Running"] is True
 

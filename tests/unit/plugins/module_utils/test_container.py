@@ -62,19 +62,20 @@ class FakeEngine:
         self.volumes.add(name)
 
     def create_container(self, name, image, env, port_bindings, mounts, restart_policy, labels=None,
-                         read_only=False, cap_drop=None, cap_add=None, security_opt=None):
+                         read_only=False, cap_drop=None, cap_add=None, security_opt=None, tmpfs=None, command=None,
+                         stop_timeout=None):
         cid = "%064d" % next(self._ids)
         self.calls.append("create " + name)
         if self.fail_new_starts:
             self.fail_start.add(cid)
-        (port, (ip, host_port)), = port_bindings.items()
         self.containers[cid] = {
             "Id": cid,
             "Name": "/" + name,
             "Image": self.images[image]["Id"] if image in self.images else image,
-            "Config": {"Image": image, "Env": IMAGE_ENV + ["%s=%s" % kv for kv in env.items()], "Labels": dict(labels or {})},
+            "Config": {"Image": image, "Env": IMAGE_ENV + ["%s=%s" % kv for kv in env.items()], "Labels": dict(labels or {}),
+                       "StopTimeout": stop_timeout},
             "HostConfig": {
-                "PortBindings": {port: [{"HostIp": ip, "HostPort": str(host_port)}]},
+                "PortBindings": {port: [{"HostIp": ip, "HostPort": str(host_port)}] for port, (ip, host_port) in port_bindings.items()},
                 "RestartPolicy": dict(restart_policy),
                 "ReadonlyRootfs": read_only,
                 "CapDrop": cap_drop,

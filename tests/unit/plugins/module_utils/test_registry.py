@@ -97,6 +97,18 @@ def test_catalog_paged_through_link_header():
     assert reg.catalog() == ["w", "x", "y"]
 
 
+def test_catalog_of_a_registry_with_smaller_pages_than_asked():
+    """catalog.maxentries under the page size asked: 400 PAGINATION_NUMBER_INVALID, then the registry's own pages."""
+    refused = FakeResponse(400, body='{"errors":[{"code":"PAGINATION_NUMBER_INVALID","message":"invalid number of results requested"}]}')
+    pages = {
+        "http://localhost:5100/v2/_catalog?n=1000": refused,
+        "http://localhost:5100/v2/_catalog": FakeResponse(200, {"Link": '</v2/_catalog?last=x&n=2>; rel="next"'}, {"repositories": ["w", "x"]}),
+        "http://localhost:5100/v2/_catalog?last=x&n=2": FakeResponse(200, {}, {"repositories": ["y"]}),
+    }
+    reg, _session = client(lambda m, u, **k: pages[u])
+    assert reg.catalog() == ["w", "x", "y"]
+
+
 def test_tags_of_unknown_repository_is_empty():
     reg, _session = client(lambda m, u, **k: FakeResponse(404, body={"errors": [{"code": "NAME_UNKNOWN"}]}))
     assert reg.tags("nothere") == []
