@@ -26,10 +26,10 @@ from typing import Any
 from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import CONFIG_TARGET, DEBUG_PORT
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import read as read_config
+from ansible_collections.dockhand.registry.plugins.module_utils.storage import DATA_TARGET
 
 REGISTRY_PORT = "5000/tcp"
 METRICS_PORT = "%d/tcp" % DEBUG_PORT
-DATA_TARGET = "/var/lib/registry"
 MANAGED_LABEL = "io.dockhand.registry.managed"
 CONFIG_LABEL = "io.dockhand.registry.config-digest"
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")

@@ -29,7 +29,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.common import (
     check_workers,
     one_line,
 )
-from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import (
+from ansible_collections.dockhand.registry.plugins.module_utils.storage_errors import (
     RegistryStorageError,
     storage_cause,
     storage_message,
@@ -129,11 +129,17 @@ def _push(repository: str) -> str:
 class RegistryClient(Transport):
     """The registry API of one registry, on a :class:`Transport` (which takes the connection options)."""
 
-    def _paged(self, path: str, key: str, scope: str) -> list[str]:
+    def _paged(self, path: str, key: str, scope: str, max_pages: int | None = None) -> list[str] | None:
+        """Every item of a paged listing; [] when the registry answers 404. With ``max_pages``: None when the
+        listing has more pages than that."""
         items: list[str] = []
         url: str | None = "%s?n=%d" % (path, PAGE_SIZE)
+        pages = 0
         while url:
-            response = self.request("GET", url, scope=scope)
+            if max_pages is not None and pages >= max_pages:
+                return None
+            pages += 1
+            response = self.get(url, scope)
             if response.status_code == 404:
                 return items
             if response.status_code == 400 and "PAGINATION_NUMBER_INVALID" in response.text and "n=" in url:
@@ -178,7 +184,7 @@ class RegistryClient(Transport):
     def manifest_digest(self, repository: str, tag: str) -> str | None:
         """The digest ``repository:tag`` has in the registry, or None when it is absent."""
         path = "/v2/%s/manifests/%s" % (repository, tag)
-        response = self.request("HEAD", path, scope="repository:%s:pull" % repository, headers={"Accept": ACCEPT_MANIFESTS})
+        response = self.fast("HEAD", path, _pull(repository), {"Accept": ACCEPT_MANIFESTS})
         if response.status_code == 404:
             return None
         self._check(response, "HEAD " + path)
@@ -210,10 +216,24 @@ class RegistryClient(Transport):
         return self.manifest_config_digest(repository, manifest_digest) == image_id
 
     def tags(self, repository: str) -> list[str]:
-        return self._paged("/v2/%s/tags/list" % repository, "tags", "repository:%s:pull" % repository)
+        return self._paged("/v2/%s/tags/list" % repository, "tags", _pull(repository)) or []
 
-    def catalog(self) -> list[str]:
-        return self._paged("/v2/_catalog", "repositories", "registry:catalog:*")
+    def repository_tags(self, repository: str) -> list[str] | None:
+        """The tags of ``repository``, or None when the registry does not know the repository (404 NAME_UNKNOWN:
+        distribution's answer for a repository nothing was ever tagged in)."""
+        path = "/v2/%s/tags/list" % repository
+        response = self.get("%s?n=%d" % (path, PAGE_SIZE), _pull(repository))
+        if response.status_code == 404:
+            return None if "NAME_UNKNOWN" in response.text[:500] else []
+        self._check(response, "GET " + path)
+        tags = list(response.json().get("tags") or [])
+        if _LINK_NEXT_RE.search(response.headers.get("Link", "")):
+            return self.tags(repository)  # more than one page: the whole listing
+        return tags
+
+    def catalog(self, max_pages: int | None = None) -> list[str] | None:
+        """The registry's repositories; with ``max_pages``, None when the catalog is longer than that."""
+        return self._paged("/v2/_catalog", "repositories", "registry:catalog:*", max_pages)
 
     def manifest(self, repository: str, reference: str) -> tuple[str, str, dict[str, Any]] | None:
         """The manifest ``repository:reference`` (a tag or a digest) read as JSON: (digest, media type, body),
@@ -304,16 +324,14 @@ class RegistryClient(Transport):
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str:
         """``PUT`` the manifest's bytes verbatim under ``reference`` (a tag or its digest); return the stored digest."""
         path = "/v2/%s/manifests/%s" % (repository, reference)
-        response = self.request(
-            "PUT", path, scope=_push(repository), headers={"Content-Type": manifest.media_type}, data=manifest.data
-        )
+        response = self.fast("PUT", path, _push(repository), {"Content-Type": manifest.media_type}, manifest.data)
         self._check_write(response, "PUT " + path)
         return response.headers.get("Docker-Content-Digest") or manifest.digest
 
     def has_blob(self, repository: str, digest: str) -> bool:
         """``HEAD /v2/<name>/blobs/<digest>``: does the repository hold (or may it use) the blob."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        response = self.request("HEAD", path, scope=_push(repository), allow_redirects=False)
+        response = self.fast("HEAD", path, _push(repository))
         if response.status_code == 404:
             return False
         if response.status_code in (200, 307, 302):
@@ -331,7 +349,7 @@ class RegistryClient(Transport):
         if mount and mount_from:
             params = {"mount": mount, "from": mount_from}
             scope = "%s %s" % (scope, _pull(mount_from))
-        response = self.request("POST", path, scope=scope, params=params, allow_redirects=False)
+        response = self.fast("POST", path, scope, params=params)
         if response.status_code == 201 and mount:
             return None
         if response.status_code != 202:
@@ -347,16 +365,15 @@ class RegistryClient(Transport):
         the body is read from the source in CHUNK_SIZE pieces while it is sent)."""
         separator = "&" if "?" in location else "?"
         url = "%s%sdigest=%s" % (location, separator, digest)
-        response = self.request(
-            "PUT", url, scope=_push(repository), headers={"Content-Type": "application/octet-stream"}, data=stream,
-            timeout=(self.timeout, max(self.timeout, 60.0)),
+        response = self.fast(
+            "PUT", url, _push(repository), {"Content-Type": "application/octet-stream"}, stream, read_timeout=max(self.timeout, 60.0)
         )
         self._check_write(response, "PUT blob %s" % digest)
 
     def open_blob(self, repository: str, digest: str, size: int) -> BlobStream:
         """``GET`` a blob as a stream (redirects to storage followed); read it with ``read(n)``."""
         path = "/v2/%s/blobs/%s" % (repository, digest)
-        response = self.request("GET", path, scope=_pull(repository), stream=True, timeout=(self.timeout, max(self.timeout, 60.0)))
+        response = self.fast("GET", path, _pull(repository), stream=True, read_timeout=max(self.timeout, 60.0))
         if response.status_code == 404:
             response.close()
             raise ManifestMissing("blob %s is not in %s/%s" % (digest, self.registry, repository))

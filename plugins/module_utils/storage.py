@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 V2 = os.path.join("docker", "registry", "v2")
+# Where the registry image keeps its storage (the filesystem driver's default root directory) in its container.
+DATA_TARGET = "/var/lib/registry"
 BLOBS = os.path.join(V2, "blobs")
 REPOSITORIES = os.path.join(V2, "repositories")
 ROOT_ENV = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"

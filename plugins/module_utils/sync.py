@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +44,11 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry import 
     ManifestMissing,
     RegistryClient,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.tag_select import TagSelector
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryError
+
+# The destination's catalog is read (to know which repositories are new) only when it has at most this many pages.
+CATALOG_PAGES = 5
 
 
 class SyncError(PartialFailure):
@@ -116,13 +119,6 @@ def plan_items(
     return items
 
 
-def compile_pattern(pattern: str) -> re.Pattern:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidReference("invalid tag_pattern %r: %s" % (pattern, exc)) from None
-
-
 def parse_platform(text: str) -> tuple[str, str, str]:
     parts = str(text).strip().split("/")
     if len(parts) not in (2, 3) or not all(parts):
@@ -165,14 +161,24 @@ class Syncer:
         self.check_mode = check_mode
         self._clients: dict[tuple[str, str], RegistryClient] = {}
         self._lock = threading.Lock()
-        # Per destination (registry, digest): the repository known to hold the blob (for mounts), and one
-        # lock per blob so that two tags sharing a layer copy it once.
+        # What the run knows of the destination, so that it asks no question twice:
+        # - per (registry, digest): a repository of that registry known to hold the blob (placed there by this run,
+        #   or found there), to mount it from straight away; the first placement of a blob in a registry is done
+        #   under a lock of its own, so that tags sharing a layer never copy it twice at the same time;
+        # - per (registry, repository, digest): blobs a destination repository holds (nothing more to do);
+        # - per destination repository: its tags, listed once (tags/list) when the run writes several tags there or
+        #   the repository is not in the registry's catalog: a tag not listed needs no HEAD; a repository the
+        #   registry does not know (404 NAME_UNKNOWN) holds no blob either, so its blobs need no HEAD.
         self._blob_home: dict[tuple[str, str], str] = {}
-        self._blob_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
         self._done: set[tuple[str, str, str]] = set()
-        # Tags of destination repositories that several items write to, listed once (tags/list, paged): a tag
-        # not listed needs no HEAD. Filled by run().
-        self._dest_tags: dict[tuple[str, str], set[str]] = {}
+        self._dest_tags: dict[tuple[str, str], set[str] | None] = {}
+        self._new_repositories: set[tuple[str, str]] = set()
+        self._listed_repositories: set[tuple[str, str]] = set()
+
+    def _lock_for(self, key: tuple) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
 
     def client(self, side: str, registry: str) -> RegistryClient:
         with self._lock:
@@ -185,35 +191,79 @@ class Syncer:
     # -- the registry conversations -----------------------------------------------------
     def _copy_blob(self, item: Item, descriptor: dict, stats: dict) -> None:
         digest = descriptor["digest"]
-        size = int(descriptor.get("size", 0))
         dest = self.client("dest", item.dest_registry)
         key = (item.dest_registry, item.dest_repository, digest)
-        with self._lock:
-            lock = self._blob_locks.setdefault(key, threading.Lock())
-        with lock:
+        if key in self._done:
+            stats["present"] += 1
+            return
+        home = self._blob_home.get((item.dest_registry, digest))
+        if home is None and item.dest_registry == item.src_registry and item.dest_repository != item.src_repository:
+            home = item.src_repository
+        if home is None:
+            # The first placement of this blob in the destination registry: one tag does it, the others wait and
+            # then mount it (or find it placed, in the same repository).
+            with self._lock_for((item.dest_registry, digest)):
+                if key in self._done:
+                    stats["present"] += 1
+                    return
+                home = self._blob_home.get((item.dest_registry, digest))
+                if home is None:
+                    self._place_blob(item, descriptor, dest, stats)
+                    return
+        with self._lock_for(key):
             if key in self._done:
                 stats["present"] += 1
                 return
-            if dest.has_blob(item.dest_repository, digest):
-                stats["present"] += 1
+            # Known in another repository of the registry: mount it straight away (no HEAD first: a mount of a blob
+            # the repository already holds answers 201 as well). A registry that answers the mount with an upload
+            # session gets the blob through that session.
+            location = dest.start_upload(item.dest_repository, digest, home)
+            if location is None:
+                stats["mounted"] += 1
             else:
-                mount_from = self._blob_home.get((item.dest_registry, digest))
-                if mount_from is None and item.dest_registry == item.src_registry and item.dest_repository != item.src_repository:
-                    mount_from = item.src_repository
-                location = dest.start_upload(item.dest_repository, digest if mount_from else None, mount_from)
-                if location is None:
-                    stats["mounted"] += 1
-                else:
-                    stream = self.client("src", item.src_registry).open_blob(item.src_repository, digest, size)
-                    try:
-                        dest.upload_blob(item.dest_repository, location, digest, stream)
-                    finally:
-                        stream.close()
-                    stats["copied"] += 1
-                    stats["bytes"] += stream.sent
-            with self._lock:
-                self._done.add(key)
-                self._blob_home.setdefault((item.dest_registry, digest), item.dest_repository)
+                self._upload(item, descriptor, dest, location, stats)
+            self._placed(key)
+
+    def _place_blob(self, item: Item, descriptor: dict, dest: RegistryClient, stats: dict) -> None:
+        """HEAD (unless the repository is new to the registry), else upload."""
+        digest = descriptor["digest"]
+        key = (item.dest_registry, item.dest_repository, digest)
+        if (item.dest_registry, item.dest_repository) not in self._new_repositories and dest.has_blob(item.dest_repository, digest):
+            stats["present"] += 1
+        else:
+            self._upload(item, descriptor, dest, dest.start_upload(item.dest_repository), stats)
+        self._placed(key)
+
+    def _upload(self, item: Item, descriptor: dict, dest: RegistryClient, location: str | None, stats: dict) -> None:
+        digest = descriptor["digest"]
+        if location is None:
+            raise RegistryError("registry %s gave no upload session for %s" % (item.dest_registry, digest))
+        stream = self.client("src", item.src_registry).open_blob(item.src_repository, digest, int(descriptor.get("size", 0)))
+        try:
+            dest.upload_blob(item.dest_repository, location, digest, stream)
+        finally:
+            stream.close()
+        stats["copied"] += 1
+        stats["bytes"] += stream.sent
+
+    def _placed(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._done.add(key)
+            self._blob_home.setdefault((key[0], key[2]), key[1])
+
+    def _listed_tags(self, item: Item) -> set[str] | None:
+        """The destination repository's tags when the run lists them (see __init__), else None (HEAD the tag)."""
+        key = (item.dest_registry, item.dest_repository)
+        if key not in self._listed_repositories:
+            return None
+        if key not in self._dest_tags:
+            with self._lock_for(key):
+                if key not in self._dest_tags:
+                    tags = self.client("dest", item.dest_registry).repository_tags(item.dest_repository)
+                    if tags is None:
+                        self._new_repositories.add(key)
+                    self._dest_tags[key] = set(tags or ())
+        return self._dest_tags[key]
 
     def _copy_image(self, item: Item, manifest: Manifest, stats: dict) -> None:
         body = json.loads(manifest.data)
@@ -262,7 +312,7 @@ class Syncer:
         try:
             source, target, children = self._source_manifest(item)
             dest = self.client("dest", item.dest_registry)
-            listed = self._dest_tags.get((item.dest_registry, item.dest_repository))
+            listed = self._listed_tags(item)
             if listed is not None and item.dest_tag not in listed:
                 before = None
             else:
@@ -293,7 +343,8 @@ class Syncer:
                         "live in its own repository" % (item.source, child["digest"], _platform_of(child), item.src_repository, item.src_registry)
                     ) from None
                 self._copy_image(item, child_manifest, stats)
-                if dest.manifest_digest(item.dest_repository, child["digest"]) != child["digest"]:
+                new = (item.dest_registry, item.dest_repository) in self._new_repositories
+                if new or dest.manifest_digest(item.dest_repository, child["digest"]) != child["digest"]:
                     dest.put_manifest(item.dest_repository, child["digest"], child_manifest)
             if not children:
                 self._copy_image(item, source, stats)
@@ -312,13 +363,13 @@ class Syncer:
             result["bytes_copied"] = stats["bytes"]
         return result
 
-    def expand(self, items: list[Item], pattern: re.Pattern | None, src_repository: str | None, dest_repository: str | None) -> list[Item]:
-        """With a tag pattern: the source repository's tags that match it (fully), sorted."""
-        if pattern is None:
+    def expand(self, items: list[Item], selector: TagSelector | None, src_repository: str | None, dest_repository: str | None) -> list[Item]:
+        """With tag_pattern / tag_semver / tag_limit: the source repository's tags they choose (tag_select.py)."""
+        if selector is None:
             return items
         sreg, srepo = _full(str(src_repository), "src_repository")[:2]
         dreg, drepo = _full(str(dest_repository), "dest_repository")[:2]
-        tags = sorted(t for t in self.client("src", sreg).tags(srepo) if pattern.fullmatch(t))
+        tags = selector.select(self.client("src", sreg).tags(srepo))
         return [Item(sreg, srepo, t, dreg, drepo, t) for t in tags]
 
     def check_access(self, items: list[Item]) -> None:
@@ -330,15 +381,34 @@ class Syncer:
                     seen.add((side, registry))
                     self.client(side, registry).ping()
 
+    def plan_listings(self, items: list[Item]) -> None:
+        """Which destination repositories the run lists the tags of (see __init__): those it writes more than two tags
+        to, and, where it writes to more than two repositories of a registry, those not in that registry's catalog
+        (read once, when it is at most CATALOG_PAGES pages long and the login may read it)."""
+        counts: dict[tuple[str, str], int] = {}
+        for item in items:
+            key = (item.dest_registry, item.dest_repository)
+            counts[key] = counts.get(key, 0) + 1
+        per_registry: dict[str, int] = {}
+        for registry, _repository in counts:
+            per_registry[registry] = per_registry.get(registry, 0) + 1
+        catalogs: dict[str, set[str] | None] = {}
+        for registry, repositories in per_registry.items():
+            if repositories > 2:
+                try:
+                    listed = self.client("dest", registry).catalog(max_pages=CATALOG_PAGES)
+                except RegistryError:
+                    listed = None  # not allowed to read it (or no catalog API): ask each repository
+                catalogs[registry] = set(listed) if listed is not None else None
+        for (registry, repository), count in counts.items():
+            catalog = catalogs.get(registry)
+            if count > 2 or (catalog is not None and repository not in catalog):
+                self._listed_repositories.add((registry, repository))
+
     def run(self, items: list[Item]) -> list[dict]:
         if not items:
             return []
-        counts: dict[tuple[str, str], int] = {}
-        for item in items:
-            counts[(item.dest_registry, item.dest_repository)] = counts.get((item.dest_registry, item.dest_repository), 0) + 1
-        for (registry, repository), count in counts.items():
-            if count > 2:
-                self._dest_tags[(registry, repository)] = set(self.client("dest", registry).tags(repository))
+        self.plan_listings(items)
         if self.workers == 1 or len(items) == 1:
             return [self.sync_one(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
@@ -356,17 +426,21 @@ def sync_images(
     platforms: list[str] | None = None,
     workers: int = 4,
     check_mode: bool = False,
+    tag_semver: str | None = None,
+    tag_limit: int | None = None,
 ) -> dict:
     """The whole module run: validate, list, compare, copy; the module's result."""
-    pattern = compile_pattern(tag_pattern) if tag_pattern is not None else None
+    selector = None
+    if tag_pattern is not None or tag_semver is not None or tag_limit is not None:
+        selector = TagSelector.build(tag_pattern, tag_semver, tag_limit)
     check_workers(workers)
     if src_repository is not None:
         validate_repository(parse(str(src_repository)).repository)
         validate_registry(_full(str(dest_repository), "dest_repository")[0])
-    items = plan_items(images, src_repository, dest_repository, None if pattern else tags)
+    items = plan_items(images, src_repository, dest_repository, None if selector else tags)
     syncer = Syncer(src_factory, dest_factory, workers=workers, platforms=platforms, check_mode=check_mode)
-    if pattern is not None:
-        items = syncer.expand(items, pattern, src_repository, dest_repository)
+    if selector is not None:
+        items = syncer.expand(items, selector, src_repository, dest_repository)
     syncer.check_access(items)
     results = syncer.run(items)
     failed = [r for r in results if r["failed"]]
@@ -376,14 +450,16 @@ def sync_images(
         if r["changed"]
     ]
     changed = [r for r in results if r["changed"]]
+    extra = {"tag_selection": selector.counts} if selector is not None else {}
     if failed:
         # Each failed tag once, grouped by cause; the tags copied before are reported with the failure.
         raise SyncError(
             "image_sync failed for %d of %d tags: %s"
             % (len(failed), len(results), grouped_causes([(r["dest"], r["msg"]) for r in failed])),
-            results, synced=[r["dest"] for r in changed], actions=actions,
+            results, synced=[r["dest"] for r in changed], actions=actions, **extra,
         )
     return {
+        **extra,
         "changed": bool(changed),
         "images": results,
         "synced": [r["dest"] for r in changed],

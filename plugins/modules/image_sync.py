@@ -56,6 +56,23 @@ options:
   tag_pattern:
     description: A Python regular expression; the tags of O(src_repository) it matches in full are copied.
     type: str
+  tag_semver:
+    description:
+      - A version range; the tags of O(src_repository) that are versions in that range are copied, for example
+        V(>=1.2,<2) or V(~=1.4) (version specifiers separated by commas, as pip takes them - PEP 440 - parsed and
+        compared by the Python library C(packaging)).
+      - V(1.2), V(v1.2.3) and V(1.2.3-rc1) are versions (the last a pre-release); V(latest) or V(1.2-alpine) are not,
+        and are skipped and counted (C(not_versions) in RV(tag_selection)). Pre-releases are left out unless the range
+        names one itself (V(>=2.0rc1)).
+      - With O(tag_pattern) as well, a tag must match both.
+    type: str
+    version_added: 0.3.0
+  tag_limit:
+    description:
+      - Copy only the newest N of the tags chosen by O(tag_pattern) and O(tag_semver), in version order (tags that
+        are not versions are skipped). Alone, the newest N tags of O(src_repository) that are versions.
+    type: int
+    version_added: 0.3.0
   platforms:
     description:
       - Copy only these platforms of an image index, as C(os/architecture[/variant]) (V(linux/amd64), V(linux/arm64/v8)).
@@ -114,6 +131,12 @@ notes:
   - A destination that is a pull-through cache (distribution's proxy mode) refuses uploads; the tag then fails with a
     one-line message saying so.
   - Only schema 2 and OCI manifests and indexes are copied; schema 1 manifests fail for their tag.
+  - O(tag_semver) and O(tag_limit) need the Python library C(packaging) on the host (Debian's C(python3-packaging);
+    the C(engine) role installs it).
+  - The run asks a registry nothing it already knows - a destination repository new to the registry (its tags listed
+    once - 404) holds no blob, so its blobs get no C(HEAD); a blob the run placed in one repository is mounted in the
+    next straight away; a tag missing from a listing gets no C(HEAD). A re-run with nothing to copy costs two
+    requests per tag (source manifest C(GET), destination C(HEAD)). docs/sync.md counts them.
 seealso:
   - module: dockhand.registry.image_push
   - name: skopeo sync
@@ -139,6 +162,13 @@ EXAMPLES = r"""
     dest_repository: localhost:6000/mirror/go-demo
     tag_pattern: '[0-9]+\.[0-9]+(\.[0-9]+)?'
     workers: 8
+
+- name: Mirror the newest three 1.x releases (no pre-releases, no "latest", no "-alpine" variants)
+  dockhand.registry.image_sync:
+    src_repository: registry.example.com:5000/team/api
+    dest_repository: localhost:5000/mirror/api
+    tag_semver: ">=1.0,<2"
+    tag_limit: 3
 
 - name: Copy single references, renaming, only the arm64 image of an index
   dockhand.registry.image_sync:
@@ -177,6 +207,13 @@ results:
   sample:
     - {dest: "localhost:6000/mirror/go-demo:1.0", action: failed, digest_preserved: false, failed: true,
        msg: "registry localhost:6000 is unreachable: Connection refused"}
+tag_selection:
+  description:
+    - With O(tag_pattern), O(tag_semver) or O(tag_limit) - how many tags of O(src_repository) were listed, left out by
+      each option, and chosen.
+  returned: when O(tag_pattern), O(tag_semver) or O(tag_limit) is given
+  type: dict
+  sample: {listed: 14, not_matching_pattern: 0, not_versions: 3, outside_range: 6, over_limit: 2, chosen: 3}
 synced:
   description: Destination references whose digest moved (in check mode, would move).
   returned: always
@@ -197,6 +234,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.args import SYNC
 from ansible_collections.dockhand.registry.plugins.module_utils.common import pick
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_factory
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import sync_images
+from ansible_collections.dockhand.registry.plugins.module_utils.tag_select import PACKAGING_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
@@ -209,29 +247,35 @@ def main() -> None:
             dest_repository=dict(type="str"),
             tags=dict(type="list", elements="str"),
             tag_pattern=dict(type="str"),
+            tag_semver=dict(type="str"),
+            tag_limit=dict(type="int"),
             platforms=dict(type="list", elements="str"),
             workers=dict(type="int", default=4),
             registry_timeout=dict(type="float", default=30),
         ),
-        mutually_exclusive=[("images", "src_repository"), ("images", "dest_repository"), ("tags", "tag_pattern")],
+        mutually_exclusive=[
+            ("images", "src_repository"), ("images", "dest_repository"), ("tags", "tag_pattern"), ("tags", "tag_semver"),
+            ("tags", "tag_limit"),
+        ],
         required_one_of=[("images", "src_repository")],
         required_together=[("src_repository", "dest_repository"), ("src_username", "src_password"), ("dest_username", "dest_password")],
         required_by={"src_repository": ("dest_repository",)},
         supports_check_mode=True,
     )
     p = module.params
-    if p["src_repository"] and p["tags"] is None and p["tag_pattern"] is None:
-        module.fail_json(msg="src_repository needs tags or tag_pattern")
+    if p["src_repository"] and p["tags"] is None and all(p[k] is None for k in ("tag_pattern", "tag_semver", "tag_limit")):
+        module.fail_json(msg="src_repository needs tags or tag_pattern (or tag_semver, tag_limit)")
 
     def action() -> dict:
         return sync_images(
             client_factory(p, "src_"),
             client_factory(p, "dest_"),
             check_mode=module.check_mode,
-            **pick(p, "images", "src_repository", "dest_repository", "tags", "tag_pattern", "platforms", "workers"),
+            **pick(p, "images", "src_repository", "dest_repository", "tags", "tag_pattern", "tag_semver", "tag_limit", "platforms",
+                   "workers"),
         )
 
-    run_module(module, action, REQUESTS_LIBRARY)
+    run_module(module, action, REQUESTS_LIBRARY, *([PACKAGING_LIBRARY] if p["tag_semver"] or p["tag_limit"] else []))
 
 
 if __name__ == "__main__":

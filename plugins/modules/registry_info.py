@@ -55,6 +55,14 @@ options:
         platforms and sizes come from the manifests alone.
     type: bool
     default: true
+  replication_state:
+    description:
+      - The state file of the registry's scheduled replication (the P(dockhand.registry.registry#role) role's
+        C(registry_replication_state_file)) to return as RV(replication).
+      - Not given - for a registry on this host (a loopback address), the state file the role wrote for it under
+        C(/var/lib/dockhand/replication/) is found by itself; for any other address, none is read.
+    type: path
+    version_added: 0.3.0
   data_path:
     description:
       - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's
@@ -144,6 +152,21 @@ counts:
   returned: always
   type: dict
   sample: {repositories: 1, tags: 12, digests: 11}
+replication:
+  description:
+    - The last scheduled replication into this registry, as its state file holds it (see
+      M(dockhand.registry.registry_replication)'s RV(dockhand.registry.registry_replication#module:state)), with
+      C(age_seconds) since it finished.
+  returned: when a state file was given or found
+  type: dict
+  sample:
+    registry: 127.0.0.1:5000
+    finished: "2026-12-07T03:00:04Z"
+    age_seconds: 1800
+    ok: false
+    sources:
+      - {name: hub, ok: true, tags_copied: 1, tags_present: 11, tags_failed: 0, error: null}
+      - {name: partner, ok: false, tags_copied: 0, error: "registry partner.example.com is unreachable: Connection refused"}
 storage:
   description:
     - Storage use read from O(data_path) (or the data directory of O(container)) - C(blobs) and C(blob_bytes) (every
@@ -181,6 +204,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCK
 from ansible_collections.dockhand.registry.plugins.module_utils.catalog import catalog_info
 from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import with_storage
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
+from ansible_collections.dockhand.registry.plugins.module_utils.replication import read_state
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
 
@@ -193,6 +217,7 @@ def main() -> None:
             tags=dict(type="list", elements="str", default=[]),
             details=dict(type="bool", default=True),
             created=dict(type="bool", default=True),
+            replication_state=dict(type="path"),
             data_path=dict(type="path"),
             container=dict(type="str"),
         ),
@@ -202,7 +227,11 @@ def main() -> None:
     p = module.params
 
     def action() -> dict:
-        return with_storage(catalog_info, p, lambda: EngineClient.from_params(p))
+        result = with_storage(catalog_info, p, lambda: EngineClient.from_params(p))
+        state = read_state(p["registry"], p["replication_state"])
+        if state is not None:
+            result["replication"] = state
+        return result
 
     libraries = (REQUESTS_LIBRARY, DOCKER_LIBRARY) if p["container"] is not None else (REQUESTS_LIBRARY,)
     run_module(module, action, *libraries)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.dockhand.registry.tests.support import registry_api as api
-from support import ROOT
+from support import ROOT, oracle
 from support.isolation import PREFIX, REGISTRY_IMAGE, port
 from support.oracle import assert_same_tag
 from support.registry import client, wait_v2
@@ -27,6 +27,8 @@ from support.secrets import find
 from .conftest import docker
 
 SRC_PORT, DEST_PORT, UPSTREAM_PORT, CACHE_PORT = port(25), port(26), port(27), port(28)
+# registry_proxies: a second upstream, and the two caches of the two upstreams
+UPSTREAM_B_PORT, CACHE_A_PORT, CACHE_B_PORT = port(29), port(31), port(32)
 SRC, DEST = "localhost:%d" % SRC_PORT, "localhost:%d" % DEST_PORT
 RSS_LIMIT_KIB = 100 * 1024
 
@@ -258,10 +260,43 @@ def test_pull_through_cache(workdir, dh_vars):
     result = run_sync(workdir, {"images": [{"src": "%s:t000" % cached, "dest": "localhost:%d/%sother:1" % (CACHE_PORT, PREFIX)}]})
     assert result.get("failed") and "pull-through cache" in result["msg"] and "\n" not in result["msg"], result
 
+    # registry_proxies: two more caches on this host, of two upstreams (the same one, and a second), each with its own
+    # configuration file and data directory; each pull served, and served again with its upstream stopped. The engine
+    # holds none of the layers first (each cache then fetches and keeps them).
     docker("rmi", "-f", cached + ":t000")
-    docker("stop", upstream)
+    upstream_b = start_registry("upstream-b", UPSTREAM_B_PORT, workdir / "upstream-b")
+    address_b = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", upstream_b).strip()
+    digest_b = api.push_images("localhost:%d" % UPSTREAM_B_PORT, repo + "b", 1, dh_vars["dh_marker"] + "b")[0]
+    secret_b = "s3cret-b-" + dh_vars["dh_marker"]
+    caches = [
+        {"name": PREFIX + "cache-a", "url": "http://%s:5000" % address, "port": CACHE_A_PORT},
+        {"name": PREFIX + "cache-b", "url": "http://%s:5000" % address_b, "port": CACHE_B_PORT, "username": "m", "password": secret_b},
+    ]
+    proxies_vars = dict(cache_vars, registry_proxies=caches, registry_proxies_config_dir=str(workdir / "etc"),
+                        registry_proxies_data_root=str(workdir / "caches"))  # fmt: skip
+    bad = run_playbook(play, dict(proxies_vars, registry_proxies=[dict(caches[0]), dict(caches[1], port=CACHE_A_PORT)]))
+    assert bad.returncode != 0 and "registry_proxies ports %d, %d must differ" % (CACHE_A_PORT, CACHE_A_PORT) in bad.stdout, bad.stdout[-2000:]
+    assert not docker("ps", "-aq", "--filter", "name=^/%scache-" % PREFIX).strip(), "a refused registry_proxies started a cache"
+    done = run_playbook(play, proxies_vars)
+    assert done.returncode == 0 and recap(done.stdout)["changed"] > 0, done.stdout[-3000:]
+    done = run_playbook(play, proxies_vars, args=("-vvv",))
+    assert done.returncode == 0 and recap(done.stdout)["changed"] == 0, done.stdout[-3000:]
+    assert find({"registry_proxies.password": secret_b}, done.stdout + done.stderr) == []
+    assert secret_b not in docker("inspect", PREFIX + "cache-b") and secret_b in (workdir / "etc" / (PREFIX + "cache-b.yml")).read_text()
+    assert sorted(path.name for path in (workdir / "caches").iterdir()) == [PREFIX + "cache-a", PREFIX + "cache-b"]
+    pulled = {"localhost:%d/%s" % (CACHE_A_PORT, repo): digest, "localhost:%d/%sb" % (CACHE_B_PORT, repo): digest_b}
+    for name, expected in pulled.items():
+        docker("pull", name + ":t000")
+        assert expected in docker("image", "inspect", "-f", "{{json .RepoDigests}}", name + ":t000")
+        docker("rmi", "-f", name + ":t000")
+    assert oracle.Registry("localhost:%d" % CACHE_B_PORT).digest(repo + "b", "t000") == digest_b
+
+    docker("stop", upstream, upstream_b)
     docker("pull", "%s@%s" % (cached, digest))  # upstream down: served from the cache
     docker("rmi", "-f", "%s@%s" % (cached, digest), check=False)
+    for name, expected in pulled.items():  # both upstreams down: each cache serves what it holds
+        docker("pull", "%s@%s" % (name, expected))
+        docker("rmi", "-f", "%s@%s" % (name, expected), check=False)
 
 
 def test_publish_role_sync_list(two_registries, dh_vars):
@@ -376,3 +411,63 @@ def test_tls_destination_with_its_own_ca(workdir, dh_vars):
     assert done["changed"] and done["images"][0]["digest"] == digest, done
     assert_same_tag(client(SRC), client(DEST, scheme="https", cafile=str(certs / "server.crt")), repo, "1")
     assert not run_sync(workdir, args)["changed"]
+
+
+RELEASES = ["1.0.0", "1.2.0", "1.2.5", "1.3.0-rc1", "v1.4.1", "2.0.0", "2.1.0-beta.2", "latest", "1.2-alpine", "nightly", "edge"]
+
+
+def requests_seen(container: str, since: int) -> list[str]:
+    """The registry's access-log lines ("METHOD /path") after the first ``since`` of them."""
+    done = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True)
+    lines = [line.split('"')[1] for line in (done.stdout + done.stderr).splitlines() if '" ' in line and " HTTP/1.1" in line]
+    return [" ".join(line.split()[:2]) for line in lines[since:]]
+
+
+def test_semver_range_and_limit_pick_exactly_the_expected_tags(two_registries, dh_vars):
+    """A source holding releases, pre-releases and other tags: tag_semver copies exactly the releases in range (read
+    back by the oracle, byte for byte), tag_limit the newest of them; a new repository gets no HEAD at all."""
+    workdir = two_registries
+    repo = PREFIX + "releases"
+    base = api.tar_layer("base", "base %s\n" % dh_vars["dh_marker"])
+    for tag in RELEASES:
+        api.push_image(SRC, repo, tag, [base, api.tar_layer("file", "%s %s\n" % (tag, dh_vars["dh_marker"]))])
+    args = {"src_repository": "%s/%s" % (SRC, repo), "dest_repository": "%s/semver/%s" % (DEST, repo), "tag_semver": ">=1.2,<3"}
+    seen = len(requests_seen(PREFIX + "sync-dest", 0))
+
+    first = run_sync(workdir, args)
+    expected = ["1.2.0", "1.2.5", "v1.4.1", "2.0.0"]  # version order; no pre-release, no "latest", "1.2-alpine"...
+    assert first["changed"] and [i["dest"].rsplit(":", 1)[1] for i in first["images"]] == expected, first
+    assert first["tag_selection"] == {"listed": 11, "not_matching_pattern": 0, "not_versions": 4, "outside_range": 3, "chosen": 4}
+    source, dest = oracle.Registry(SRC), oracle.Registry(DEST)
+    assert sorted(dest.tags("semver/" + repo)) == sorted(expected)
+    for tag in expected:
+        oracle.assert_same_tag(source, dest, repo, tag, "semver/" + repo)
+    asked = requests_seen(PREFIX + "sync-dest", seen)
+    assert not [r for r in asked if r.startswith("HEAD")], asked  # the repository was new: nothing to ask
+    assert len([r for r in asked if r.startswith("PUT") and "/manifests/" in r]) == 4
+    assert len([r for r in asked if r.startswith("POST")]) == 9  # four configs, four own layers, the shared base once
+    assert not run_sync(workdir, args)["changed"]
+
+    limited = run_sync(workdir, dict(args, dest_repository="%s/newest/%s" % (DEST, repo), tag_limit=2))
+    assert [i["dest"].rsplit(":", 1)[1] for i in limited["images"]] == ["v1.4.1", "2.0.0"], limited
+    assert limited["tag_selection"]["over_limit"] == 2
+    assert sorted(dest.tags("newest/" + repo)) == ["2.0.0", "v1.4.1"]
+
+
+def test_engines_take_the_docker_hub_cache_as_registry_mirror(workdir):
+    """The engine role's mirrors entry point (what site.yml runs with the registry host's Docker Hub cache) merges the
+    cache into registry-mirrors with the mirrors and keys already there; applied with apply none (the shared engine
+    is not reloaded); a second run changes nothing."""
+    daemon_json = workdir / "daemon.json"
+    daemon_json.write_text(json.dumps({"log-driver": "json-file", "registry-mirrors": ["https://mirror.example.org"]}))
+    play = workdir / "mirrors.yml"
+    play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "ansible.builtin.include_role": {"name": "dockhand.registry.engine", "tasks_from": "mirrors"},
+        "vars": {"engine_daemon_json": str(daemon_json), "engine_daemon_apply": "none",
+                 "engine_registry_mirrors": ["https://mirror.example.org"],
+                 "engine_registry_hub_cache": "http://localhost:%d" % CACHE_A_PORT}}]}]))  # fmt: skip
+    for changed in (1, 0):
+        done = run_playbook(play, {})
+        assert done.returncode == 0 and recap(done.stdout)["changed"] == changed, done.stdout[-3000:]
+    assert json.loads(daemon_json.read_text()) == {
+        "log-driver": "json-file", "registry-mirrors": ["https://mirror.example.org", "http://localhost:%d" % CACHE_A_PORT]}

@@ -33,7 +33,10 @@ CACHE_LABEL = "io.dockhand.cache=fleet-node"
 FLEET_LABEL = "io.dockhand.fleet"
 BASE_PACKAGES = "systemd-sysv,dbus,python3,openssh-server,iproute2,procps,ca-certificates,curl,sudo,gnupg"
 # A node with an engine already installed (saves the apt download when a test does not need the install itself).
-DOCKER_PACKAGES = {"bookworm": "docker.io,python3-docker,python3-requests", "trixie": "docker.io,docker-cli,python3-docker,python3-requests"}
+DOCKER_PACKAGES = {
+    "bookworm": "docker.io,python3-docker,python3-requests,python3-packaging",
+    "trixie": "docker.io,docker-cli,python3-docker,python3-requests,python3-packaging",
+}
 # The flags ../shared/FLEET.md found to work here (--privileged is refused).
 RUN_FLAGS = [
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",

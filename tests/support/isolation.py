@@ -21,7 +21,7 @@ Port offsets (``port(offset)``), one set per test file so that no two files shar
 | +10..+19 | test_bad_input (+19: a port nothing listens on) |
 | +20 | test_resilience |
 | +21 | test_container_crash_and_lock |
-| +25..+28 | test_image_sync (source, destination, upstream, cache) |
+| +25..+29, +31, +32 | test_image_sync (source, destination, upstream, cache, second upstream, caches a and b) |
 | +30 | test_installed_collection |
 | +34 | test_gc_index |
 | +35..+39 | test_failure_modes (full disk, killed, source, destination, TLS) |

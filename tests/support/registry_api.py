@@ -5,6 +5,8 @@ Used by the image_sync tests and the sync benchmark. Plain HTTP registries on lo
     python3 tests/support/registry_api.py index localhost:5600 repo tag      # two platforms + an OCI index
     python3 tests/support/registry_api.py images localhost:5600 repo 200      # tags t000..t199, one small layer each
     python3 tests/support/registry_api.py big localhost:5600 repo tag 256 /tmp/dir   # one layer of 256 MiB
+    python3 tests/support/registry_api.py family localhost:5600 bench 200 repos      # 200 repositories, one base layer
+    python3 tests/support/registry_api.py family localhost:5600 bench/app 200 tags   # 200 tags of one repository
 """
 
 from __future__ import annotations
@@ -124,6 +126,25 @@ def push_images(registry: str, repository: str, count: int, marker: str = "", wo
         return list(pool.map(one, range(count)))
 
 
+def push_family(registry: str, name: str, count: int, layout: str, marker: str = "", workers: int = 8) -> list[str]:
+    """``count`` images sharing one base layer, each with its own layer and configuration: with layout ``repos``
+    one tag ``1.0`` in each of the repositories ``<name>/r000``, ``<name>/r001``...; with ``tags`` the tags
+    t000, t001... of repository ``name``. Returns the references (without the registry)."""
+    base = tar_layer("base", "base layer %s\n" % marker)
+    refs = ["%s/r%03d:1.0" % (name, n) for n in range(count)] if layout == "repos" else ["%s:t%03d" % (name, n) for n in range(count)]
+    if layout not in ("repos", "tags"):
+        raise SystemExit("layout must be repos or tags, got %r" % layout)
+
+    def one(number: int) -> str:
+        repository, tag = refs[number].rsplit(":", 1)
+        push_image(registry, repository, tag, [base, tar_layer("file", "image %d of %s %s\n" % (number, name, marker))])
+        return refs[number]
+
+    one(0)  # the base layer once before the parallel writes
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [refs[0], *pool.map(one, range(1, count))]
+
+
 def big_layer(directory: Path, mebibytes: int) -> Path:
     """A file of ``mebibytes`` MiB of random bytes (written 1 MiB at a time)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,6 +162,8 @@ def main(argv: list[str]) -> None:
         print(push_index(registry, repository, argv[3], argv[4] if len(argv) > 4 else ""))
     elif command == "images":
         print("\n".join(push_images(registry, repository, int(argv[3]), argv[4] if len(argv) > 4 else "")))
+    elif command == "family":
+        print("\n".join(push_family(registry, repository, int(argv[3]), argv[4], argv[5] if len(argv) > 5 else "")))
     elif command == "big":
         layer = big_layer(Path(argv[5]), int(argv[4]))
         print(push_image(registry, repository, argv[3], [layer])["digest"])

@@ -7,10 +7,7 @@ import base64
 import hashlib
 import json
 import socket
-import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import urllib3
@@ -23,6 +20,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.transport import
     RegistryError,
     RegistryUnreachable,
 )
+from ansible_collections.dockhand.registry.tests.support.unit import LoopbackServer, QuietHandler, http_servers
 
 V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = json.dumps({"created": "2026-11-30T01:02:03Z", "os": "linux"}).encode()
@@ -33,40 +31,21 @@ MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 BASIC = "Basic " + base64.b64encode(b"alice:s3cret").decode()
 
 
-class Registry(ThreadingHTTPServer):
+class Registry(LoopbackServer):
     """One repository ``app`` with tags ``a`` and ``b`` (one image); ``auth`` None, "basic" or "bearer";
-    ``redirect`` sends configuration blobs elsewhere (as object storage does); every request in ``seen``."""
-
-    daemon_threads = True
+    ``redirect`` sends configuration blobs elsewhere (as object storage does); every request in ``seen``
+    (method, path, Authorization)."""
 
     def __init__(self, auth: str | None = None, redirect: bool = False, delay: float = 0.0) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.auth = auth
         self.redirect = redirect
         self.delay = delay
-        self.seen: list[tuple[str, str, str]] = []  # method, path, Authorization
         self.tokens_given = 0
-        self.lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return "127.0.0.1:%d" % self.server_address[1]
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(QuietHandler):
     server: Registry
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _authorized(self, given: str) -> bool:
         if self.server.auth == "basic":
@@ -115,22 +94,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def serve():
-    servers: list[Registry] = []
-
-    def start(tls: dict | None = None, **options) -> Registry:
-        server = Registry(**options)
-        if tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(tls["cert"], tls["key"])
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with http_servers(Registry) as start:
+        yield start
 
 
 def test_fast_path_reads_manifest_and_config(serve):

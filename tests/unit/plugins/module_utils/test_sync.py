@@ -2,148 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils.common import InvalidOption
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import InvalidReference
-from ansible_collections.dockhand.registry.plugins.module_utils.registry import (
-    BlobStream,
-    Manifest,
-    ManifestMissing,
-    RegistryError,
-    RegistryReadOnly,
-)
+from ansible_collections.dockhand.registry.plugins.module_utils.registry import BlobStream, Manifest, RegistryError
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import SyncError, sync_images
+from ansible_collections.dockhand.registry.tests.support.unit import OCI_MANIFEST, FakeBlobResponse, FakeRegistry, digest
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class FakeRaw:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
-
-    def read(self, amount, decode_content=False):
-        piece = self.data[self.offset : self.offset + amount]
-        self.offset += len(piece)
-        return piece
-
-
-class FakeResponse:
-    def __init__(self, data: bytes) -> None:
-        self.raw = FakeRaw(data)
-
-    def close(self) -> None:
-        pass
-
-
-class FakeRegistry:
-    """Manifests and blobs per repository; records every write."""
-
-    def __init__(self, name: str, read_only: bool = False) -> None:
-        self.registry = name
-        self.manifests: dict[str, dict[str, Manifest]] = {}
-        self.blobs: dict[str, dict[str, bytes]] = {}
-        self.writes: list[tuple] = []
-        self.read_only = read_only
-
-    # what the tests build with
-    def add_blob(self, repo: str, data: bytes) -> dict:
-        self.blobs.setdefault(repo, {})[digest(data)] = data
-        return {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(data), "size": len(data)}
-
-    def add_manifest(self, repo: str, ref: str | None, body: dict) -> Manifest:
-        data = json.dumps(body).encode()
-        manifest = Manifest(data, body["mediaType"], digest(data))
-        self.manifests.setdefault(repo, {})[manifest.digest] = manifest
-        if ref:
-            self.manifests[repo][ref] = manifest
-        return manifest
-
-    def add_image(self, repo: str, ref: str | None, content: bytes, arch: str = "amd64") -> dict:
-        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": self.add_blob(repo, b"config " + content),
-                "layers": [self.add_blob(repo, content)]}
-        manifest = self.add_manifest(repo, ref, body)
-        return {"mediaType": OCI_MANIFEST, "digest": manifest.digest, "size": len(manifest.data),
-                "platform": {"os": "linux", "architecture": arch}}
-
-    # the RegistryClient interface sync.py uses
-    def ping(self) -> int:
-        return 200
-
-    def tags(self, repo: str) -> list[str]:
-        return [ref for ref in self.manifests.get(repo, {}) if not ref.startswith("sha256:")]
-
-    def get_manifest(self, repo: str, ref: str) -> Manifest:
-        try:
-            return self.manifests[repo][ref]
-        except KeyError:
-            raise ManifestMissing("%s/%s:%s is not in the registry" % (self.registry, repo, ref)) from None
-
-    def manifest_digest(self, repo: str, ref: str) -> str | None:
-        found = self.manifests.get(repo, {}).get(ref)
-        return found.digest if found else None
-
-    def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> str:
-        """Store the bytes as distribution does: refused (400) when a digest reference is not the bytes' digest, when
-        an index names a child manifest the repository does not hold, or an image a blob it does not hold; the
-        digest answered is the bytes' own, whatever the client believes."""
-        if self.read_only:
-            raise RegistryReadOnly("registry %s refuses writes" % self.registry)
-        stored = digest(manifest.data)
-        if ref.startswith("sha256:") and ref != stored:
-            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s@%s: the bytes hash to %s" % (self.registry, repo, ref, stored))
-        body = json.loads(manifest.data)
-        held = self.manifests.get(repo, {})
-        for child in body.get("manifests") or []:
-            if child["digest"] not in held:
-                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: child manifest %s is unknown" % (self.registry, repo, child["digest"]))
-        for blob in ([body["config"]] if "config" in body else []) + list(body.get("layers") or []):
-            if blob["digest"] not in self.blobs.get(repo, {}) and not blob.get("urls"):
-                raise RegistryError("HTTP 400 MANIFEST_BLOB_UNKNOWN: %s/%s: blob %s is unknown" % (self.registry, repo, blob["digest"]))
-        self.writes.append(("manifest", repo, ref))
-        kept = Manifest(manifest.data, manifest.media_type, stored)
-        self.manifests.setdefault(repo, {})[ref] = kept
-        self.manifests[repo][stored] = kept
-        return stored
-
-    def has_blob(self, repo: str, blob: str) -> bool:
-        return blob in self.blobs.get(repo, {})
-
-    def start_upload(self, repo: str, mount: str | None = None, mount_from: str | None = None) -> str | None:
-        if self.read_only:
-            raise RegistryReadOnly("registry %s refuses writes (HTTP 405 to POST): it is a pull-through cache" % self.registry)
-        if mount and mount in self.blobs.get(mount_from or "", {}):
-            self.writes.append(("mount", repo, mount))
-            self.blobs.setdefault(repo, {})[mount] = self.blobs[mount_from][mount]
-            return None
-        return "upload:" + repo
-
-    def open_blob(self, repo: str, blob: str, size: int) -> BlobStream:
-        return BlobStream(FakeResponse(self.blobs[repo][blob]), size)
-
-    def upload_blob(self, repo: str, location: str, blob: str, stream: BlobStream) -> None:
-        if location != "upload:" + repo:
-            raise RegistryError("HTTP 404 BLOB_UPLOAD_UNKNOWN: %s/%s: no upload at %r" % (self.registry, repo, location))
-        pieces = []
-        while True:
-            piece = stream.read(7)
-            if not piece:
-                break
-            pieces.append(piece)
-        data = b"".join(pieces)
-        if digest(data) != blob:
-            raise RegistryError("HTTP 400 DIGEST_INVALID: %s/%s: the upload hashes to %s, not %s" % (self.registry, repo, digest(data), blob))
-        self.writes.append(("blob", repo, blob))
-        self.blobs.setdefault(repo, {})[blob] = data
 
 
 def run(src: FakeRegistry, dest: FakeRegistry, **kwargs) -> dict:
@@ -262,7 +131,7 @@ def test_workers_out_of_range_fail_before_any_write(src, dest, workers):
 
 
 def test_blob_stream_reads_in_bounded_pieces():
-    stream = BlobStream(FakeResponse(b"x" * 1000), 1000)
+    stream = BlobStream(FakeBlobResponse(b"x" * 1000), 1000)
     assert len(stream) == 1000
     assert len(stream.read(10**9)) == 1000 and stream.read(10) == b"" and stream.sent == 1000
 
@@ -284,5 +153,71 @@ def test_the_fake_refuses_what_distribution_refuses(dest):
         dest.put_manifest("app", digest(b"other bytes"), image)
     assert dest.put_manifest("app", "t", image) == digest(image.data)  # the bytes' digest, not the client's claim
     with pytest.raises(RegistryError, match="DIGEST_INVALID"):
-        dest.upload_blob("app", "upload:app", digest(b"claimed"), BlobStream(FakeResponse(b"sent"), 4))
+        dest.upload_blob("app", "upload:app", digest(b"claimed"), BlobStream(FakeBlobResponse(b"sent"), 4))
     assert dest.writes == [("manifest", "app", "t")]
+
+
+def family(src: FakeRegistry, refs: list[tuple[str, str]], first: int = 0) -> None:
+    """Images sharing one base layer, each with its own layer and configuration."""
+    for number, (repo, tag) in enumerate(refs, first):
+        body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": src.add_blob(repo, b"config %d" % number),
+                "layers": [src.add_blob(repo, b"base layer"), src.add_blob(repo, b"own layer %d" % number)]}
+        src.add_manifest(repo, tag, body)
+
+
+def test_new_repositories_get_no_question_the_run_knows_the_answer_to(src, dest):
+    """Five new repositories sharing a base layer: the catalog once, each repository's tags once (404: new), no HEAD of a
+    tag or a blob; the base layer uploaded once and mounted in the four others straight away."""
+    refs = [("r%d" % n, "1.0") for n in range(5)]
+    family(src, refs)
+    base = digest(b"base layer")
+    images = [{"src": "src.example:5000/%s:%s" % ref, "dest": "dest.example:5000/%s:%s" % ref} for ref in refs]
+    first = run(src, dest, images=images, workers=3)
+    assert first["changed"] and all(i["digest_preserved"] for i in first["images"])
+    assert dest.calls.count(("catalog", "")) == 1
+    assert not [c for c in dest.calls if c[0] in ("head", "blob head")], dest.calls
+    assert sorted(c for c in dest.calls if c[0] == "tags") == [("tags", "r%d" % n) for n in range(5)]
+    assert len([w for w in dest.writes if w[0] == "blob" and w[2] == base]) == 1
+    assert len([w for w in dest.writes if w[0] == "mount" and w[2] == base]) == 4
+    assert sum(i["blobs"]["mounted"] for i in first["images"]) == 4 and sum(i["blobs"]["copied"] for i in first["images"]) == 11
+    for repo, tag in refs:
+        assert dest.manifests[repo][tag].data == src.manifests[repo][tag].data
+
+    # Again: the repositories are in the catalog now, one HEAD per tag, nothing written.
+    dest.calls.clear()
+    dest.writes.clear()
+    again = run(src, dest, images=images, workers=3)
+    assert not again["changed"] and dest.writes == []
+    assert sorted(c for c in dest.calls if c[0] == "head") == [("head", repo, tag) for repo, tag in refs]
+    assert not [c for c in dest.calls if c[0] in ("blob head", "tags")], dest.calls
+
+
+def test_tags_of_one_new_repository_listed_once_and_its_blobs_not_asked_for(src, dest):
+    refs = [("app", "t%d" % n) for n in range(4)]
+    family(src, refs)
+    first = run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tag_pattern="t.*", workers=4)
+    assert first["changed"] and len(first["synced"]) == 4
+    assert dest.calls == [("tags", "app")]  # no catalog for one repository, no HEAD at all
+    assert len([w for w in dest.writes if w[0] == "blob"]) == 9  # four configs, four own layers, the base once
+
+    dest.calls.clear()
+    dest.writes.clear()
+    family(src, [("app", "t9")], first=9)
+    second = run(src, dest, src_repository="src.example:5000/app", dest_repository="dest.example:5000/app", tag_pattern="t.*", workers=4)
+    assert second["synced"] == ["dest.example:5000/app:t9"]
+    # The repository exists: the listed tags answer for the four present ones (one HEAD each to compare digests) and
+    # the new tag's blobs are asked for once each (the base is present: not uploaded again).
+    assert sorted(c[2] for c in dest.calls if c[0] == "head") == ["t0", "t1", "t2", "t3"]
+    assert len([c for c in dest.calls if c[0] == "blob head"]) == 3
+    assert [w[0] for w in dest.writes] == ["blob", "blob", "manifest"]
+
+
+def test_an_existing_repository_is_asked_before_anything_is_written(src, dest):
+    """Fewer than three tags for a repository the destination has: HEAD the tag, HEAD each blob (present: kept)."""
+    family(src, [("app", "1"), ("app", "2")])
+    run(src, dest, images=[{"src": "src.example:5000/app:1", "dest": "dest.example:5000/app:1"}])
+    dest.calls.clear()
+    dest.writes.clear()
+    run(src, dest, images=[{"src": "src.example:5000/app:2", "dest": "dest.example:5000/app:2"}])
+    assert [c[0] for c in dest.calls] == ["head", "blob head", "blob head", "blob head"]
+    assert [w[0] for w in dest.writes] == ["blob", "blob", "manifest"]  # config and own layer; the base was there

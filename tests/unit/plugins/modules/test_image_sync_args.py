@@ -45,3 +45,18 @@ def test_bad_pattern_named_and_password_hidden(capsys):
 
 def test_password_needs_user(capsys):
     fails({"images": [], "src_password": "x"}, capsys, "src_username")
+
+
+def test_bad_semver_range_named_before_any_registry_is_asked(capsys):
+    fails({"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tag_semver": "^1.2"}, capsys,
+          "invalid tag_semver '^1.2'", "PEP 440")
+
+
+def test_tag_limit_must_be_positive(capsys):
+    fails({"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tag_limit": 0}, capsys,
+          "tag_limit must be 1 or more, got 0")
+
+
+def test_tags_and_semver_exclusive(capsys):
+    fails({"src_repository": "localhost:5000/a", "dest_repository": "localhost:5001/a", "tags": ["1"], "tag_semver": ">=1"},
+          capsys, "mutually exclusive")
