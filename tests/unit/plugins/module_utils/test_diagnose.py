@@ -21,7 +21,7 @@ from ansible_collections.dockhand.registry.plugins.module_utils.diagnose import 
 )
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import last_error
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import RegistryAuthError, RegistryError, RegistryUnreachable
-from support.unit import FakeResponse, registry_client
+from ansible_collections.dockhand.registry.tests.support.unit import FakeResponse, registry_client
 
 UPLOAD = "/var/lib/registry/docker/registry/v2/repositories/big/_uploads/3838b4b8/startedat"
 # What distribution 2.8.2 answered to POST /v2/big/blobs/uploads/ on a full tmpfs (read from the real registry).
