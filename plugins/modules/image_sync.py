@@ -66,13 +66,13 @@ options:
         names one itself (V(>=2.0rc1)).
       - With O(tag_pattern) as well, a tag must match both.
     type: str
-    version_added: 0.3.0
+    version_added: 0.2.0
   tag_limit:
     description:
       - Copy only the newest N of the tags chosen by O(tag_pattern) and O(tag_semver), in version order (tags that
         are not versions are skipped). Alone, the newest N tags of O(src_repository) that are versions.
     type: int
-    version_added: 0.3.0
+    version_added: 0.2.0
   platforms:
     description:
       - Copy only these platforms of an image index, as C(os/architecture[/variant]) (V(linux/amd64), V(linux/arm64/v8)).

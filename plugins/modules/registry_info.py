@@ -62,7 +62,7 @@ options:
       - Not given - for a registry on this host (a loopback address), the state file the role wrote for it under
         C(/var/lib/dockhand/replication/) is found by itself; for any other address, none is read.
     type: path
-    version_added: 0.3.0
+    version_added: 0.2.0
   data_path:
     description:
       - The registry's data directory on this host (what is mounted at C(/var/lib/registry), the role's

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: registry_replication
 short_description: Copy the chosen tags of upstream registries into a registry, source by source, and record the run
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - For each of O(sources) - an upstream registry and some of its repositories - lists each repository's tags, chooses
     them with O(sources[].tag_pattern), O(sources[].tag_semver) and O(sources[].tag_limit), and copies them into
