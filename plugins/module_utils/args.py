@@ -75,7 +75,7 @@ REGISTRY_API_ARGSPEC: dict = dict(
 )
 
 # The registry configuration every configuring module builds (registry_config, registry_service; doc fragment
-# registry_config): registry_config.settings_from_params reads them.
+# registry_config): config_file.settings_from_params reads them.
 CONFIG_ARGSPEC: dict = {
     "log_level": {"type": "str", "choices": ["error", "warn", "info", "debug"], "default": "info"},
     "log_formatter": {"type": "str", "choices": ["text", "json", "logstash"], "default": "text"},

@@ -166,8 +166,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import CONFIG_ARGSPEC, DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings
+from ansible_collections.dockhand.registry.plugins.module_utils.config_file import write_config
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import write_config
 
 
 def main() -> None:

@@ -229,8 +229,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import CONFIG_ARGSPEC, DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.common import env_strings
+from ansible_collections.dockhand.registry.plugins.module_utils.config_file import settings_from_params
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import settings_from_params
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import RegistryService, ServiceSpec
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 

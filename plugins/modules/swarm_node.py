@@ -104,7 +104,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import DOCKER_ARGSPEC, run_module
 from ansible_collections.dockhand.registry.plugins.module_utils.engine import DOCKER_LIBRARY, EngineClient
-from ansible_collections.dockhand.registry.plugins.module_utils.swarm import SwarmNode
+from ansible_collections.dockhand.registry.plugins.module_utils.swarm_membership import SwarmNode
 
 
 def main() -> None:

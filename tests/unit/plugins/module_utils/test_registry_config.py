@@ -1,5 +1,5 @@
-"""registry_config.py: the configuration built from settings, the user's mapping merged on top, every refusal in one
-line, the masking of secrets, and the trial start against a fake engine."""
+"""registry_config.py and config_file.py: the configuration built from settings, the user's mapping merged on top,
+every refusal in one line, the masking of secrets, and the trial start and the write against a fake engine."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ansible_collections.dockhand.registry.plugins.module_utils import registry_config as rc
+from ansible_collections.dockhand.registry.plugins.module_utils.config_file import TrialFile, trial_start, write_config
 from ansible_collections.dockhand.registry.plugins.module_utils.registry_config import (
     ConfigError,
     ConfigSettings,
@@ -18,8 +19,6 @@ from ansible_collections.dockhand.registry.plugins.module_utils.registry_config 
     parse,
     render,
     storage_driver,
-    trial_start,
-    write_config,
 )
 
 
@@ -182,7 +181,7 @@ class TrialEngine:
 
 def test_trial_start_listening_is_success_and_leaves_nothing(tmp_path):
     engine = TrialEngine('level=info msg="listening on [::]:5000"\n', exits=False)
-    files = [rc.TrialFile(rc.CONFIG_TARGET, data=b"{}"), rc.TrialFile(rc.AUTH_TARGET, source=str(tmp_path / "h"))]
+    files = [TrialFile(rc.CONFIG_TARGET, data=b"{}"), TrialFile(rc.AUTH_TARGET, source=str(tmp_path / "h"))]
     (tmp_path / "h").write_text("alice:x\n")
     assert trial_start(engine, "registry:2", "reg", files, timeout=5) >= 0
     created = engine.created
@@ -201,7 +200,7 @@ def test_trial_start_failure_is_the_registry_error_in_one_line():
     )
     engine = TrialEngine(output, exits=True)
     with pytest.raises(ConfigError) as caught:
-        trial_start(engine, "registry:2", "reg", [rc.TrialFile(rc.CONFIG_TARGET, data=b"{}")], timeout=5)
+        trial_start(engine, "registry:2", "reg", [TrialFile(rc.CONFIG_TARGET, data=b"{}")], timeout=5)
     assert str(caught.value) == (
         "the registry refused the configuration (trial start of registry:2 exited 1): configuration error: error parsing"
         " /etc/docker/registry/config.yml: invalid loglevel loud Must be one of [error, warn, info, debug]"
@@ -212,7 +211,7 @@ def test_trial_start_failure_is_the_registry_error_in_one_line():
 def test_trial_start_fatal_log_line_gives_its_message():
     engine = TrialEngine('time="t" level=info msg="starting"\ntime="t" level=fatal msg="open /certs/server.crt: no such file or directory"\n', exits=True)
     with pytest.raises(ConfigError, match=r"exited 1\): open /certs/server.crt: no such file or directory$"):
-        trial_start(engine, "registry:2", "reg", [rc.TrialFile(rc.CONFIG_TARGET, data=b"{}")], timeout=5)
+        trial_start(engine, "registry:2", "reg", [TrialFile(rc.CONFIG_TARGET, data=b"{}")], timeout=5)
 
 
 def _params(tmp_path, **extra):

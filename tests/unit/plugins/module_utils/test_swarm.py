@@ -14,11 +14,10 @@ from ansible_collections.dockhand.registry.plugins.module_utils.engine import En
 from ansible_collections.dockhand.registry.plugins.module_utils.swarm import (
     RegistryService,
     ServiceSpec,
-    SwarmError,
-    SwarmNode,
     registry_config,
     view,
 )
+from ansible_collections.dockhand.registry.plugins.module_utils.swarm_membership import SwarmError, SwarmNode
 
 MANAGER_STATE = {"LocalNodeState": "active", "NodeID": "node1", "ControlAvailable": True, "Cluster": {"ID": "swarmA"}}
 SWARM = {"ID": "swarmA", "JoinTokens": {"Manager": "SWMTKN-m", "Worker": "SWMTKN-w"}}
@@ -123,7 +122,7 @@ def service_api(spec_dict: dict | None = None) -> mock.MagicMock:
     api.inspect_image.return_value = {"Id": "sha256:img"}
     api.secrets.return_value = []
     api.create_secret.side_effect = lambda name, data, labels=None: {"ID": "id-" + name}
-    # The trial start of a new configuration (registry_config.trial_start): the throwaway registry listens at once.
+    # The trial start of a new configuration (config_file.trial_start): the throwaway registry listens at once.
     api.logs.return_value = b'level=info msg="listening on [::]:5000"\n'
     api.nodes.return_value = [{"ID": "n%d" % i, "Status": {"Addr": "10.0.0.%d" % i}, "Description": {"Hostname": "node%d" % i}} for i in (1, 2, 3)]
     return api

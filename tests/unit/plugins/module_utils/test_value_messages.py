@@ -15,7 +15,8 @@ from ansible_collections.dockhand.registry.plugins.module_utils.engine import En
 from ansible_collections.dockhand.registry.plugins.module_utils.gc import GcError, backend_for
 from ansible_collections.dockhand.registry.plugins.module_utils.publish import ItemsFailed, TagItem, push_images, tag_images
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import client_factory
-from ansible_collections.dockhand.registry.plugins.module_utils.swarm import ServiceSpec, SwarmError
+from ansible_collections.dockhand.registry.plugins.module_utils.swarm import ServiceSpec
+from ansible_collections.dockhand.registry.plugins.module_utils.swarm_membership import SwarmError
 
 REGISTRY_PARAMS = {"workers": 4, "username": None, "password": None, "registry_scheme": "auto", "registry_ca_cert": None,
                    "registry_validate_certs": True}
