@@ -14,7 +14,7 @@ site: setup
 
 ## test: lint, unit, integration and molecule tests, on a real engine and registry
 test: setup-dev engine
-	scripts/test-stages lint unit integration molecule
+	scripts/test-stages lint unit integration+molecule
 
 setup:
 	scripts/bootstrap requirements.txt
