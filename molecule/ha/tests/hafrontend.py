@@ -35,6 +35,9 @@ REMOTE_SCRIPT = "/var/tmp/dh-ha-clientloop.py"
 READ_ONLY_REFUSAL = re.compile(r"405|method not allowed|read.only|unsupported", re.IGNORECASE)
 # A transfer the engine had to start again: the connection broke in the middle of it.
 RETRIED = re.compile(r"retrying", re.IGNORECASE)
+# How the Docker client words a connection that went away with the host holding the address.
+CONNECTION_CUT = re.compile(r"connection reset by peer|broken pipe|: EOF\b|connection refused", re.IGNORECASE)
+CUT_BY_MOVE = "cut by the address move: "
 STATE: dict = {}
 
 
@@ -148,7 +151,18 @@ class Phase:
         return [reason for reason in map(pull_failure, self.pulls) if reason]
 
     def failed_pushes(self) -> list[str]:
-        return [reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes) if reason]
+        return [
+            reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes)
+            if reason and not reason.startswith(CUT_BY_MOVE)
+        ]  # fmt: skip
+
+    def pushes_cut_by_address_move(self) -> list[str]:
+        """Pushes that exited non-zero because their connection went with the host that held the address (reported,
+        and at most the one push in flight when the address moved: the client runs one push at a time)."""
+        return [
+            reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes)
+            if reason and reason.startswith(CUT_BY_MOVE)
+        ]  # fmt: skip
 
     def engine_retries(self) -> list[str]:
         """The transfers the client's engine started again for another reason than the read-only registry's refusal
@@ -172,6 +186,7 @@ class Phase:
             "engine_retries": len(self.engine_retries()),
             "engine_retries_excused": len(self.retried_in_log) - len(self.engine_retries()),
             "pushes_retried_across_address_move": self.pushes_retried_across_address_move(),
+            "pushes_cut_by_address_move": len(self.pushes_cut_by_address_move()),
             "window_s": round(end - start, 1), **self.notes,
         }  # fmt: skip
 
@@ -186,6 +201,8 @@ class Phase:
         assert len(fetched) == len([r for r in self.pulls if r["rc"] == 0]), "%s: a pull did not download the layer" % self.name
         assert not self.failed_pulls(), "%s: failed pulls: %s" % (self.name, self.failed_pulls()[:3])
         assert not self.failed_pushes(), "%s: failed pushes: %s" % (self.name, self.failed_pushes()[:3])
+        assert len(self.pushes_cut_by_address_move()) <= 1, "%s: more than the push in flight cut by the address move: %s" % (
+            self.name, self.pushes_cut_by_address_move())
         assert not self.engine_retries(), "%s: the client's engine retried: %s" % (self.name, self.engine_retries()[:3])
         assert self.overlapping(self.pulls), "%s: no pull overlapped the disruption %s" % (self.name, self.window)
 
@@ -217,14 +234,19 @@ def upload_cut_by_move(line: str, at: float, moved: tuple[float, float] | None) 
 
 def push_failure(record: dict, read_only: tuple[float, float] | None, moved: tuple[float, float] | None = None) -> str | None:
     """Why a push failed, or None. A push may fail only while the registry is read-only, and only with the
-    registry's own refusal: a push command that exits non-zero for any other reason is a failure, also across the
-    move of the address. A layer the engine uploaded again is a failure unless the read-only registry refused it or
-    the push was in flight through the host that held the address when that host went away (the engine's log says
-    why it retried: ``Phase.engine_retries``); such a push is counted on its own."""
+    registry's own refusal; a push command that exits non-zero for any other reason is a failure, except one whose
+    connection the move of the address cut (returned with CUT_BY_MOVE in front: ``Phase.pushes_cut_by_address_move``
+    counts them, at most the one in flight). A layer the engine uploaded again is a failure unless the read-only
+    registry refused it or the push was in flight through the host that held the address when that host went away
+    (the engine's log says why it retried: ``Phase.engine_retries``); such a push is counted on its own."""
     if record.get("not_pushed"):
         return "%s: %s" % (record["not_pushed"], record["output"].strip().splitlines()[-1:])
     if record["rc"] != 0 and not refused_while_read_only(record["output"], record["start"], record["end"], read_only):
-        return "exit %d: %s" % (record["rc"], record["output"].strip().splitlines()[-1:])
+        last = record["output"].strip().splitlines()[-1:]
+        if _overlaps(record, moved) and CONNECTION_CUT.search(" ".join(last)):
+            # A plain docker push does not retry a blob check (HEAD) whose connection the move cut.
+            return "%sexit %d: %s" % (CUT_BY_MOVE, record["rc"], last)
+        return "exit %d: %s" % (record["rc"], last)
     excused = _overlaps(record, read_only) or _overlaps(record, moved)
     if record["rc"] == 0 and RETRIED.search(record["output"]) and not excused:
         return "retried: %s" % [line for line in record["output"].splitlines() if RETRIED.search(line)][:1]
