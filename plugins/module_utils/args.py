@@ -132,7 +132,7 @@ def run_module(module, action, *required: tuple[str, bool, str | None]) -> None:
         result = action()
     except PartialFailure as exc:
         # What did change is reported with the failure: ``changed``, and every item's own outcome.
-        extra = {k: v for k, v in exc.result.items() if k not in ("msg", "failed", "diff", "warnings")}
+        extra = {k: v for k, v in exc.result.items() if k not in ("msg", "failed", "warnings") and (k != "diff" or module._diff)}
         for warning in exc.result.get("warnings") or []:
             module.warn(warning)
         module.fail_json(msg=one_line(exc), **extra)

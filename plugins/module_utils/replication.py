@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, check_workers, one_line, write_atomic
+from ansible_collections.dockhand.registry.plugins.module_utils.common import DockhandError, PartialFailure, check_workers, one_line, write_atomic
 from ansible_collections.dockhand.registry.plugins.module_utils.reference import validate_registry, validate_repository
 from ansible_collections.dockhand.registry.plugins.module_utils.registry import RegistryClient
 from ansible_collections.dockhand.registry.plugins.module_utils.sync import Item, Syncer, parse_platform
@@ -38,13 +38,11 @@ SOURCE_KEYS = {
 }  # fmt: skip
 
 
-class ReplicationError(DockhandError):
+class ReplicationError(PartialFailure):
     """A source failed (or several); ``results`` holds every source's record, ``result`` the run's result."""
 
     def __init__(self, message: str, results: list[dict], result: dict | None = None) -> None:
-        super().__init__(message)
-        self.results = results
-        self.result = dict(result or {}, results=results)
+        super().__init__(message, dict(result or {}, results=results))
 
 
 @dataclass

@@ -179,8 +179,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dockhand.registry.plugins.module_utils.args import REGISTRY_ARGSPEC, run_module
-from ansible_collections.dockhand.registry.plugins.module_utils.common import one_line
-from ansible_collections.dockhand.registry.plugins.module_utils.replication import ReplicationError, replicate
+from ansible_collections.dockhand.registry.plugins.module_utils.replication import replicate
 from ansible_collections.dockhand.registry.plugins.module_utils.tag_select import PACKAGING_LIBRARY
 from ansible_collections.dockhand.registry.plugins.module_utils.transport import REQUESTS_LIBRARY
 
@@ -218,14 +217,9 @@ def main() -> None:
     needs_packaging = any(s.get("tag_semver") or s.get("tag_limit") for s in p["sources"])
 
     def action() -> dict:
-        try:
-            return replicate(p, check_mode=module.check_mode)
-        except ReplicationError as exc:
-            # What the run did and recorded comes with the failure: every source's record, what was copied.
-            result = dict(exc.result)
-            if not module._diff:
-                result.pop("diff", None)
-            module.fail_json(msg=one_line(exc), **result)
+        # A failed source raises ReplicationError (a PartialFailure): run_module returns every source's record and
+        # what was copied with the failure.
+        return replicate(p, check_mode=module.check_mode)
 
     run_module(module, action, REQUESTS_LIBRARY, *([PACKAGING_LIBRARY] if needs_packaging else []))
 
