@@ -35,9 +35,6 @@ REMOTE_SCRIPT = "/var/tmp/dh-ha-clientloop.py"
 READ_ONLY_REFUSAL = re.compile(r"405|method not allowed|read.only|unsupported", re.IGNORECASE)
 # A transfer the engine had to start again: the connection broke in the middle of it.
 RETRIED = re.compile(r"retrying", re.IGNORECASE)
-# How the Docker client words a connection that went away with the host holding the address.
-CONNECTION_CUT = re.compile(r"connection reset by peer|broken pipe|: EOF\b|connection refused", re.IGNORECASE)
-CUT_BY_MOVE = "cut by the address move: "
 STATE: dict = {}
 
 
@@ -131,10 +128,6 @@ class Phase:
     name: str
     window: tuple[float, float] = (0.0, 0.0)
     read_only: tuple[float, float] | None = None  # when pushes may be refused (and must say so)
-    # From the stop of the node holding the virtual IP until another holds it (plus a second): an upload in flight
-    # through the old holder is cut (its TCP connection ended with that host) and the engine uploads it again. That
-    # push does not fail; it is counted on its own (pushes_retried_across_address_move), never hidden.
-    address_moved: tuple[float, float] | None = None
     pulls: list[dict] = field(default_factory=list)
     pushes: list[dict] = field(default_factory=list)
     retried_in_log: list[tuple[float, str]] = field(default_factory=list)
@@ -151,29 +144,11 @@ class Phase:
         return [reason for reason in map(pull_failure, self.pulls) if reason]
 
     def failed_pushes(self) -> list[str]:
-        return [
-            reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes)
-            if reason and not reason.startswith(CUT_BY_MOVE)
-        ]  # fmt: skip
-
-    def pushes_cut_by_address_move(self) -> list[str]:
-        """Pushes that exited non-zero because their connection went with the host that held the address (reported,
-        and at most the one push in flight when the address moved: the client runs one push at a time)."""
-        return [
-            reason for reason in (push_failure(r, self.read_only, self.address_moved) for r in self.pushes)
-            if reason and reason.startswith(CUT_BY_MOVE)
-        ]  # fmt: skip
+        return [reason for reason in (push_failure(r, self.read_only) for r in self.pushes) if reason]
 
     def engine_retries(self) -> list[str]:
-        """The transfers the client's engine started again for another reason than the read-only registry's refusal
-        or an upload cut by the move of the address."""
-        return [
-            line for at, line in self.retried_in_log
-            if not refused_while_read_only(line, at, at, self.read_only) and not upload_cut_by_move(line, at, self.address_moved)
-        ]  # fmt: skip
-
-    def pushes_retried_across_address_move(self) -> int:
-        return sum(1 for r in self.pushes if r["rc"] == 0 and RETRIED.search(r["output"]) and _overlaps(r, self.address_moved))
+        """The transfers the client's engine started again for another reason than the read-only registry's refusal."""
+        return [line for at, line in self.retried_in_log if not refused_while_read_only(line, at, at, self.read_only)]
 
     def refused_pushes(self) -> int:
         return sum(1 for r in self.pushes if r["rc"] != 0 and not push_failure(r, self.read_only))
@@ -185,8 +160,6 @@ class Phase:
             "pushes": len(self.pushes), "pushes_failed": len(self.failed_pushes()), "pushes_refused_read_only": self.refused_pushes(),
             "engine_retries": len(self.engine_retries()),
             "engine_retries_excused": len(self.retried_in_log) - len(self.engine_retries()),
-            "pushes_retried_across_address_move": self.pushes_retried_across_address_move(),
-            "pushes_cut_by_address_move": len(self.pushes_cut_by_address_move()),
             "window_s": round(end - start, 1), **self.notes,
         }  # fmt: skip
 
@@ -201,8 +174,6 @@ class Phase:
         assert len(fetched) == len([r for r in self.pulls if r["rc"] == 0]), "%s: a pull did not download the layer" % self.name
         assert not self.failed_pulls(), "%s: failed pulls: %s" % (self.name, self.failed_pulls()[:3])
         assert not self.failed_pushes(), "%s: failed pushes: %s" % (self.name, self.failed_pushes()[:3])
-        assert len(self.pushes_cut_by_address_move()) <= 1, "%s: more than the push in flight cut by the address move: %s" % (
-            self.name, self.pushes_cut_by_address_move())
         assert not self.engine_retries(), "%s: the client's engine retried: %s" % (self.name, self.engine_retries()[:3])
         assert self.overlapping(self.pulls), "%s: no pull overlapped the disruption %s" % (self.name, self.window)
 
@@ -227,28 +198,15 @@ def _overlaps(record: dict, window: tuple[float, float] | None) -> bool:
     return window is not None and record["start"] < window[1] and record["end"] > window[0]
 
 
-def upload_cut_by_move(line: str, at: float, moved: tuple[float, float] | None) -> bool:
-    """An engine log line about an upload started again while the address moved (never a download: pulls stay strict)."""
-    return moved is not None and moved[0] <= at <= moved[1] and "upload failed" in line.lower()
-
-
-def push_failure(record: dict, read_only: tuple[float, float] | None, moved: tuple[float, float] | None = None) -> str | None:
+def push_failure(record: dict, read_only: tuple[float, float] | None) -> str | None:
     """Why a push failed, or None. A push may fail only while the registry is read-only, and only with the
-    registry's own refusal; a push command that exits non-zero for any other reason is a failure, except one whose
-    connection the move of the address cut (returned with CUT_BY_MOVE in front: ``Phase.pushes_cut_by_address_move``
-    counts them, at most the one in flight). A layer the engine uploaded again is a failure unless the read-only
-    registry refused it or the push was in flight through the host that held the address when that host went away
-    (the engine's log says why it retried: ``Phase.engine_retries``); such a push is counted on its own."""
+    registry's own refusal; a layer the engine uploaded again is a failure unless the read-only registry refused it
+    (the engine's log says why it retried: ``Phase.engine_retries``)."""
     if record.get("not_pushed"):
         return "%s: %s" % (record["not_pushed"], record["output"].strip().splitlines()[-1:])
     if record["rc"] != 0 and not refused_while_read_only(record["output"], record["start"], record["end"], read_only):
-        last = record["output"].strip().splitlines()[-1:]
-        if _overlaps(record, moved) and CONNECTION_CUT.search(" ".join(last)):
-            # A plain docker push does not retry a blob check (HEAD) whose connection the move cut.
-            return "%sexit %d: %s" % (CUT_BY_MOVE, record["rc"], last)
-        return "exit %d: %s" % (record["rc"], last)
-    excused = _overlaps(record, read_only) or _overlaps(record, moved)
-    if record["rc"] == 0 and RETRIED.search(record["output"]) and not excused:
+        return "exit %d: %s" % (record["rc"], record["output"].strip().splitlines()[-1:])
+    if record["rc"] == 0 and RETRIED.search(record["output"]) and not _overlaps(record, read_only):
         return "retried: %s" % [line for line in record["output"].splitlines() if RETRIED.search(line)][:1]
     return None
 
