@@ -75,14 +75,17 @@ def pull_by_digest(node: str, port: int, repository: str, digest: str) -> str:
 
 def http_pull(session: requests.Session, base: str, repository: str, digest: str) -> None:
     """A pull over the registry API: the manifest by digest and every blob it names, each checked against its digest.
-    Raises requests' ConnectionError/Timeout when the node does not answer, AssertionError on a wrong answer."""
+    Each request on a connection of its own, as the Docker engine's registry client makes them (it disables HTTP
+    keep-alive), so a registry that stops closes no idle connection under a request. Raises requests'
+    ConnectionError/Timeout when the node does not answer, AssertionError on a wrong answer."""
     timeout = (1, 10)
-    answer = session.get("%s/v2/%s/manifests/%s" % (base, repository, digest), headers={"Accept": ACCEPT}, timeout=timeout)
+    close = {"Connection": "close"}
+    answer = session.get("%s/v2/%s/manifests/%s" % (base, repository, digest), headers={"Accept": ACCEPT, **close}, timeout=timeout)
     assert answer.status_code == 200, "manifest %s: HTTP %d" % (digest, answer.status_code)
     assert "sha256:" + hashlib.sha256(answer.content).hexdigest() == digest, "manifest digest mismatch"
     manifest = answer.json()
     for blob in [manifest["config"], *manifest["layers"]]:
-        got = session.get("%s/v2/%s/blobs/%s" % (base, repository, blob["digest"]), timeout=timeout)
+        got = session.get("%s/v2/%s/blobs/%s" % (base, repository, blob["digest"]), headers=close, timeout=timeout)
         assert got.status_code == 200, "blob %s: HTTP %d" % (blob["digest"], got.status_code)
         assert "sha256:" + hashlib.sha256(got.content).hexdigest() == blob["digest"], "blob digest mismatch"
 
