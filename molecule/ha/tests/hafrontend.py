@@ -137,8 +137,7 @@ class Phase:
     since: float = 0.0
 
     def overlapping(self, records: list[dict]) -> list[dict]:
-        start, end = self.window
-        return [r for r in records if r["start"] < end and r["end"] > start]
+        return [r for r in records if _overlaps(r, self.window)]
 
     def failed_pulls(self) -> list[str]:
         return [reason for reason in map(pull_failure, self.pulls) if reason]
